@@ -1,0 +1,151 @@
+"""Every tunable default of mesh, in one place, with the reason for each value.
+
+The gossip defaults start from HashiCorp memberlist's ``DefaultLANConfig``
+(probe every 1 s, probe timeout 500 ms, suspicion multiplier 4, 3 indirect
+probes, gossip to 3 peers every 200 ms). Where mesh differs, the reason is
+written beside the value.
+
+Failure-detection time, documented (``mesh members`` users rely on it):
+with N members, a crashed node is first probed within ``probe_interval`` of
+any given member (on average N/N = one probe round across the cluster, since
+members probe in randomised round-robin), marked ``suspect`` after
+``probe_timeout`` plus the indirect-probe round, and marked ``dead`` once the
+suspicion timeout runs out. The suspicion timeout starts at
+``suspicion_max_timeout_mult * suspicion_timeout(N)`` and shrinks towards
+``suspicion_timeout(N) = suspicion_mult * max(1, log10(N)) * probe_interval``
+as independent confirmations arrive (Lifeguard). For N <= 10 that is 4 s at
+least, 24 s at most; see :func:`Config.detection_bound`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Tunables for one node. Frozen: make a changed copy with :meth:`with_`."""
+
+    # --- probing (SWIM failure detector) -------------------------------------
+    probe_interval: float = 1.0
+    """Seconds between probes of one member (memberlist LAN). Smaller detects
+    faster but costs N probes per interval across the cluster."""
+
+    probe_timeout: float = 0.5
+    """Seconds to wait for a direct ack before asking peers for an indirect probe
+    (memberlist LAN). Well above a LAN round trip, below the probe interval so the
+    indirect round fits in the same period."""
+
+    indirect_checks: int = 3
+    """Peers asked to probe a target that missed its direct ack (memberlist LAN).
+    Three independent paths make one bad link unlikely to cause a suspicion."""
+
+    # --- suspicion (Lifeguard dynamic suspicion timeout) ---------------------
+    suspicion_mult: int = 4
+    """Multiplier for the minimum suspicion timeout, scaled by log10(N) and the
+    probe interval (memberlist LAN). Gives a suspect ~4 probe rounds to refute."""
+
+    suspicion_max_timeout_mult: int = 6
+    """The suspicion timeout starts at this many times the minimum and shrinks as
+    independent confirmations arrive (Lifeguard; memberlist's value). A lone
+    suspicion, possibly from an unhealthy prober, waits long; a widely confirmed
+    one finishes fast."""
+
+    # --- local health (Lifeguard awareness) ----------------------------------
+    awareness_max_multiplier: int = 8
+    """Upper bound on the local health multiplier that stretches our own probe
+    interval and timeout when we are slow or lossy (memberlist LAN). A node that
+    misses its own acks backs off instead of accusing healthy peers."""
+
+    # --- dissemination -------------------------------------------------------
+    gossip_interval: float = 0.2
+    """Seconds between gossip rounds that push queued broadcasts (memberlist LAN)."""
+
+    gossip_nodes: int = 3
+    """Random peers each gossip round sends to (memberlist LAN)."""
+
+    retransmit_mult: int = 4
+    """A broadcast is retransmitted retransmit_mult * ceil(log10(N + 1)) times, the
+    lambda * log(N) of the SWIM paper (memberlist LAN). Enough for every member to
+    hear it with high probability while the cost grows only logarithmically."""
+
+    gossip_to_dead: float = 30.0
+    """Seconds after a member is declared dead or left during which we still
+    gossip to it, so it can learn it was declared dead and refute (memberlist)."""
+
+    dead_reclaim: float = 60.0
+    """Seconds a dead or left member is remembered before it is forgotten. Long
+    enough that its death reaches everyone, so nobody resurrects it from a stale
+    push-pull; a later rejoin with a higher incarnation is accepted anyway."""
+
+    push_pull_interval: float = 15.0
+    """Seconds between full-state exchanges with one random peer over HTTP.
+    memberlist uses 30 s on a LAN; clusters of mesh are small and a faster
+    anti-entropy round heals partitions and missed broadcasts sooner at a cost of
+    one request per node per interval."""
+
+    # --- join ----------------------------------------------------------------
+    join_retry_initial: float = 0.5
+    """First delay before retrying seeds that did not answer."""
+
+    join_retry_max: float = 5.0
+    """Cap on the join retry backoff, so a node whose seeds start late joins within
+    a few seconds of them coming up."""
+
+    # --- wire ----------------------------------------------------------------
+    max_datagram: int = 1400
+    """Largest UDP datagram we send or accept, header included. Fits in one
+    Ethernet frame (1500 MTU less IP/UDP headers and headroom for tunnels), so
+    datagrams are never fragmented."""
+
+    max_http_body: int = 8 * 1024 * 1024
+    """Largest HTTP body or websocket frame we accept. Bounds memory per request;
+    task payloads larger than this must be split by the caller."""
+
+    max_meta_bytes: int = 512
+    """Largest encoded member metadata. Metadata rides inside alive messages and
+    has to fit into one datagram together with the other fields."""
+
+    # --- execution -----------------------------------------------------------
+    replicas: int = 2
+    """How many nodes hold each stored result (capped by the number of alive
+    nodes). Two copies survive any single node failure at half the memory of
+    three; raise it with ``--replicas`` for more failures at once."""
+
+    max_task_crashes: int = 3
+    """A task that kills its worker process this many times is failed with
+    ``KilledWorker`` instead of being retried forever (Dask uses 3 as well)."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form settings for experiments; not read by mesh itself."""
+
+    def with_(self, **changes: Any) -> Config:
+        """Return a copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+    # --- derived values ------------------------------------------------------
+    def retransmit_limit(self, n: int) -> int:
+        """How many times one broadcast is sent, for a cluster of ``n`` members."""
+        return self.retransmit_mult * max(1, math.ceil(math.log10(n + 1)))
+
+    def suspicion_timeout(self, n: int) -> float:
+        """The minimum suspicion timeout for a cluster of ``n`` members."""
+        return self.suspicion_mult * max(1.0, math.log10(max(1, n))) * self.probe_interval
+
+    def detection_bound(self, n: int) -> float:
+        """An upper bound, in seconds, from a crash until every healthy member has
+        marked the crashed node dead, assuming no message loss: one full probe
+        round to reach it, the probe and indirect-probe timeouts, the longest
+        suspicion timeout, and a gossip spread of a few rounds."""
+        spread = self.retransmit_limit(n) * self.gossip_interval
+        return (
+            self.probe_interval * 2
+            + self.probe_timeout * 2
+            + self.suspicion_max_timeout_mult * self.suspicion_timeout(n)
+            + spread
+        )
+
+
+DEFAULT = Config()
