@@ -81,6 +81,12 @@ ChannelHandler = Callable[[str, Channel], Awaitable[None]]
 handler returns."""
 
 
+class TimerHandle(Protocol):
+    """A scheduled callback, as returned by :meth:`Runtime.call_later`."""
+
+    def cancel(self) -> None: ...
+
+
 class Server(Protocol):
     """A listening HTTP server, as returned by :meth:`Runtime.serve`."""
 
@@ -101,6 +107,10 @@ class Runtime(Protocol):
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on this runtime's clock."""
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run ``callback`` once, ``delay`` seconds from now on this runtime's
+        clock. Callbacks of one runtime never run concurrently with each other."""
 
     async def open_datagram(self, bind: Address, handler: DatagramHandler) -> DatagramEndpoint:
         """Bind a datagram endpoint. ``handler`` receives every datagram."""
