@@ -1,0 +1,223 @@
+"""The thin asyncio driver around :class:`Membership`.
+
+It owns the datagram endpoint, one timer and the push-pull tasks, and feeds
+bytes and time into the sans-IO core. Everything that touches the outside
+world goes through the :class:`~mesh.runtime.Runtime` it is given, so the same
+driver runs under the real runtime and under the simulator. Network errors are
+translated here, at this one boundary, into counters and rate-limited logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from mesh.config import Config
+from mesh.errors import WireError
+from mesh.gossip._events import MemberEvent, PushPull, Send
+from mesh.gossip._membership import Membership
+from mesh.metrics import Metrics, RateLimitedLog
+from mesh.runtime import Address, DatagramEndpoint, Runtime, TimerHandle, Unreachable
+from mesh.wire import Codec
+
+log = logging.getLogger("mesh.gossip")
+
+PUSH_PULL_PATH = "/v1/gossip/pushpull"
+
+
+class GossipDriver:
+    """Runs one node's membership protocol.
+
+    ``on_event`` is called for every :class:`MemberEvent`, in order, from the
+    driver's own callbacks: never concurrently, and never re-entrantly. It
+    must not block.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        config: Config,
+        membership: Membership,
+        codec: Codec,
+        http_codec: Codec,
+        metrics: Metrics,
+        seeds: Sequence[Address] = (),
+        on_event: Callable[[MemberEvent], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.membership = membership
+        self.metrics = metrics
+        self.seeds = [s for s in seeds if s != membership.addr]
+        self.on_event = on_event
+        self.joined = asyncio.Event()
+        self._codec = codec
+        self._http_codec = http_codec
+        self._noise = RateLimitedLog(log, runtime.now)
+        self._endpoint: DatagramEndpoint | None = None
+        self._timer: TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopped = False
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Bind the datagram endpoint, start the timers and join the seeds."""
+        self._endpoint = await self.runtime.open_datagram(self.membership.addr, self._on_datagram)
+        self._reschedule()
+        if self.seeds:
+            self._spawn(self._join())
+        else:
+            self.joined.set()
+
+    async def leave(self, timeout: float = 2.0) -> None:
+        """Leave gracefully: every live peer is told at once, and we keep
+        gossiping for a few rounds (at most ``timeout`` seconds) so the news
+        also reaches members we did not know of."""
+        self._perform(self.membership.leave(self.runtime.now()))
+        await self.runtime.sleep(min(timeout, 3 * self.config.gossip_interval))
+
+    async def stop(self) -> None:
+        """Stop everything at once, without telling anyone (a crash looks the
+        same to peers). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._endpoint is not None:
+            self._endpoint.close()
+
+    # ------------------------------------------------------------------ input
+    def _on_datagram(self, data: bytes, src: Address) -> None:
+        if self._stopped:
+            return
+        try:
+            body = self._codec.open(data)
+            out = self.membership.receive(body, src, self.runtime.now())
+        except WireError as exc:
+            self._rejected("udp", exc, src)
+            return
+        self._perform(out)
+        self._after_input()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        if self._stopped:
+            return
+        self._perform(self.membership.tick(self.runtime.now()))
+        self._after_input()
+
+    async def handle_request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """Serve a peer's push-pull: answer with our table, then merge theirs."""
+        if path != PUSH_PULL_PATH:
+            return 404, b""
+        try:
+            request = self._http_codec.open(body)
+            if type(request) is not dict or "state" not in request:
+                raise WireError("malformed", "push-pull request needs a state")
+            reply = self._http_codec.seal({"state": self.membership.local_state()})
+            self.membership.merge_remote(request["state"], self.runtime.now())
+        except WireError as exc:
+            self._rejected("http", exc, None)
+            return (401 if exc.reason == "unauthenticated" else 400), b""
+        self._after_input()
+        return 200, reply
+
+    # ----------------------------------------------------------------- output
+    def _perform(self, effects: list[Send | PushPull]) -> None:
+        endpoint = self._endpoint
+        for effect in effects:
+            if isinstance(effect, Send):
+                if endpoint is None:
+                    continue
+                try:
+                    frame = self._codec.seal_body(effect.body)
+                except WireError:
+                    self.metrics.inc("gossip_send_oversized")
+                    continue
+                self.metrics.inc("gossip_datagrams_sent")
+                endpoint.sendto(frame, effect.addr)
+            else:
+                self._spawn(self._push_pull(effect.addr, effect.join))
+
+    def _after_input(self) -> None:
+        events = self.membership.drain_events()
+        if self.on_event is not None:
+            for event in events:
+                self.on_event(event)
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._stopped:
+            return
+        when = self.membership.next_deadline()
+        if when >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.runtime.call_later(max(0.0, when - self.runtime.now()), self._on_timer)
+
+    # ------------------------------------------------------------- push-pull
+    async def _push_pull(self, addr: Address, join: bool) -> bool:
+        body = self._http_codec.seal({"join": join, "state": self.membership.local_state()})
+        try:
+            raw = await self.runtime.request(
+                addr, PUSH_PULL_PATH, body, timeout=max(1.0, 4 * self.config.probe_timeout)
+            )
+        except Unreachable as exc:
+            self.metrics.inc("gossip_push_pull_failed")
+            if not join:
+                self._noise.warning("pushpull", "push-pull with %s:%s failed: %s", *addr, exc)
+            return False
+        try:
+            reply = self._http_codec.open(raw)
+            if type(reply) is not dict or "state" not in reply:
+                raise WireError("malformed", "push-pull reply needs a state")
+            self.membership.merge_remote(reply["state"], self.runtime.now())
+        except WireError as exc:
+            self._rejected("http", exc, addr)
+            return False
+        if not self._stopped:
+            self._after_input()
+        return True
+
+    async def _join(self) -> None:
+        delay = self.config.join_retry_initial
+        while True:
+            for seed in self.seeds:
+                if await self._push_pull(seed, join=True):
+                    log.info("joined the mesh through %s:%s", *seed)
+                    self.joined.set()
+                    return
+            seeds = ", ".join(f"{h}:{p}" for h, p in self.seeds)
+            log.warning("seeds not reachable yet (%s); retrying in %.1fs", seeds, delay)
+            await self.runtime.sleep(delay)
+            delay = min(delay * 2, self.config.join_retry_max)
+
+    # ---------------------------------------------------------------- helpers
+    def _rejected(self, channel: str, exc: WireError, src: Address | None) -> None:
+        self.metrics.inc(f"wire_dropped_{exc.reason}")
+        where = f" from {src[0]}:{src[1]}" if src else ""
+        self._noise.warning(
+            f"{channel}:{exc.reason}", "dropped a %s message%s: %s", channel, where, exc
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("gossip task failed", exc_info=task.exception())

@@ -1,0 +1,48 @@
+"""What the membership state machine hands back to its driver.
+
+Effects (:class:`Send`, :class:`PushPull`) say what to do on the network;
+events (:class:`MemberEvent`) say what changed, for the layers above.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from mesh.gossip._state import Address, Member
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one datagram. ``body`` is the msgpack body of a compound message;
+    the driver seals it (MAC, version) before it goes out."""
+
+    addr: Address
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushPull:
+    """Exchange full state with the member at ``addr`` (over HTTP), then feed
+    its answer to :meth:`Membership.merge_remote`."""
+
+    addr: Address
+    join: bool = False
+
+
+class EventKind(enum.Enum):
+    """Why a member event was raised."""
+
+    JOIN = "join"
+    """A member appeared, or came back after being dead or left."""
+    UPDATE = "update"
+    """A member's address or metadata changed, or it refuted a suspicion."""
+    SUSPECT = "suspect"
+    DEAD = "dead"
+    LEFT = "left"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    kind: EventKind
+    member: Member

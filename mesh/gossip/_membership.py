@@ -1,0 +1,531 @@
+"""SWIM membership with Lifeguard, as a sans-IO state machine.
+
+:class:`Membership` is the only stateful object of the gossip layer. It does
+no I/O and reads no clock: time comes in as ``now`` and randomness from the
+``rng`` it was given. Datagrams come in through :meth:`Membership.receive`,
+timers through :meth:`Membership.tick`; both return what to send. The caller
+(see ``_driver.py``) asks :meth:`Membership.next_deadline` when to tick next.
+
+Protocol, per SWIM (Das et al. 2002) with Lifeguard (Dadgar et al. 2018):
+
+* Every ``probe_interval`` (stretched by local health) probe the next member of
+  a shuffled round-robin order. No ack within ``probe_timeout``: ask
+  ``indirect_checks`` peers to probe it; they forward the ack or send a nack.
+  No ack by the end of the interval: suspect it.
+* A suspicion becomes ``dead`` when its timeout runs out; the timeout shrinks as
+  other members confirm the suspicion (:mod:`._suspicion`). A member that hears
+  it is suspected refutes by raising its incarnation.
+* Updates ride on every packet (piggyback) and on gossip rounds, each sent
+  ``retransmit_limit(N)`` times (:mod:`._broadcast`).
+* When probing a suspect, the suspicion goes in the same packet (buddy system),
+  so the suspect learns of it at once and can refute.
+* Periodically exchange the whole table with one peer (push-pull), which the
+  driver carries over HTTP; joining is a push-pull with a seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from mesh.config import Config
+from mesh.errors import ConfigError, WireError
+from mesh.gossip._awareness import Awareness
+from mesh.gossip._broadcast import BroadcastQueue
+from mesh.gossip._events import EventKind, MemberEvent, PushPull, Send
+from mesh.gossip._messages import (
+    ALIVE,
+    COMPOUND_HEADER_MAX,
+    Ack,
+    Alive,
+    Dead,
+    IndirectPing,
+    Message,
+    Nack,
+    Ping,
+    Suspect,
+    compound,
+    decode_compound,
+    encode,
+    from_list,
+)
+from mesh.gossip._state import Address, Member, Status
+from mesh.gossip._suspicion import Suspicion
+from mesh.metrics import Metrics
+from mesh.wire import OVERHEAD
+
+
+@dataclass(slots=True)
+class _Probe:
+    seq: int
+    target: str
+    direct_deadline: float
+    acked: bool = False
+    indirect_sent: bool = False
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@dataclass(slots=True)
+class _Relay:
+    requester: Address
+    seq: int
+    deadline: float
+
+
+class Membership:
+    """One node's view of the cluster and its SWIM/Lifeguard protocol state.
+
+    Not thread-safe and not re-entrant; the driver calls it from one task.
+    Every method that takes ``now`` expects it never to go backwards.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        addr: Address,
+        config: Config,
+        rng: random.Random,
+        now: float,
+        meta: dict[str, Any] | None = None,
+        incarnation: int = 0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.name = name
+        self.addr = addr
+        self.config = config
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._rng = rng
+        meta = dict(meta or {})
+        self._check_meta(meta)
+        me = Member(name, addr, incarnation, Status.ALIVE, meta)
+        self._members: dict[str, Member] = {name: me}
+        self._changed_at: dict[str, float] = {name: now}
+        self._suspicions: dict[str, Suspicion] = {}
+        self._awareness = Awareness(config.awareness_max_multiplier)
+        self._broadcasts = BroadcastQueue()
+        self._events: list[MemberEvent] = []
+        self._out: list[Send | PushPull] = []
+        self._seq = 0
+        self._probe: _Probe | None = None
+        self._probe_order: list[str] = []
+        self._probe_index = 0
+        self._relays: dict[int, _Relay] = {}
+        self._live: list[str] | None = None  # sorted names of alive/suspect peers
+        self._leaving = False
+        self._next_probe = now + rng.random() * config.probe_interval
+        self._next_gossip = now + rng.random() * config.gossip_interval
+        self._next_push_pull = now + (0.5 + rng.random()) * config.push_pull_interval
+        self._next_reap = now + 1.0
+        self._broadcast(Alive(incarnation, name, addr, meta))
+
+    # ------------------------------------------------------------------ views
+    @property
+    def local(self) -> Member:
+        """Our own entry."""
+        return self._members[self.name]
+
+    @property
+    def health_score(self) -> int:
+        """Lifeguard's local health score: 0 is healthy."""
+        return self._awareness.score
+
+    @property
+    def leaving(self) -> bool:
+        return self._leaving
+
+    def get(self, name: str) -> Member | None:
+        return self._members.get(name)
+
+    def members(self) -> list[Member]:
+        """Every member we know, ourselves included, sorted by name."""
+        return [self._members[n] for n in sorted(self._members)]
+
+    def alive(self) -> list[Member]:
+        """Members that are alive or suspect (not yet declared dead), ourselves
+        included unless we are leaving, sorted by name."""
+        return [m for m in self.members() if not m.status.gone]
+
+    def num_live(self) -> int:
+        """Members that are alive or suspect, ourselves included."""
+        return len(self._live_peers()) + (0 if self._leaving else 1)
+
+    def drain_events(self) -> list[MemberEvent]:
+        """Events since the last call, in the order they happened."""
+        events, self._events = self._events, []
+        return events
+
+    def local_state(self) -> list[list[Any]]:
+        """The whole table, for a push-pull exchange."""
+        return [
+            [m.name, m.addr[0], m.addr[1], m.incarnation, int(m.status), m.meta]
+            for m in self.members()
+        ]
+
+    def next_deadline(self) -> float:
+        """When :meth:`tick` next has work to do."""
+        d = min(self._next_probe, self._next_gossip, self._next_push_pull, self._next_reap)
+        probe = self._probe
+        if probe is not None and not probe.acked and not probe.indirect_sent:
+            d = min(d, probe.direct_deadline)
+        for s in self._suspicions.values():
+            d = min(d, s.deadline)
+        for r in self._relays.values():
+            d = min(d, r.deadline)
+        return d
+
+    # ----------------------------------------------------------------- inputs
+    def receive(self, body: Any, src: Address, now: float) -> list[Send | PushPull]:
+        """Handle one decoded datagram body from ``src``. Raises
+        :class:`WireError` if it is not a valid compound message; nothing is
+        applied in that case."""
+        for msg in decode_compound(body):
+            self._dispatch(msg, src, now)
+        return self._flush()
+
+    def tick(self, now: float) -> list[Send | PushPull]:
+        """Run every timer that is due at ``now``."""
+        for name in sorted(n for n, s in self._suspicions.items() if s.deadline <= now):
+            self._suspicion_expired(name, now)
+        for seq in sorted(q for q, r in self._relays.items() if r.deadline <= now):
+            relay = self._relays.pop(seq)
+            self._send(relay.requester, [encode(Nack(relay.seq))])
+        if not self._leaving:
+            self._tick_probe(now)
+        if now >= self._next_gossip:
+            self._gossip(now)
+            self._next_gossip = now + self.config.gossip_interval
+        if now >= self._next_push_pull:
+            self._next_push_pull = now + self.config.push_pull_interval
+            peers = self._live_peers()
+            if peers and not self._leaving:
+                target = self._members[self._rng.choice(peers)]
+                self._out.append(PushPull(target.addr, join=False))
+        if now >= self._next_reap:
+            self._reap(now)
+            self._next_reap = now + 1.0
+        return self._flush()
+
+    def merge_remote(self, state: Any, now: float) -> None:
+        """Apply a peer's table from a push-pull. Raises :class:`WireError` if
+        it is malformed (nothing is applied then). What to send in response
+        is returned by the next :meth:`tick` (broadcasts are queued)."""
+        entries = _parse_state(state)
+        for name, addr, inc, status, meta in entries:
+            if status is Status.ALIVE:
+                self._on_alive(Alive(inc, name, addr, meta), now)
+            elif status is Status.LEFT:
+                self._on_dead(Dead(inc, name, name), now)
+            else:
+                # A remote suspicion or death may be stale: suspect locally and
+                # let the member refute, rather than declare it dead outright.
+                if name not in self._members and name != self.name:
+                    self._on_alive(Alive(inc, name, addr, meta), now)
+                self._on_suspect(Suspect(inc, name, self.name), now)
+
+    def leave(self, now: float) -> list[Send | PushPull]:
+        """Leave gracefully: tell every live peer directly and queue the news
+        for gossip. After this we stop probing; the driver should keep
+        gossiping for a moment so the news spreads, then stop."""
+        if self._leaving:
+            return []
+        me = self.local
+        self._leaving = True
+        self._members[self.name] = me.with_(status=Status.LEFT)
+        msg = encode(Dead(me.incarnation, self.name, self.name))
+        self._broadcasts.push(self.name, msg)
+        for name in self._live_peers():
+            self._send(self._members[name].addr, [msg])
+        return self._flush()
+
+    def set_meta(self, meta: dict[str, Any], now: float) -> None:
+        """Replace our metadata; peers learn it by gossip (it raises our
+        incarnation, so the new value wins everywhere)."""
+        meta = dict(meta)
+        self._check_meta(meta)
+        me = self.local
+        new = me.with_(incarnation=me.incarnation + 1, meta=meta)
+        self._members[self.name] = new
+        self._broadcast(Alive(new.incarnation, self.name, self.addr, meta))
+
+    # --------------------------------------------------------------- handlers
+    def _dispatch(self, msg: Message, src: Address, now: float) -> None:
+        match msg:
+            case Ping():
+                self._on_ping(msg, src)
+            case IndirectPing():
+                self._on_indirect(msg, src, now)
+            case Ack():
+                self._on_ack(msg)
+            case Nack():
+                probe = self._probe
+                if probe is not None and probe.seq == msg.seq:
+                    probe.nacks += 1
+            case Alive():
+                self._on_alive(msg, now)
+            case Suspect():
+                self._on_suspect(msg, now)
+            case Dead():
+                self._on_dead(msg, now)
+
+    def _on_ping(self, msg: Ping, src: Address) -> None:
+        if msg.target != self.name:
+            self.metrics.inc("gossip_ping_wrong_target")
+            return
+        self._send(src, [encode(Ack(msg.seq))])
+
+    def _on_indirect(self, msg: IndirectPing, src: Address, now: float) -> None:
+        seq = self._next_seq()
+        self._relays[seq] = _Relay(src, msg.seq, now + self.config.probe_timeout)
+        self._send(msg.target_addr, [encode(Ping(seq, msg.target))])
+
+    def _on_ack(self, msg: Ack) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == msg.seq:
+            if not probe.acked:
+                probe.acked = True
+                self._awareness.apply(-1)
+            return
+        relay = self._relays.pop(msg.seq, None)
+        if relay is not None:
+            self._send(relay.requester, [encode(Ack(relay.seq))])
+
+    def _on_alive(self, a: Alive, now: float) -> None:
+        if a.node == self.name:
+            me = self.local
+            if self._leaving:
+                return
+            if a.incarnation > me.incarnation or (
+                a.incarnation == me.incarnation and (a.addr != me.addr or a.meta != me.meta)
+            ):
+                self._refute(a.incarnation)
+            return
+        old = self._members.get(a.node)
+        if old is not None and a.incarnation <= old.incarnation:
+            return
+        new = Member(a.node, a.addr, a.incarnation, Status.ALIVE, a.meta)
+        if old is None or old.status.gone:
+            kind: EventKind | None = EventKind.JOIN
+        elif old.status is Status.SUSPECT or old.addr != new.addr or old.meta != new.meta:
+            kind = EventKind.UPDATE
+        else:
+            kind = None
+        self._set(new, now, kind)
+        self._suspicions.pop(a.node, None)
+        self._broadcast(a)
+
+    def _on_suspect(self, s: Suspect, now: float) -> None:
+        if s.node == self.name:
+            if not self._leaving and s.incarnation >= self.local.incarnation:
+                self._refute(s.incarnation)
+            return
+        m = self._members.get(s.node)
+        if m is None or s.incarnation < m.incarnation or m.status.gone:
+            return
+        if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
+            suspicion = self._suspicions.get(s.node)
+            if suspicion is not None and suspicion.confirm(s.sender):
+                self._broadcast(s)
+            return
+        self._set(m.with_(incarnation=s.incarnation, status=Status.SUSPECT), now, EventKind.SUSPECT)
+        n = self.num_live()
+        k = self.config.suspicion_mult - 2
+        if n - 2 < k:
+            k = 0  # too few members to expect independent confirmations
+        lo = self.config.suspicion_timeout(n)
+        hi = self.config.suspicion_max_timeout_mult * lo
+        self._suspicions[s.node] = Suspicion(now, s.sender, k, lo, hi)
+        self._broadcast(s)
+
+    def _on_dead(self, d: Dead, now: float) -> None:
+        if d.node == self.name:
+            if not self._leaving and d.incarnation >= self.local.incarnation:
+                self._refute(d.incarnation)
+            return
+        m = self._members.get(d.node)
+        if m is None or d.incarnation < m.incarnation:
+            return
+        status = Status.LEFT if d.sender == d.node else Status.DEAD
+        if m.status.gone and (m.status >= status or d.incarnation < m.incarnation):
+            return
+        kind = EventKind.LEFT if status is Status.LEFT else EventKind.DEAD
+        self._set(m.with_(incarnation=d.incarnation, status=status), now, kind)
+        self._suspicions.pop(d.node, None)
+        self._broadcast(d)
+
+    def _refute(self, incarnation: int) -> None:
+        me = self.local
+        new = me.with_(incarnation=max(incarnation, me.incarnation) + 1, status=Status.ALIVE)
+        self._members[self.name] = new
+        self._awareness.apply(+1)
+        self.metrics.inc("gossip_refutations")
+        self._broadcast(Alive(new.incarnation, self.name, self.addr, new.meta))
+
+    def _suspicion_expired(self, name: str, now: float) -> None:
+        self._suspicions.pop(name, None)
+        m = self._members.get(name)
+        if m is None or m.status is not Status.SUSPECT:
+            return
+        self._on_dead(Dead(m.incarnation, name, self.name), now)
+
+    # ---------------------------------------------------------------- probing
+    def _tick_probe(self, now: float) -> None:
+        probe = self._probe
+        if (
+            probe is not None
+            and not probe.acked
+            and not probe.indirect_sent
+            and now >= probe.direct_deadline
+        ):
+            self._send_indirect(probe)
+        if now < self._next_probe:
+            return
+        if probe is not None and not probe.acked:
+            self._probe_failed(probe, now)
+        self._probe = None
+        self._start_probe(now)
+        self._next_probe = now + self._awareness.scale(self.config.probe_interval)
+
+    def _start_probe(self, now: float) -> None:
+        target = self._next_probe_target()
+        if target is None:
+            return
+        seq = self._next_seq()
+        prims = []
+        if target.status is Status.SUSPECT:  # buddy system: tell it, so it can refute
+            prims.append(encode(Suspect(target.incarnation, target.name, self.name)))
+        prims.append(encode(Ping(seq, target.name)))
+        deadline = now + self._awareness.scale(self.config.probe_timeout)
+        self._probe = _Probe(seq, target.name, deadline)
+        self._send(target.addr, prims)
+
+    def _next_probe_target(self) -> Member | None:
+        for _ in range(2):
+            while self._probe_index < len(self._probe_order):
+                name = self._probe_order[self._probe_index]
+                self._probe_index += 1
+                m = self._members.get(name)
+                if m is not None and not m.status.gone:
+                    return m
+            peers = list(self._live_peers())
+            if not peers:
+                return None
+            self._rng.shuffle(peers)
+            self._probe_order, self._probe_index = peers, 0
+        return None
+
+    def _send_indirect(self, probe: _Probe) -> None:
+        probe.indirect_sent = True
+        target = self._members.get(probe.target)
+        if target is None:
+            return
+        others = [n for n in self._live_peers() if n != probe.target]
+        k = min(self.config.indirect_checks, len(others))
+        helpers = self._rng.sample(others, k) if k else []
+        probe.expected_nacks = len(helpers)
+        msg = encode(IndirectPing(probe.seq, target.name, target.addr))
+        for name in helpers:
+            self._send(self._members[name].addr, [msg])
+
+    def _probe_failed(self, probe: _Probe, now: float) -> None:
+        self.metrics.inc("gossip_probes_failed")
+        if probe.expected_nacks > 0:
+            self._awareness.apply(max(0, probe.expected_nacks - probe.nacks))
+        else:
+            self._awareness.apply(1)
+        m = self._members.get(probe.target)
+        if m is not None and not m.status.gone:
+            self._on_suspect(Suspect(m.incarnation, m.name, self.name), now)
+
+    # ----------------------------------------------------------- dissemination
+    def _gossip(self, now: float) -> None:
+        if not len(self._broadcasts):
+            return
+        targets = list(self._live_peers())
+        horizon = now - self.config.gossip_to_dead
+        for name, m in self._members.items():
+            if m.status.gone and name != self.name and self._changed_at[name] >= horizon:
+                targets.append(name)
+        k = min(self.config.gossip_nodes, len(targets))
+        for name in self._rng.sample(targets, k):
+            if not len(self._broadcasts):
+                break
+            self._send(self._members[name].addr, [])
+
+    def _send(self, addr: Address, prims: list[bytes]) -> None:
+        """Queue one datagram: ``prims`` first, then as many queued broadcasts
+        as fit. Nothing is sent if there is nothing to say."""
+        budget = (
+            self.config.max_datagram - OVERHEAD - COMPOUND_HEADER_MAX - sum(len(p) for p in prims)
+        )
+        limit = self.config.retransmit_limit(self.num_live())
+        extra = self._broadcasts.take(budget, limit)
+        if prims or extra:
+            self._out.append(Send(addr, compound(prims + extra)))
+
+    def _broadcast(self, msg: Alive | Suspect | Dead) -> None:
+        self._broadcasts.push(msg.node, encode(msg))
+
+    # ------------------------------------------------------------- bookkeeping
+    def _set(self, member: Member, now: float, kind: EventKind | None) -> None:
+        old = self._members.get(member.name)
+        self._members[member.name] = member
+        self._changed_at[member.name] = now
+        if old is None or old.status.gone != member.status.gone:
+            self._live = None
+        if kind is not None:
+            self._events.append(MemberEvent(kind, member))
+
+    def _live_peers(self) -> list[str]:
+        if self._live is None:
+            self._live = sorted(
+                n for n, m in self._members.items() if n != self.name and not m.status.gone
+            )
+        return self._live
+
+    def _reap(self, now: float) -> None:
+        horizon = now - self.config.dead_reclaim
+        for name in sorted(self._members):
+            m = self._members[name]
+            if name != self.name and m.status.gone and self._changed_at[name] < horizon:
+                del self._members[name]
+                del self._changed_at[name]
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _flush(self) -> list[Send | PushPull]:
+        out, self._out = self._out, []
+        return out
+
+    def _check_meta(self, meta: dict[str, Any]) -> None:
+        try:
+            size = len(msgpack.packb(meta, use_bin_type=True))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"member metadata must be msgpack-serialisable: {exc}") from None
+        if size > self.config.max_meta_bytes:
+            raise ConfigError(
+                f"member metadata is {size} bytes; the limit is {self.config.max_meta_bytes}"
+            )
+
+
+def _parse_state(state: Any) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
+    if type(state) is not list:
+        raise WireError("malformed", "push-pull state must be an array")
+    out = []
+    for row in state:
+        if type(row) is not list or len(row) != 6:
+            raise WireError("malformed", "push-pull entry must have 6 fields")
+        name, host, port, inc, status, meta = row
+        # An entry has the fields of an Alive message; reuse its validation.
+        checked = from_list([ALIVE, inc, name, host, port, meta])
+        if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known
+            raise WireError("malformed", "bad push-pull entry")
+        if type(status) is not int or status not in (0, 1, 2, 3):
+            raise WireError("malformed", "bad status in push-pull entry")
+        out.append((checked.node, checked.addr, checked.incarnation, Status(status), checked.meta))
+    return out

@@ -1,0 +1,191 @@
+"""Gossip wire messages: frozen dataclasses and their msgpack list form.
+
+A datagram body is a msgpack array of messages (a compound message); each
+message is an array whose first element is its type number. Type numbers are
+append-only: never reuse or renumber one, only add new ones at the end.
+A receiver skips message types it does not know (a newer peer), and rejects
+with :class:`WireError` anything whose known type has the wrong shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from mesh.errors import WireError
+
+PING = 1
+INDIRECT_PING = 2
+ACK = 3
+NACK = 4
+ALIVE = 5
+SUSPECT = 6
+DEAD = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A direct probe of ``target``; answered with an :class:`Ack` of ``seq``."""
+
+    seq: int
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndirectPing:
+    """Asks the receiver to probe ``target`` at ``target_addr`` on our behalf and
+    to forward its ack (or a :class:`Nack` if none came in time)."""
+
+    seq: int
+    target: str
+    target_addr: tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """Lifeguard: an indirect prober saying it got no ack either. Tells the
+    original prober that its own links work, so a missed probe is not its fault."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    incarnation: int
+    node: str
+    addr: tuple[str, int]
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    incarnation: int
+    node: str
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """``node`` is dead; when ``sender == node`` it left gracefully."""
+
+    incarnation: int
+    node: str
+    sender: str
+
+
+Message = Ping | IndirectPing | Ack | Nack | Alive | Suspect | Dead
+
+
+def to_list(msg: Message) -> list[Any]:
+    """The msgpack-ready form of one message."""
+    match msg:
+        case Ping(seq, target):
+            return [PING, seq, target]
+        case IndirectPing(seq, target, (host, port)):
+            return [INDIRECT_PING, seq, target, host, port]
+        case Ack(seq):
+            return [ACK, seq]
+        case Nack(seq):
+            return [NACK, seq]
+        case Alive(inc, node, (host, port), meta):
+            return [ALIVE, inc, node, host, port, meta]
+        case Suspect(inc, node, sender):
+            return [SUSPECT, inc, node, sender]
+        case Dead(inc, node, sender):
+            return [DEAD, inc, node, sender]
+    raise TypeError(f"not a gossip message: {msg!r}")
+
+
+def encode(msg: Message) -> bytes:
+    """One message as msgpack bytes (an element of a compound body)."""
+    return msgpack.packb(to_list(msg), use_bin_type=True)
+
+
+def compound(encoded: list[bytes]) -> bytes:
+    """A msgpack array of already-encoded messages, without re-encoding them."""
+    n = len(encoded)
+    if n < 16:
+        head = bytes([0x90 | n])
+    elif n < 65536:
+        head = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        raise ValueError("too many messages for one datagram")
+    return head + b"".join(encoded)
+
+
+COMPOUND_HEADER_MAX = 3
+"""Bytes :func:`compound` adds in front of the messages, at most."""
+
+
+def _int(v: Any) -> int:
+    if type(v) is not int or v < 0 or v >= 2**63:
+        raise WireError("malformed", f"expected a non-negative int, got {type(v).__name__}")
+    return v
+
+
+def _str(v: Any) -> str:
+    if type(v) is not str or not v or len(v) > 256:
+        raise WireError("malformed", "expected a name of 1 to 256 characters")
+    return v
+
+
+def _addr(host: Any, port: Any) -> tuple[str, int]:
+    if type(host) is not str or not host or len(host) > 255:
+        raise WireError("malformed", "bad host")
+    if type(port) is not int or not 0 < port < 65536:
+        raise WireError("malformed", "bad port")
+    return (host, port)
+
+
+def _meta(v: Any) -> dict[str, Any]:
+    if type(v) is not dict or not all(type(k) is str for k in v):
+        raise WireError("malformed", "metadata must be a map with string keys")
+    return v
+
+
+def from_list(raw: Any) -> Message | None:
+    """Validate and build one message. Returns ``None`` for a type number we do
+    not know (sent by a newer peer); raises :class:`WireError` otherwise."""
+    if type(raw) is not list or not raw or type(raw[0]) is not int:
+        raise WireError("malformed", "a message must be a non-empty array with a type")
+    kind, n = raw[0], len(raw)
+    try:
+        if kind == PING and n == 3:
+            return Ping(_int(raw[1]), _str(raw[2]))
+        if kind == INDIRECT_PING and n == 5:
+            return IndirectPing(_int(raw[1]), _str(raw[2]), _addr(raw[3], raw[4]))
+        if kind == ACK and n == 2:
+            return Ack(_int(raw[1]))
+        if kind == NACK and n == 2:
+            return Nack(_int(raw[1]))
+        if kind == ALIVE and n == 6:
+            return Alive(_int(raw[1]), _str(raw[2]), _addr(raw[3], raw[4]), _meta(raw[5]))
+        if kind == SUSPECT and n == 4:
+            return Suspect(_int(raw[1]), _str(raw[2]), _str(raw[3]))
+        if kind == DEAD and n == 4:
+            return Dead(_int(raw[1]), _str(raw[2]), _str(raw[3]))
+    except IndexError:  # pragma: no cover - lengths are checked above
+        raise WireError("malformed", f"short message of type {kind}") from None
+    if kind in (PING, INDIRECT_PING, ACK, NACK, ALIVE, SUSPECT, DEAD):
+        raise WireError("malformed", f"message of type {kind} has {n} fields")
+    return None
+
+
+def decode_compound(body: Any) -> list[Message]:
+    """Validate a whole datagram body (a list of messages). All or nothing: one
+    bad message rejects the datagram, so a half-valid packet changes nothing."""
+    if type(body) is not list or not body:
+        raise WireError("malformed", "a datagram must be a non-empty array of messages")
+    out: list[Message] = []
+    for raw in body:
+        msg = from_list(raw)
+        if msg is not None:
+            out.append(msg)
+    return out
