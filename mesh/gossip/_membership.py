@@ -279,7 +279,10 @@ class Membership:
 
     def _on_indirect(self, msg: IndirectPing, src: Address, now: float) -> None:
         seq = self._next_seq()
-        self._relays[seq] = _Relay(src, msg.seq, now + self.config.probe_timeout)
+        # Nack a little before the requester's probe period ends, so the nack
+        # arrives while it still counts (Lifeguard: missing nacks mean the
+        # requester's own links are the problem).
+        self._relays[seq] = _Relay(src, msg.seq, now + 0.8 * self.config.probe_timeout)
         self._send(msg.target_addr, [encode(Ping(seq, msg.target))])
 
     def _on_ack(self, msg: Ack) -> None:

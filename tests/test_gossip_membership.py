@@ -1,0 +1,194 @@
+"""Behaviour of the sans-IO SWIM/Lifeguard state machine, driven directly."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import msgpack
+import pytest
+from gossip_harness import Cluster
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mesh.config import Config
+from mesh.errors import WireError
+from mesh.gossip import EventKind, Membership, Send, Status
+from mesh.gossip._messages import Alive, Dead, Ping, Suspect, compound, decode_compound, encode
+from mesh.gossip._suspicion import Suspicion
+from mesh.wire import OVERHEAD
+
+A = ("127.0.0.1", 7001)
+B = ("127.0.0.1", 7002)
+
+
+def core(name: str = "a", addr=A, **cfg) -> Membership:
+    return Membership(name, addr, Config().with_(**cfg), random.Random(1), now=0.0)
+
+
+def body(*msgs) -> list:
+    return msgpack.unpackb(compound([encode(m) for m in msgs]))
+
+
+def sent_messages(effects) -> list:
+    out = []
+    for e in effects:
+        if isinstance(e, Send):
+            out.extend(decode_compound(msgpack.unpackb(e.body)))
+    return out
+
+
+def test_a_suspected_node_that_refutes_becomes_alive_again() -> None:
+    a = core()
+    a.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    a.receive(body(Suspect(0, "b", "c")), B, 1.0)
+    assert a.get("b").status is Status.SUSPECT
+    a.receive(body(Alive(1, "b", B, {})), B, 2.0)
+    assert a.get("b").status is Status.ALIVE
+    kinds = [e.kind for e in a.drain_events()]
+    assert kinds == [EventKind.JOIN, EventKind.SUSPECT, EventKind.UPDATE]
+    a.tick(60.0)  # the cancelled suspicion never fires
+    assert a.get("b").status is Status.ALIVE
+
+
+@pytest.mark.parametrize("accusation", [Suspect(0, "a", "b"), Dead(0, "a", "b")])
+def test_a_node_refutes_an_accusation_with_a_higher_incarnation(accusation) -> None:
+    a = core()
+    a.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    a.receive(body(accusation), B, 1.0)
+    assert a.local.incarnation == 1 and a.local.status is Status.ALIVE
+    out = a.tick(a.next_deadline() + 1.0)  # the next gossip round carries the refutation
+    alive = [m for m in sent_messages(out) if isinstance(m, Alive) and m.node == "a"]
+    assert alive and alive[0].incarnation == 1
+    assert a.health_score == 1  # Lifeguard: being accused is a hint we are the slow one
+
+
+def test_a_higher_incarnation_wins_over_what_we_believed() -> None:
+    a = core()
+    a.receive(body(Alive(3, "b", B, {"w": 1})), B, 0.0)
+    a.receive(body(Dead(3, "b", "c")), B, 0.0)
+    assert a.get("b").status is Status.DEAD
+    a.receive(body(Alive(2, "b", B, {})), B, 0.0)  # stale: ignored
+    assert a.get("b").status is Status.DEAD
+    a.receive(body(Alive(4, "b", B, {"w": 2})), B, 0.0)
+    assert a.get("b").status is Status.ALIVE and a.get("b").meta == {"w": 2}
+
+
+def test_a_graceful_leave_is_left_not_dead() -> None:
+    a = core()
+    a.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    a.receive(body(Dead(0, "b", "b")), B, 0.0)
+    assert a.get("b").status is Status.LEFT
+    a.receive(body(Dead(0, "b", "c")), B, 0.0)  # a later dead does not downgrade left
+    assert a.get("b").status is Status.LEFT
+
+
+def test_probing_a_suspect_carries_the_suspicion_to_it_buddy_system() -> None:
+    a = core()
+    a.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    a.receive(body(Suspect(0, "b", "c")), B, 0.0)
+    msgs = sent_messages(a.tick(a.next_deadline() + 1.0))
+    pings = [m for m in msgs if isinstance(m, Ping) and m.target == "b"]
+    assert pings, "expected a probe of b"
+    assert any(isinstance(m, Suspect) and m.node == "b" for m in msgs)
+
+
+def test_suspicion_timeout_shrinks_with_independent_confirmations() -> None:
+    s = Suspicion(start=0.0, first="a", k=3, min_timeout=4.0, max_timeout=24.0)
+    assert s.deadline == 24.0
+    assert s.confirm("b") and s.deadline < 24.0
+    assert not s.confirm("b")  # the same sender twice is not independent
+    s.confirm("c")
+    s.confirm("d")
+    assert s.deadline == pytest.approx(4.0)
+    assert not s.confirm("e")  # capped at k
+
+
+def test_every_datagram_fits_the_size_bound() -> None:
+    a = core(max_datagram=400)
+    for i in range(60):
+        a.receive(body(Alive(0, f"peer-{i:03d}", ("127.0.0.1", 8000 + i), {"k": "x" * 20})), B, 0.0)
+    sends = [e for e in a.tick(5.0) if isinstance(e, Send)]
+    assert sends
+    assert all(len(e.body) + OVERHEAD <= 400 for e in sends)
+
+
+@given(st.binary(max_size=200) | st.lists(st.integers() | st.text() | st.none(), max_size=6))
+@settings(max_examples=300)
+def test_garbage_is_rejected_without_changing_anything(junk) -> None:
+    a = core()
+    before = a.members()
+    with contextlib.suppress(WireError):
+        a.receive(junk, B, 1.0)
+    assert a.members() == before
+
+
+def test_metadata_changes_spread_with_a_higher_incarnation() -> None:
+    c = Cluster(4, seed=3)
+    c.run(5.0)
+    c.nodes["n002"].set_meta({"workers": 8}, c.now)
+    c.run(10.0)
+    for name in c.live():
+        m = c.nodes[name].get("n002")
+        assert m.meta == {"workers": 8} and m.incarnation == 1
+
+
+def test_oversized_metadata_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"metadata is \d+ bytes; the limit is 512"):
+        core().set_meta({"blob": "x" * 600}, 0.0)
+
+
+# ---------------------------------------------------------------- clusters
+@given(n=st.integers(3, 8), seed=st.integers(0, 10_000))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_node_that_answers_every_probe_is_never_declared_dead(n: int, seed: int) -> None:
+    c = Cluster(n, seed=seed, latency=(0.0005, 0.2))
+    c.run(60.0)
+    for obs in c.live():
+        for m in c.nodes[obs].members():
+            assert m.status is Status.ALIVE, (obs, m)
+
+
+@given(n=st.integers(3, 10), seed=st.integers(0, 10_000))
+@settings(max_examples=15, deadline=None)
+def test_a_crashed_node_is_declared_dead_by_every_survivor_within_the_bound(n, seed) -> None:
+    c = Cluster(n, seed=seed)
+    c.run(10.0)
+    victim = f"n{n - 1:03d}"
+    c.crash(victim)
+    c.run(10.0 + c.config.detection_bound(n))
+    for obs in c.live():
+        assert c.status(obs, victim) is Status.DEAD, obs
+
+
+def test_a_leaving_node_is_marked_left_by_everyone_at_once() -> None:
+    c = Cluster(5, seed=9)
+    c.run(10.0)
+    c._deliver("n004", c.nodes["n004"].leave(c.now))
+    c.run(c.now + 0.1)
+    c.crash("n004")
+    for obs in c.live():
+        assert c.status(obs, "n004") is Status.LEFT
+
+
+def test_a_restarted_node_rejoins_with_a_higher_incarnation() -> None:
+    c = Cluster(4, seed=5)
+    c.run(10.0)
+    c.crash("n003")
+    c.run(40.0)
+    assert c.status("n000", "n003") is Status.DEAD
+    fresh = c.add("n003", c.addr_of["n003"])  # state lost: starts at incarnation 0
+    c.push_pull("n003", "n000")
+    c.run(50.0)
+    assert fresh.local.incarnation >= 1
+    for obs in c.live():
+        assert c.status(obs, "n003") is Status.ALIVE
+
+
+def test_a_node_that_loses_its_own_acks_raises_its_health_score() -> None:
+    # n000 hears nothing (its inbound link is dead) but everyone else is fine.
+    c = Cluster(6, seed=2, drop=lambda src, dst, now: dst == "n000" and now > 10.0)
+    c.run(10.0)
+    c.run(20.0)
+    assert c.nodes["n000"].health_score > 0
+    assert all(c.nodes[n].health_score == 0 for n in c.live() if n != "n000")
