@@ -25,6 +25,17 @@ _SHUTDOWN_TIMEOUT = 1.0
 _CHANNEL_ERRORS = (ConnectionError, aiohttp.ClientError, asyncio.TimeoutError)
 
 
+def describe(exc: BaseException) -> str:
+    """A short reason for a client error, e.g. ``connection refused``."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, ConnectionRefusedError):
+            return "connection refused (is a mesh node listening there?)"
+        return f"cannot connect: {os_error.strerror or os_error}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def url(addr: Address, path: str, scheme: str = "http") -> str:
     host, port = addr
     if ":" in host:  # IPv6 literal
@@ -201,7 +212,7 @@ class Client:
         except TimeoutError:
             raise Unreachable(f"{where} did not answer within {timeout:g}s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise Unreachable(f"{where} is unreachable: {type(exc).__name__}: {exc}") from None
+            raise Unreachable(f"{where} is unreachable: {describe(exc)}") from None
         if len(data) > self._max_body:
             raise Unreachable(f"{where} answered with more than {self._max_body} bytes")
         return data
@@ -219,7 +230,7 @@ class Client:
         except TimeoutError:
             raise Unreachable(f"{where} did not accept a channel within {timeout:g}s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise Unreachable(f"{where} refused a channel: {type(exc).__name__}: {exc}") from None
+            raise Unreachable(f"{where} refused a channel: {describe(exc)}") from None
         return WebSocketChannel(ws)
 
     async def close(self) -> None:

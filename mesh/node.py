@@ -1,0 +1,227 @@
+"""One node of the mesh: gossip membership, the HTTP API, and services on top.
+
+A :class:`Node` owns a :class:`~mesh.gossip.Membership`, its
+:class:`~mesh.gossip.GossipDriver`, one HTTP server and the services (such as
+the exec layer) that plug into it. It only uses the
+:class:`~mesh.runtime.Runtime` it is given, so the simulator runs it unchanged.
+
+HTTP API (all POST; request and reply bodies are frames sealed with
+:attr:`Node.http_codec`, so a wrong or missing secret gives 401):
+
+* ``/v1/members`` -- ``{"self": name, "members": [member.to_dict(), ...]}``
+* ``/v1/metrics`` -- ``{counter: value}``, sorted by name
+* ``/v1/ring`` -- ``{"shares": {name: fraction of the key space}}``
+* ``/v1/gossip/pushpull`` -- the gossip driver's full-state exchange
+* ``<service.prefix>...`` -- requests and channels for that service
+
+Every request body is opened (size, version, MAC, msgpack) before anything
+else looks at it; a rejected one is answered 401 (``unauthenticated``) or 400,
+counted as ``wire_dropped_<reason>`` and logged at most every few seconds.
+Services therefore only ever see authenticated frames; they still get the
+raw sealed frame and open it themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from mesh.config import Config
+from mesh.errors import WireError
+from mesh.gossip import PUSH_PULL_PATH, GossipDriver, MemberEvent, Membership
+from mesh.metrics import Metrics, RateLimitedLog
+from mesh.runtime import Address, Channel, Runtime, Server
+from mesh.wire import Codec
+
+__all__ = ["MEMBERS_PATH", "METRICS_PATH", "RING_PATH", "Node", "Service"]
+
+log = logging.getLogger("mesh.node")
+
+MEMBERS_PATH = "/v1/members"
+METRICS_PATH = "/v1/metrics"
+RING_PATH = "/v1/ring"
+
+
+class Service(Protocol):
+    """An extension a layer above gossip plugs into a node (the exec layer is one)."""
+
+    prefix: str
+    """HTTP requests and channels whose path starts with this go to the service."""
+
+    async def start(self, node: Node) -> None:
+        """Called once the node serves HTTP and gossip runs."""
+
+    async def stop(self, graceful: bool) -> None:
+        """Called once, on leave (``graceful``) or on a hard stop."""
+
+    async def handle_request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """``body`` is the raw sealed frame, already checked to open cleanly."""
+
+    async def handle_channel(self, path: str, channel: Channel) -> None:
+        """The channel is closed when this returns."""
+
+    def on_member_event(self, event: MemberEvent) -> None:
+        """Never called concurrently; must not block."""
+
+
+class Node:
+    """One member of the mesh. Create it inside the runtime's event loop.
+
+    ``bind`` is both where the node listens (UDP gossip and HTTP on the same
+    port) and the address it tells others; it must be reachable by them.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        config: Config,
+        name: str,
+        bind: Address,
+        seeds: Sequence[Address] = (),
+        secret: bytes | None = None,
+        meta: dict[str, Any] | None = None,
+        services: Sequence[Service] = (),
+    ) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.name = name
+        self.addr: Address = (bind[0], bind[1])
+        self.metrics = Metrics()
+        self.codec = Codec(secret, config.max_datagram)
+        self.http_codec = Codec(secret, config.max_http_body)
+        self.services: list[Service] = list(services)
+        self.membership = Membership(
+            name, self.addr, config, runtime.rng, runtime.now(), meta=meta, metrics=self.metrics
+        )
+        self.driver = GossipDriver(
+            runtime,
+            config,
+            self.membership,
+            self.codec,
+            self.http_codec,
+            self.metrics,
+            seeds=seeds,
+            on_event=self._on_event,
+        )
+        self._listeners: list[Callable[[MemberEvent], None]] = []
+        self._noise = RateLimitedLog(log, runtime.now)
+        self._server: Server | None = None
+        self._services_started: list[Service] = []
+        self._stopped = False
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Serve HTTP, start gossip (binding UDP and joining the seeds in the
+        background), then start the services. On failure, whatever started is
+        stopped again and the error propagates (e.g. ``OSError`` for a port in
+        use)."""
+        self._server = await self.runtime.serve(self.addr, self._on_request, self._on_channel)
+        try:
+            await self.driver.start()
+            for service in self.services:
+                await service.start(self)
+                self._services_started.append(service)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("%s listening on %s:%s", self.name, *self.addr)
+
+    async def leave(self, timeout: float = 2.0) -> None:
+        """Leave gracefully, then stop: services stop (graceful), every peer is
+        told we left and the news gets at most ``timeout`` seconds to spread."""
+        if self._stopped:
+            return
+        await self._stop_services(graceful=True)
+        await self.driver.leave(timeout)
+        log.info("%s left the mesh", self.name)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop at once without telling anyone (peers see a crash). Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._stop_services(graceful=False)
+        await self.driver.stop()
+        if self._server is not None:
+            await self._server.close()
+
+    async def _stop_services(self, graceful: bool) -> None:
+        services, self._services_started = self._services_started, []
+        for service in reversed(services):
+            await service.stop(graceful)
+
+    # ----------------------------------------------------------------- state
+    def members(self) -> list[dict[str, Any]]:
+        """Every member we know, ourselves included, sorted by name, as dicts."""
+        return [m.to_dict() for m in self.membership.members()]
+
+    def set_meta(self, meta: dict[str, Any]) -> None:
+        """Merge ``meta`` into our metadata; peers learn it by gossip. Raises
+        :class:`~mesh.errors.ConfigError` if the result is too large."""
+        merged = {**self.membership.local.meta, **meta}
+        self.membership.set_meta(merged, self.runtime.now())
+
+    def add_listener(self, cb: Callable[[MemberEvent], None]) -> None:
+        """Call ``cb`` for every membership event, after the services. Never
+        called concurrently; must not block."""
+        self._listeners.append(cb)
+
+    def _on_event(self, event: MemberEvent) -> None:
+        m = event.member
+        log.info(
+            "member %s %s at %s (incarnation %d)",
+            m.name, event.kind.value, m.address, m.incarnation,
+        )
+        for service in self.services:
+            service.on_member_event(event)
+        for cb in self._listeners:
+            cb(event)
+
+    # ------------------------------------------------------------------ HTTP
+    async def _on_request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        try:
+            self.http_codec.open(body)
+        except WireError as exc:
+            self.metrics.inc(f"wire_dropped_{exc.reason}")
+            self._noise.warning(f"http:{exc.reason}", "dropped an HTTP body for %s: %s", path, exc)
+            return (401 if exc.reason == "unauthenticated" else 400), b""
+        if path == MEMBERS_PATH:
+            return 200, self.http_codec.seal({"self": self.name, "members": self.members()})
+        if path == METRICS_PATH:
+            return 200, self.http_codec.seal(self.metrics.snapshot())
+        if path == PUSH_PULL_PATH:
+            return await self.driver.handle_request(path, body)
+        if path == RING_PATH:
+            return 200, self.http_codec.seal({"shares": self.ring_shares()})
+        for service in self.services:
+            if path.startswith(service.prefix):
+                return await service.handle_request(path, body)
+        self.metrics.inc("http_not_found")
+        return 404, b""
+
+    async def _on_channel(self, path: str, channel: Channel) -> None:
+        for service in self.services:
+            if path.startswith(service.prefix):
+                await service.handle_channel(path, channel)
+                return
+        self.metrics.inc("channel_not_found")
+        await channel.close()
+
+    def ring_shares(self) -> dict[str, float]:
+        """Each live member's share of the key space, weighted by its
+        ``workers`` metadata (default 1)."""
+        from mesh.placement import Member as PMember
+        from mesh.placement import Placement
+
+        members = [
+            PMember(m.name, _weight(m.meta)) for m in self.membership.alive()
+        ]
+        shares = Placement(members).shares()
+        return {name: shares[name] for name in sorted(shares)}
+
+
+def _weight(meta: dict[str, Any]) -> int:
+    workers = meta.get("workers", 1)
+    return workers if type(workers) is int and workers > 0 else 1
