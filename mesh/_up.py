@@ -43,7 +43,7 @@ def node_args(args: argparse.Namespace, i: int) -> list[str]:
 
 
 async def up(args: argparse.Namespace) -> int:
-    """Start the nodes, print ``name address`` for each, wait for a signal or
+    """Start the nodes, print ``name address pid PID`` for each, wait for a signal or
     for every child to exit, then end them all. Returns the exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,7 +58,7 @@ async def up(args: argparse.Namespace) -> int:
             )
             name = f"node{i + 1}"
             children.append((name, proc))
-            print(f"{name} 127.0.0.1:{args.base_port + i}", flush=True)
+            print(f"{name} 127.0.0.1:{args.base_port + i} pid {proc.pid}", flush=True)
         print(f"mesh up: {args.nodes} nodes running; Ctrl-C stops them all", flush=True)
         exited = asyncio.ensure_future(_all_exited(children))
         stopping = asyncio.ensure_future(stop.wait())
