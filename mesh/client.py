@@ -1,0 +1,280 @@
+"""Run Python functions on a mesh: :class:`Client`, :class:`AsyncClient`.
+
+.. code-block:: python
+
+    from mesh import Client, as_completed
+
+    with Client("127.0.0.1:7946") as client:          # any node of the mesh
+        assert client.submit(pow, 2, 10).result() == 1024
+        futs = client.map(inc, range(10_000))
+        assert client.gather(futs) == [i + 1 for i in range(10_000)]
+        total = client.submit(sum, futs)              # futures as arguments: a task graph
+        for fut in as_completed(futs): ...
+        with client.executor() as ex:                 # a concurrent.futures.Executor
+            list(ex.map(square, xs))
+
+Functions and arguments are pickled with cloudpickle (functions of the
+user's own modules by value, installed packages by reference). With
+``pure=True`` (the default, as in Dask) a task's key is a hash of its function
+and arguments, so equal calls share one result; pass ``pure=False`` for
+functions with side effects or randomness.
+
+The secret defaults to ``MESH_SECRET`` from the environment, like the nodes.
+Both clients share one engine (:mod:`mesh._client_core`); the sync client
+runs it on an event loop in a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from mesh._client_core import ClientCore
+from mesh._client_future import Future, as_completed
+from mesh.config import DEFAULT
+from mesh.exec._errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.secrets import ENV_VAR
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Future",
+    "KilledWorker",
+    "MeshExecutor",
+    "MeshUnavailable",
+    "TaskFailed",
+    "as_completed",
+]
+
+
+def _secret(secret: bytes | str | None) -> bytes | None:
+    if secret is None:
+        secret = os.environ.get(ENV_VAR) or None
+    if isinstance(secret, str):
+        secret = secret.encode()
+    return secret or None
+
+
+def _addresses(address: str | Iterable[str]) -> list[str]:
+    return [address] if isinstance(address, str) else list(address)
+
+
+def _calls(iterables: tuple[Iterable[Any], ...]) -> Iterator[tuple[tuple, dict]]:
+    empty: dict = {}
+    for args in zip(*iterables, strict=False):
+        yield args, empty
+
+
+class _Api:
+    """Operations common to both clients."""
+
+    _core: ClientCore
+
+    def submit(self, func: Callable[..., Any], *args: Any, key: str | None = None,
+               pure: bool = True, retries: int = 0, **kwargs: Any) -> Future:
+        """Run ``func(*args, **kwargs)`` on the mesh. Futures among the
+        arguments (at any depth) are replaced by their results first.
+        ``retries``: run again up to this many times if it raises."""
+        return self._core.build(func, [(args, kwargs)], pure=pure, retries=retries, key=key)[0]
+
+    def map(self, func: Callable[..., Any], *iterables: Iterable[Any], pure: bool = True,
+            retries: int = 0) -> list[Future]:
+        """``submit(func, *items)`` for each item tuple of ``iterables``,
+        sent in batches."""
+        return self._core.build(func, _calls(iterables), pure=pure, retries=retries)
+
+    @property
+    def node(self) -> str:
+        """The name of the node this client is attached to."""
+        return self._core.node
+
+    @property
+    def addresses(self) -> list[str]:
+        """Node addresses this client knows (the current one first)."""
+        return [f"{h}:{p}" for h, p in self._core.addresses]
+
+
+class Client(_Api):
+    """A blocking client; usable from any thread."""
+
+    def __init__(self, address: str | Iterable[str], *, secret: bytes | str | None = None,
+                 connect_timeout: float = 5.0, reconnect_timeout: float = 30.0,
+                 max_body: int = DEFAULT.max_http_body) -> None:
+        self._core = ClientCore(_addresses(address), _secret(secret), max_body=max_body,
+                                connect_timeout=connect_timeout,
+                                reconnect_timeout=reconnect_timeout)
+        self._loop = _new_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mesh-client",
+                                        daemon=True)
+        self._thread.start()
+        self._closed = False
+        try:
+            self._call(self._core.start())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def _call(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def gather(self, futures: Iterable[Future] | Future, timeout: float | None = None,
+               errors: str = "raise") -> Any:
+        """Results of ``futures`` in order (a single future: its result).
+        ``errors="raise"`` re-raises the first error; ``"skip"`` leaves failed
+        ones out. ``TimeoutError`` after ``timeout`` seconds."""
+        if isinstance(futures, Future):
+            return futures.result(timeout)
+        futs = list(futures)
+        self._core.wait_states([f._state for f in futs], timeout)
+        return _collect(futs, errors)
+
+    def executor(self, pure: bool = False) -> MeshExecutor:
+        """A :class:`concurrent.futures.Executor` that runs on the mesh."""
+        return MeshExecutor(self, pure=pure)
+
+    def close(self) -> None:
+        """Disconnect; the mesh forgets this client's results. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._call(self._core.close(), timeout=10)
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Api):
+    """The same operations for asyncio code: ``async with AsyncClient(addr)``;
+    ``await client.submit(f, x)`` gives the result (awaiting a future does),
+    ``await client.gather(futures)``."""
+
+    def __init__(self, address: str | Iterable[str], *, secret: bytes | str | None = None,
+                 connect_timeout: float = 5.0, reconnect_timeout: float = 30.0,
+                 max_body: int = DEFAULT.max_http_body) -> None:
+        self._core = ClientCore(_addresses(address), _secret(secret), max_body=max_body,
+                                connect_timeout=connect_timeout,
+                                reconnect_timeout=reconnect_timeout)
+        self._started = False
+
+    async def start(self) -> AsyncClient:
+        if not self._started:
+            await self._core.start()
+            self._started = True
+        return self
+
+    def __await__(self) -> Any:
+        return self.start().__await__()
+
+    async def gather(self, futures: Iterable[Future] | Future, timeout: float | None = None,
+                     errors: str = "raise") -> Any:
+        if isinstance(futures, Future):
+            return await asyncio.wait_for(self._core.wait_async(futures._state), timeout)
+        futs = list(futures)
+
+        async def wait_all() -> None:
+            for f in futs:
+                if not f._state.done:
+                    await self._core.wait_async(f._state)
+
+        await asyncio.wait_for(wait_all(), timeout)
+        return _collect(futs, errors)
+
+    async def close(self) -> None:
+        await self._core.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _collect(futs: list[Future], errors: str) -> list[Any]:
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    out = []
+    for f in futs:
+        if errors == "skip" and f._state.error() is not None:
+            continue
+        out.append(f._state.value())
+    return out
+
+
+class MeshExecutor(concurrent.futures.Executor):
+    """``concurrent.futures.Executor`` over a :class:`Client`. ``map`` sends
+    its calls in batches; ``submit`` returns a standard
+    ``concurrent.futures.Future``."""
+
+    def __init__(self, client: Client, pure: bool = False) -> None:
+        self._client = client
+        self._pure = pure
+        self._outstanding: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+               ) -> concurrent.futures.Future[Any]:
+        if self._shutdown:
+            raise RuntimeError("cannot submit after shutdown")
+        mesh_future = self._client.submit(fn, *args, pure=self._pure, **kwargs)
+        cf: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        cf.set_running_or_notify_cancel()
+        with self._lock:
+            self._outstanding.add(cf)
+
+        def done(f: Future) -> None:
+            try:
+                cf.set_result(f._state.value())
+            except BaseException as exc:  # the task's error becomes the future's
+                cf.set_exception(exc)
+            with self._lock:
+                self._outstanding.discard(cf)
+
+        mesh_future.add_done_callback(done)
+        return cf
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
+            timeout: float | None = None, chunksize: int = 1) -> Iterator[Any]:
+        if self._shutdown:
+            raise RuntimeError("cannot map after shutdown")
+        futs = self._client.map(fn, *iterables, pure=self._pure)
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def results() -> Iterator[Any]:
+            for f in futs:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                yield f.result(remaining)
+
+        return results()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shutdown = True
+        if wait:
+            with self._lock:
+                pending = list(self._outstanding)
+            concurrent.futures.wait(pending)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

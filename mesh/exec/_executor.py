@@ -1,0 +1,53 @@
+"""The executor seam: where a node's tasks actually run.
+
+The exec service never starts processes itself; it is handed an
+:class:`Executor`. :class:`mesh.exec.ProcessExecutor` runs jobs in worker
+subprocesses; ``sim.exec_sim.SimExecutor`` runs them in-process on virtual
+time. Both keep the contract written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+Job = list
+"""``[tid, function bytes, args kind, args payload, deps or None]`` -- the
+exact shape a worker reads (see :mod:`mesh.exec._worker`). ``tid`` is the
+task key."""
+
+Outcome = tuple[str, int, bytes]
+"""``(tid, kind, payload)`` with a result kind from :mod:`mesh.exec._payload`;
+``CRASHED`` when the process running the job died."""
+
+OutcomeHandler = Callable[[list[Outcome]], None]
+
+
+class Executor(Protocol):
+    """Runs jobs and reports each one's outcome exactly once.
+
+    Guarantees: every job given to :meth:`run` or :meth:`run_solo` produces one
+    outcome through the handler passed to :meth:`start` (``CRASHED`` if its
+    process died), unless :meth:`stop` is called first. Outcomes may arrive in
+    any order and in batches. The handler is called from the event loop,
+    never concurrently with itself.
+    """
+
+    workers: int
+    """How many jobs can run at the same time (the node's placement weight)."""
+
+    async def start(self, on_outcomes: OutcomeHandler) -> None: ...
+
+    def capacity(self) -> int:
+        """How many more jobs :meth:`run` should be given now to keep every
+        worker busy with a batch in flight; 0 when saturated."""
+
+    def run(self, jobs: list[Job]) -> None:
+        """Queue jobs; they are batched to workers. Never blocks."""
+
+    def run_solo(self, job: Job) -> None:
+        """Queue a job that crashed a worker before: it runs in a batch of its
+        own, so a crash can be blamed on it alone."""
+
+    async def stop(self) -> None:
+        """End every worker. Jobs still running get no outcome."""

@@ -1,0 +1,194 @@
+"""The real executor: a pool of ``python -m mesh.exec._worker`` processes.
+
+This is outside-world code (processes and pipes), like :mod:`mesh.realtime`.
+Each worker keeps up to ``depth`` batches in flight so the pipe latency is
+hidden behind the batch that is running. Batch size adapts to the measured
+task duration: tiny tasks travel in batches of up to ``max_batch``, slow ones
+one at a time so that idle workers are never starved by a long batch.
+
+A worker that dies is reaped and replaced; every job it held comes back as
+``CRASHED``. A worker that dies before finishing any batch, three times in a
+row, means workers cannot start at all: the pool stops replacing them and
+logs why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import struct
+import sys
+from collections import deque
+from pathlib import Path
+
+import msgpack
+
+from mesh.exec import _payload as P
+from mesh.exec._executor import Job, Outcome, OutcomeHandler
+
+__all__ = ["ProcessExecutor"]
+
+log = logging.getLogger("mesh.exec.pool")
+_HEADER = struct.Struct(">I")
+_MESH_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+_TARGET_BATCH_SECONDS = 0.002
+_MAX_EARLY_DEATHS = 3
+
+
+class _Worker:
+    __slots__ = ("batches", "done_any", "proc", "reader")
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.batches: deque[list[str]] = deque()
+        self.reader: asyncio.Task[None] | None = None
+        self.done_any = False
+
+
+class ProcessExecutor:
+    """Runs jobs in ``workers`` subprocesses (default: the number of cores)."""
+
+    def __init__(self, workers: int | None = None, *, depth: int = 2, max_batch: int = 256) -> None:
+        self.workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
+        self._depth = depth
+        self._max_batch = max_batch
+        self._backlog: deque[Job] = deque()
+        self._solo: deque[Job] = deque()
+        self._pool: list[_Worker] = []
+        self._on_outcomes: OutcomeHandler | None = None
+        self._task_seconds = 0.0  # moving average; 0 = unknown
+        self._early_deaths = 0
+        self._stopping = False
+        self._spawning: set[asyncio.Task[None]] = set()
+        self.restarts = 0
+
+    # --- lifecycle ---------------------------------------------------------
+    async def start(self, on_outcomes: OutcomeHandler) -> None:
+        self._on_outcomes = on_outcomes
+        procs = await asyncio.gather(*(self._spawn() for _ in range(self.workers)))
+        for proc in procs:
+            self._adopt(proc)
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_MESH_ROOT, env.get("PYTHONPATH", "")) if p)
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mesh.exec._worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        )
+
+    def _adopt(self, proc: asyncio.subprocess.Process) -> None:
+        worker = _Worker(proc)
+        worker.reader = asyncio.get_running_loop().create_task(self._read(worker))
+        self._pool.append(worker)
+        self._pump()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in list(self._spawning):
+            task.cancel()
+        for w in self._pool:
+            if w.proc.stdin is not None and not w.proc.stdin.is_closing():
+                w.proc.stdin.close()
+        for w in self._pool:
+            try:
+                await asyncio.wait_for(w.proc.wait(), 1.0)
+            except TimeoutError:
+                w.proc.kill()
+                await w.proc.wait()
+            if w.reader is not None:
+                w.reader.cancel()
+        self._pool.clear()
+
+    # --- scheduling --------------------------------------------------------
+    def _batch_size(self) -> int:
+        if self._task_seconds <= 0:
+            return 16
+        return max(1, min(self._max_batch, int(_TARGET_BATCH_SECONDS / self._task_seconds)))
+
+    def capacity(self) -> int:
+        free = sum(self._depth - len(w.batches) for w in self._pool)
+        return max(0, free * self._batch_size() - len(self._backlog) - len(self._solo))
+
+    def run(self, jobs: list[Job]) -> None:
+        self._backlog.extend(jobs)
+        self._pump()
+
+    def run_solo(self, job: Job) -> None:
+        self._solo.append(job)
+        self._pump()
+
+    def _pump(self) -> None:
+        size = self._batch_size()
+        while self._backlog or self._solo:
+            free = [w for w in self._pool if len(w.batches) < self._depth]
+            if not free:
+                return
+            free.sort(key=lambda w: len(w.batches))
+            worker = free[0]
+            if self._solo:
+                batch = [self._solo.popleft()]
+            else:
+                share = math.ceil(len(self._backlog) / len(free))
+                n = max(1, min(size, share))
+                batch = [self._backlog.popleft() for _ in range(min(n, len(self._backlog)))]
+            self._send(worker, batch)
+
+    def _send(self, worker: _Worker, batch: list[Job]) -> None:
+        body = msgpack.packb(batch, use_bin_type=True)
+        worker.batches.append([job[0] for job in batch])
+        stdin = worker.proc.stdin
+        if stdin is None or stdin.is_closing():
+            return  # the reader sees the death and reports the batch as crashed
+        stdin.write(_HEADER.pack(len(body)) + body)
+
+    # --- results -----------------------------------------------------------
+    async def _read(self, worker: _Worker) -> None:
+        stdout = worker.proc.stdout
+        assert stdout is not None
+        try:
+            while True:
+                head = await stdout.readexactly(4)
+                (size,) = _HEADER.unpack(head)
+                elapsed, results = msgpack.unpackb(await stdout.readexactly(size), raw=False)
+                tids = worker.batches.popleft()
+                worker.done_any = True
+                self._early_deaths = 0
+                if tids:
+                    per_task = elapsed / len(tids)
+                    self._task_seconds = (per_task if self._task_seconds <= 0
+                                          else 0.8 * self._task_seconds + 0.2 * per_task)
+                outcomes: list[Outcome] = [(r[0], r[1], r[2]) for r in results]
+                self._deliver(outcomes)
+                self._pump()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        await self._on_death(worker)
+
+    def _deliver(self, outcomes: list[Outcome]) -> None:
+        if outcomes and self._on_outcomes is not None and not self._stopping:
+            self._on_outcomes(outcomes)
+
+    async def _on_death(self, worker: _Worker) -> None:
+        if worker in self._pool:
+            self._pool.remove(worker)
+        code = await worker.proc.wait()
+        if self._stopping:
+            return
+        lost = [tid for batch in worker.batches for tid in batch]
+        worker.batches.clear()
+        log.warning("worker process %d exited with code %s holding %d task(s); restarting it",
+                    worker.proc.pid, code, len(lost))
+        if not worker.done_any and not lost:
+            self._early_deaths += 1
+        if self._early_deaths >= _MAX_EARLY_DEATHS:
+            log.error("worker processes exit right after starting (%d times in a row); not "
+                      "restarting them. Check that `%s -m mesh.exec._worker` runs on this host.",
+                      self._early_deaths, sys.executable)
+        else:
+            self.restarts += 1
+            self._adopt(await self._spawn())
+        self._deliver([(tid, P.CRASHED, b"") for tid in lost])

@@ -1,0 +1,64 @@
+"""The records an exec node keeps: task specs, stored results, client sessions.
+
+Plain data with ``__slots__``; all behaviour lives in :mod:`mesh.exec._core`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Task states on a node that holds the spec.
+HELD = 0
+"""A backup copy: this node is in the key's preference list but not its owner."""
+WAITING = 1
+"""Owned here, waiting for dependency results."""
+READY = 2
+"""Owned here, queued for a worker."""
+RUNNING = 3
+"""Handed to the executor."""
+
+SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES = range(5)
+"""Indexes into a spec: ``[function bytes, args kind, args payload, dependency
+keys, retries]``."""
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    key: str
+    spec: list
+    subs: set[str]
+    """Nodes to notify of the result (entry nodes of clients, owners of
+    dependent tasks)."""
+    state: int = HELD
+    crashes: int = 0
+    tries: int = 0
+    missing: set[str] = field(default_factory=set)
+    depvals: dict[str, list] = field(default_factory=dict)
+    """Dependency results ``{key: [kind, payload]}`` once they arrived."""
+
+
+@dataclass(slots=True, eq=False)
+class Stored:
+    kind: int
+    payload: bytes
+    subs: set[str]
+    targets: list[str]
+    """The nodes that were to hold this result when it was stored."""
+    coord: str
+    """The node that stored it first and collects acknowledgements."""
+    confirmed: bool = False
+    """True once every alive target holds it (the future may resolve)."""
+    acks: set[str] = field(default_factory=set)
+    notified: set[str] = field(default_factory=set)
+    """Subscribers that resolve from the store message itself."""
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One client channel attached to this node."""
+
+    sid: int
+    window: int
+    inflight: int = 0
+    keys: set[str] = field(default_factory=set)
+    """Keys this client holds (submitted and not yet released)."""

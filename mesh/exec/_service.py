@@ -1,0 +1,341 @@
+"""The exec service: the asyncio driver around :class:`~mesh.exec._core.ExecCore`.
+
+It plugs into a :class:`mesh.node.Node` under ``/v1/exec/``:
+
+* ``/v1/exec/client`` -- a channel per client (``mesh.Client``): batches of
+  submits and releases in, batches of results out. The first frame from the
+  client is ``{"client": id}``; the node answers ``{"node": name, "window":
+  credit, "members": ["host:port", ...]}``.
+* ``/v1/exec/peer`` -- one channel per ordered pair of nodes, opened lazily by
+  the sender; the first frame is ``{"from": name}``.
+* ``/v1/exec/stats`` (HTTP) -- ``{"node", "completed", "queued", "tasks",
+  "results", "workers"}``.
+
+Every frame is sealed with the node's HTTP codec (HMAC of the whole batch,
+once per frame) and opened before anything reads it; a frame that fails to
+open or breaks the protocol closes its channel and is counted and logged.
+Outgoing messages are appended to per-destination buffers and sent as one
+frame per buffer whenever the channel is free, so a burst of tasks costs a
+handful of frames, not one per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from mesh.errors import WireError
+from mesh.exec import _payload as P
+from mesh.exec._core import ExecCore, ProtocolViolation
+from mesh.exec._executor import Executor, Outcome
+from mesh.metrics import RateLimitedLog
+from mesh.runtime import Channel, ChannelClosed, Unreachable
+from mesh.wire import OVERHEAD
+
+if TYPE_CHECKING:
+    from mesh.gossip import MemberEvent
+    from mesh.node import Node
+
+__all__ = ["CLIENT_PATH", "PEER_PATH", "STATS_PATH", "ExecService"]
+
+log = logging.getLogger("mesh.exec")
+
+PREFIX = "/v1/exec/"
+CLIENT_PATH = PREFIX + "client"
+PEER_PATH = PREFIX + "peer"
+STATS_PATH = PREFIX + "stats"
+_TICK = 5.0
+_CONNECT_TIMEOUT = 2.0
+_FRAME_TARGET = 1 << 20
+"""Bytes of messages after which an outgoing batch is cut into another frame."""
+
+
+def encode_frames(codec: Any, msgs: list, limit: int) -> list[bytes]:
+    """Seal ``msgs`` as few frames as fit under ``limit`` bytes each. A single
+    message that cannot fit is dropped (the caller prevents those)."""
+    body = msgpack.packb(msgs, use_bin_type=True)
+    if len(body) + OVERHEAD <= min(limit, _FRAME_TARGET) or len(msgs) == 1:
+        if len(body) + OVERHEAD > limit:
+            log.error("dropping one %d-byte message: larger than the frame limit", len(body))
+            return []
+        return [codec.seal_body(body)]
+    half = len(msgs) // 2
+    return encode_frames(codec, msgs[:half], limit) + encode_frames(codec, msgs[half:], limit)
+
+
+class _Outbox:
+    """Messages for one destination and the task that sends them."""
+
+    __slots__ = ("buf", "task", "wake")
+
+    def __init__(self) -> None:
+        self.buf: list = []
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def push(self, msgs: list) -> None:
+        if self.buf:
+            self.buf.extend(msgs)
+        else:
+            self.buf = msgs
+        self.wake.set()
+
+    def take(self) -> list:
+        msgs, self.buf = self.buf, []
+        self.wake.clear()
+        return msgs
+
+
+class ExecService:
+    """Runs Python tasks for clients on this node's executor and its peers'."""
+
+    prefix = PREFIX
+
+    def __init__(self, executor: Executor, *, window: int = 4096) -> None:
+        self.executor = executor
+        self.window = window
+        self.node: Node | None = None
+        self.core: ExecCore | None = None
+        self._links: dict[str, _Outbox] = {}
+        self._sessions: dict[int, _Outbox] = {}
+        self._next_sid = 0
+        self._addrs: dict[str, tuple[str, int]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timer: Any = None
+        self._stopped = False
+        self._noise: RateLimitedLog | None = None
+        self._limit = 0
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self, node: Node) -> None:
+        self.node = node
+        self._noise = RateLimitedLog(log, node.runtime.now)
+        self._limit = node.config.max_http_body
+        self.core = ExecCore(node.name, replicas=node.config.replicas,
+                             max_crashes=node.config.max_task_crashes, metrics=node.metrics,
+                             window=self.window)
+        node.set_meta({"workers": self.executor.workers})
+        await self.executor.start(self._on_outcomes)
+        self._update_view()
+        self._timer = node.runtime.call_later(_TICK, self._tick)
+
+    async def stop(self, graceful: bool) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for box in [*self._links.values(), *self._sessions.values()]:
+            if box.task is not None:
+                box.task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.executor.stop()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _tick(self) -> None:
+        if self._stopped or self.node is None or self.core is None:
+            return
+        self.core.tick(self.node.runtime.now())
+        self._flush()
+        self._timer = self.node.runtime.call_later(_TICK, self._tick)
+
+    # ------------------------------------------------------------------ view
+    def on_member_event(self, event: MemberEvent) -> None:
+        if self.core is not None and not self._stopped:
+            self._update_view()
+
+    def _update_view(self) -> None:
+        assert self.node is not None and self.core is not None
+        members = []
+        addrs = {}
+        for m in self.node.membership.alive():
+            workers = m.meta.get("workers", 1) if isinstance(m.meta, dict) else 1
+            members.append((m.name, workers if isinstance(workers, int) else 1))
+            addrs[m.name] = m.addr
+        self._addrs = addrs
+        self.core.set_view(members, self.node.runtime.now())
+        for name in [n for n in self._links if n not in addrs]:
+            box = self._links.pop(name)
+            if box.task is not None:
+                box.task.cancel()
+        members_msg = ["m", self.member_addresses()]
+        for sid in self._sessions:
+            self.core.to_clients.setdefault(sid, []).append(members_msg)
+        self._flush()
+
+    def member_addresses(self) -> list[str]:
+        return [f"{a[0]}:{a[1]}" for _, a in sorted(self._addrs.items())]
+
+    # ------------------------------------------------------------- plumbing
+    def _flush(self) -> None:
+        """Hand the core's outputs to their channels and feed the executor."""
+        core = self.core
+        assert core is not None
+        if core.to_peers:
+            out, core.to_peers = core.to_peers, {}
+            for dest, msgs in out.items():
+                box = self._links.get(dest)
+                if box is None:
+                    if dest not in self._addrs:
+                        self.node.metrics.inc("exec_msgs_to_departed")  # type: ignore[union-attr]
+                        continue
+                    box = self._links[dest] = _Outbox()
+                    box.task = self._spawn(self._peer_sender(dest, box))
+                box.push(msgs)
+        if core.to_clients:
+            out, core.to_clients = core.to_clients, {}
+            for sid, msgs in out.items():
+                box = self._sessions.get(sid)
+                if box is not None:
+                    box.push(msgs)
+        if core.ready:
+            cap = self.executor.capacity()
+            if cap > 0:
+                jobs, solo = core.take_jobs(cap)
+                if jobs:
+                    self.executor.run(jobs)
+                for job in solo:
+                    self.executor.run_solo(job)
+
+    def _on_outcomes(self, outs: list[Outcome]) -> None:
+        if self.core is None or self._stopped:
+            return
+        limit = self._limit // 2
+        for i, (tid, _kind, payload) in enumerate(outs):
+            if len(payload) > limit:
+                msg = (f"the result of task {tid!r} is {len(payload)} bytes, more than half of "
+                       f"max_http_body ({self._limit}); return something smaller, or store "
+                       "large data elsewhere and return a reference to it")
+                outs[i] = (tid, P.FAILED, msg.encode())
+        self.core.outcomes(outs)
+        self._flush()
+
+    def _open(self, frame: bytes, what: str) -> Any:
+        assert self.node is not None and self._noise is not None
+        try:
+            return self.node.http_codec.open(frame)
+        except WireError as exc:
+            self.node.metrics.inc(f"wire_dropped_{exc.reason}")
+            self._noise.warning(f"exec-{what}-{exc.reason}", "dropping %s channel: %s", what, exc)
+            raise
+
+    # ----------------------------------------------------------------- peers
+    async def _peer_sender(self, dest: str, box: _Outbox) -> None:
+        assert self.node is not None
+        node = self.node
+        delay = 0.05
+        while not self._stopped and dest in self._addrs:
+            try:
+                ch = await node.runtime.connect(self._addrs[dest], PEER_PATH, _CONNECT_TIMEOUT)
+            except Unreachable as exc:
+                node.metrics.inc("exec_peer_connect_failed")
+                self._noise.warning(f"exec-connect-{dest}", "cannot reach %s: %s", dest, exc)
+                await node.runtime.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            delay = 0.05
+            try:
+                await ch.send(node.http_codec.seal({"from": node.name}))
+                while True:
+                    await box.wake.wait()
+                    for frame in encode_frames(node.http_codec, box.take(), self._limit):
+                        await ch.send(frame)
+            except ChannelClosed:
+                node.metrics.inc("exec_peer_channel_lost")
+            finally:
+                await ch.close()
+        self._links.pop(dest, None)
+
+    async def _serve_peer(self, channel: Channel) -> None:
+        assert self.node is not None and self.core is not None
+        hello = self._open(await channel.recv(), "peer")
+        src = hello.get("from") if isinstance(hello, dict) else None
+        if not isinstance(src, str):
+            self.node.metrics.inc("exec_protocol_violation")
+            return
+        while True:
+            msgs = self._open(await channel.recv(), "peer")
+            try:
+                if not isinstance(msgs, list):
+                    raise ProtocolViolation("a peer frame must be a list of messages")
+                self.core.peer_messages(src, msgs)
+            except ProtocolViolation as exc:
+                self.node.metrics.inc("exec_protocol_violation")
+                self._noise.warning("exec-peer-violation", "closing channel from %s: %s", src, exc)
+                self._flush()
+                return
+            self._flush()
+
+    # --------------------------------------------------------------- clients
+    async def _serve_client(self, channel: Channel) -> None:
+        assert self.node is not None and self.core is not None
+        node, core = self.node, self.core
+        hello = self._open(await channel.recv(), "client")
+        if not isinstance(hello, dict) or "client" not in hello:
+            node.metrics.inc("exec_protocol_violation")
+            return
+        await channel.send(node.http_codec.seal({
+            "node": node.name, "window": self.window, "members": self.member_addresses()}))
+        self._next_sid += 1
+        sid = self._next_sid
+        core.open_session(sid)
+        box = self._sessions[sid] = _Outbox()
+        box.task = self._spawn(self._client_sender(channel, box))
+        node.metrics.inc("exec_client_sessions")
+        try:
+            while True:
+                msgs = self._open(await channel.recv(), "client")
+                if not isinstance(msgs, list):
+                    raise ProtocolViolation("a client frame must be a list of messages")
+                core.client_messages(sid, msgs)
+                self._flush()
+        except ProtocolViolation as exc:
+            node.metrics.inc("exec_protocol_violation")
+            self._noise.warning("exec-client-violation", "closing client channel: %s", exc)
+        finally:
+            del self._sessions[sid]
+            box.task.cancel()
+            core.close_session(sid)
+            self._flush()
+
+    async def _client_sender(self, channel: Channel, box: _Outbox) -> None:
+        assert self.node is not None
+        codec = self.node.http_codec
+        try:
+            while True:
+                await box.wake.wait()
+                for frame in encode_frames(codec, box.take(), self._limit):
+                    await channel.send(frame)
+        except ChannelClosed:
+            await channel.close()
+
+    # ------------------------------------------------------------- handlers
+    async def handle_channel(self, path: str, channel: Channel) -> None:
+        try:
+            if path == CLIENT_PATH:
+                await self._serve_client(channel)
+            elif path == PEER_PATH:
+                await self._serve_peer(channel)
+            else:
+                self.node.metrics.inc("exec_unknown_path")  # type: ignore[union-attr]
+        except (ChannelClosed, WireError):
+            pass  # the peer went away, or sent a frame we refused (counted in _open)
+
+    async def handle_request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        assert self.node is not None and self.core is not None
+        if path != STATS_PATH:
+            return 404, b""
+        core = self.core
+        stats = {"node": self.node.name, "completed": core.completed,
+                 "queued": core.queue_depth(), "tasks": len(core.tasks),
+                 "results": len(core.results), "workers": self.executor.workers,
+                 "sessions": len(core.sessions)}
+        return 200, self.node.http_codec.seal(stats)
