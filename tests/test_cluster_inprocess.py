@@ -128,6 +128,21 @@ def test_requests_and_channels_are_routed_to_the_service_by_prefix() -> None:
     _with_nodes(3, scenario)
 
 
+def test_ring_shares_weight_each_live_member_by_its_workers() -> None:
+    async def scenario(nodes: list[Node], services: list[RecordingService],
+                       client: RealRuntime) -> None:
+        codec = Codec(None, CONFIG.max_http_body)
+        reply = codec.open(await client.request(nodes[0].addr, "/v1/ring", codec.seal({}), 5.0))
+        shares = reply["shares"]
+        assert list(shares) == ["n0", "n1", "n2"]
+        assert abs(sum(shares.values()) - 1.0) < 1e-9
+        # weights 1, 2, 3 (workers meta): bigger members own more of the key space
+        assert shares["n0"] < shares["n1"] < shares["n2"]
+        assert shares == nodes[2].ring_shares()
+
+    _with_nodes(3, scenario)
+
+
 def test_unauthenticated_body_never_reaches_a_service_and_is_counted() -> None:
     async def scenario(nodes: list[Node], services: list[RecordingService],
                        client: RealRuntime) -> None:
