@@ -86,6 +86,11 @@ class Config:
     anti-entropy round heals partitions and missed broadcasts sooner at a cost of
     one request per node per interval."""
 
+    push_pull_scale_threshold: int = 32
+    """Above this many members the push-pull interval grows with log2(N / 32)
+    (memberlist's pushPullScale): each exchange carries the whole table, so at
+    1,000 members a fixed interval would make anti-entropy cost O(N^2) bytes."""
+
     # --- join ----------------------------------------------------------------
     join_retry_initial: float = 0.5
     """First delay before retrying seeds that did not answer."""
@@ -129,6 +134,13 @@ class Config:
     def retransmit_limit(self, n: int) -> int:
         """How many times one broadcast is sent, for a cluster of ``n`` members."""
         return self.retransmit_mult * max(1, math.ceil(math.log10(n + 1)))
+
+    def push_pull_period(self, n: int) -> float:
+        """The push-pull interval for a cluster of ``n`` members."""
+        if n <= self.push_pull_scale_threshold:
+            return self.push_pull_interval
+        extra = math.ceil(math.log2(n) - math.log2(self.push_pull_scale_threshold))
+        return self.push_pull_interval * (extra + 1)
 
     def suspicion_timeout(self, n: int) -> float:
         """The minimum suspicion timeout for a cluster of ``n`` members."""

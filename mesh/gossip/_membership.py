@@ -25,6 +25,7 @@ Protocol, per SWIM (Das et al. 2002) with Lifeguard (Dadgar et al. 2018):
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +115,8 @@ class Membership:
         self._probe_order: list[str] = []
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
-        self._live: list[str] | None = None  # sorted names of alive/suspect peers
+        self._live: list[str] = []  # sorted names of alive/suspect peers
+        self._gone_since: dict[str, float] = {}  # dead or left peers -> when
         self._leaving = False
         self._next_probe = now + rng.random() * config.probe_interval
         self._next_gossip = now + rng.random() * config.gossip_interval
@@ -199,7 +201,7 @@ class Membership:
             self._gossip(now)
             self._next_gossip = now + self.config.gossip_interval
         if now >= self._next_push_pull:
-            self._next_push_pull = now + self.config.push_pull_interval
+            self._next_push_pull = now + self.config.push_pull_period(self.num_live())
             peers = self._live_peers()
             if peers and not self._leaving:
                 target = self._members[self._rng.choice(peers)]
@@ -213,17 +215,17 @@ class Membership:
         """Apply a peer's table from a push-pull. Raises :class:`WireError` if
         it is malformed (nothing is applied then). What to send in response
         is returned by the next :meth:`tick` (broadcasts are queued)."""
-        entries = _parse_state(state)
+        entries = _parse_state(state, self._members)
         for name, addr, inc, status, meta in entries:
             if status is Status.ALIVE:
-                self._on_alive(Alive(inc, name, addr, meta), now)
+                self._on_alive(Alive(inc, name, addr, meta), now, synced=True)
             elif status is Status.LEFT:
                 self._on_dead(Dead(inc, name, name), now)
             else:
                 # A remote suspicion or death may be stale: suspect locally and
                 # let the member refute, rather than declare it dead outright.
                 if name not in self._members and name != self.name:
-                    self._on_alive(Alive(inc, name, addr, meta), now)
+                    self._on_alive(Alive(inc, name, addr, meta), now, synced=True)
                 self._on_suspect(Suspect(inc, name, self.name), now)
 
     def leave(self, now: float) -> list[Send | PushPull]:
@@ -296,7 +298,7 @@ class Membership:
         if relay is not None:
             self._send(relay.requester, [encode(Ack(relay.seq))])
 
-    def _on_alive(self, a: Alive, now: float) -> None:
+    def _on_alive(self, a: Alive, now: float, synced: bool = False) -> None:
         if a.node == self.name:
             me = self.local
             if self._leaving:
@@ -318,7 +320,11 @@ class Membership:
             kind = None
         self._set(new, now, kind)
         self._suspicions.pop(a.node, None)
-        self._broadcast(a)
+        if not (synced and old is None):
+            # A member we merely learned of in a full-state sync is not news to
+            # the cluster: its own broadcast already spread. Re-broadcasting it
+            # would make every join cost N broadcasts on every member.
+            self._broadcast(a)
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
         if s.node == self.name:
@@ -449,9 +455,7 @@ class Membership:
             return
         targets = list(self._live_peers())
         horizon = now - self.config.gossip_to_dead
-        for name, m in self._members.items():
-            if m.status.gone and name != self.name and self._changed_at[name] >= horizon:
-                targets.append(name)
+        targets.extend(n for n, since in self._gone_since.items() if since >= horizon)
         k = min(self.config.gossip_nodes, len(targets))
         for name in self._rng.sample(targets, k):
             if not len(self._broadcasts):
@@ -477,25 +481,28 @@ class Membership:
         old = self._members.get(member.name)
         self._members[member.name] = member
         self._changed_at[member.name] = now
-        if old is None or old.status.gone != member.status.gone:
-            self._live = None
+        was_live = old is not None and not old.status.gone
+        if was_live == member.status.gone:  # joined or left the live view
+            i = bisect.bisect_left(self._live, member.name)
+            if member.status.gone:
+                del self._live[i]
+                self._gone_since[member.name] = now
+            else:
+                self._live.insert(i, member.name)
+                self._gone_since.pop(member.name, None)
         if kind is not None:
             self._events.append(MemberEvent(kind, member))
 
     def _live_peers(self) -> list[str]:
-        if self._live is None:
-            self._live = sorted(
-                n for n, m in self._members.items() if n != self.name and not m.status.gone
-            )
+        """Names of alive and suspect peers, sorted. Do not modify."""
         return self._live
 
     def _reap(self, now: float) -> None:
         horizon = now - self.config.dead_reclaim
-        for name in sorted(self._members):
-            m = self._members[name]
-            if name != self.name and m.status.gone and self._changed_at[name] < horizon:
-                del self._members[name]
-                del self._changed_at[name]
+        for name in [n for n, since in self._gone_since.items() if since < horizon]:
+            del self._gone_since[name]
+            del self._members[name]
+            del self._changed_at[name]
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -516,7 +523,12 @@ class Membership:
             )
 
 
-def _parse_state(state: Any) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
+def _parse_state(
+    state: Any, known: dict[str, Member]
+) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
+    """Validate a push-pull table, all or nothing. Entries that say exactly what
+    we already believe (same name, incarnation and status) carry no news and
+    are skipped, which keeps a sync of a large, quiet cluster cheap."""
     if type(state) is not list:
         raise WireError("malformed", "push-pull state must be an array")
     out = []
@@ -524,6 +536,9 @@ def _parse_state(state: Any) -> list[tuple[str, Address, int, Status, dict[str, 
         if type(row) is not list or len(row) != 6:
             raise WireError("malformed", "push-pull entry must have 6 fields")
         name, host, port, inc, status, meta = row
+        have = known.get(name) if type(name) is str else None
+        if have is not None and have.incarnation == inc and have.status == status:
+            continue
         # An entry has the fields of an Alive message; reuse its validation.
         checked = from_list([ALIVE, inc, name, host, port, meta])
         if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known
