@@ -48,8 +48,12 @@ def _dropped(counters: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in counters.items() if k.startswith("wire_dropped_")}
 
 
-def _snapshot(procs: list[MeshProc]) -> list[dict[str, dict]]:
-    return [p.members() for p in procs]
+def _snapshot(procs: list[MeshProc]) -> list[dict[str, tuple[str, str]]]:
+    """Who each node knows, where, and in which status. (Incarnations are left
+    out: a service may still be publishing its metadata, which raises them.)"""
+    return [
+        {name: (m["address"], m["status"]) for name, m in p.members().items()} for p in procs
+    ]
 
 
 @pytest.fixture
