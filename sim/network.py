@@ -102,6 +102,7 @@ class Host:
         "group",
         "held",
         "idx",
+        "isolated",
         "name",
         "net",
         "paused",
@@ -123,6 +124,8 @@ class Host:
         self.paused = False
         self.slow = 1.0
         self.clogged = False
+        self.isolated = False
+        """Its network interface is down: nothing in or out (flapping)."""
         self.clog_held: list[tuple[Host, Address, bytes]] = []
         self.epoch = 0
         """Bumped by every crash: streams of an older epoch are dead."""
@@ -288,7 +291,8 @@ class Network:
     def partition(self, groups: list[list[Host]], one_way: bool = False) -> None:
         """Split hosts into ``groups`` (hosts not listed join the first group).
         Two-way: no group talks to another. One-way: traffic from the first
-        group to the others is cut, the other direction still flows."""
+        group to the others is cut, the other direction still flows (so with
+        victims in group 0 they cannot send; in group 1, cannot receive)."""
         for h in self.by_index:
             h.group = 0
         for gi, members in enumerate(groups):
@@ -337,7 +341,7 @@ class Network:
             self.dropped += 1
             trace.packet(now, tr.DROP_DOWN, src.idx, dst.idx, data, 0.0)
             return
-        if self.cuts and (src.group, dst.group) in self.cuts:
+        if (self.cuts and (src.group, dst.group) in self.cuts) or src.isolated or dst.isolated:
             self.dropped += 1
             trace.packet(now, tr.DROP_CUT, src.idx, dst.idx, data, 0.0)
             return
@@ -395,4 +399,4 @@ class Network:
         now (needs both directions; clogs and pauses stall it too)."""
         if self.cuts and ((a.group, b.group) in self.cuts or (b.group, a.group) in self.cuts):
             return False
-        return not (a.clogged or b.clogged or a.paused)
+        return not (a.clogged or b.clogged or a.paused or a.isolated or b.isolated)
