@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,16 @@ def test_invalid_views_and_arguments_are_refused():
         Placement(["a"]).preference_list("k", 0)
     with pytest.raises(TypeError):
         Placement(["a"]).owner(42)  # type: ignore[arg-type]
+
+
+def test_a_placement_survives_pickling_with_the_same_lists():
+    view = Placement([Member("a", 2), "b", "c"], vnodes=16, probes=4)
+    copy = pickle.loads(pickle.dumps(view))
+    assert copy == view and (copy.vnodes, copy.probes) == (16, 4)
+    assert [copy.preference_list(k, 2) for k in KEYS] == [view.preference_list(k, 2) for k in KEYS]
+
+
+KEYS = [f"task-{i}" for i in range(100)]
 
 
 def test_a_placement_cannot_be_changed():

@@ -13,13 +13,13 @@ import hashlib
 import struct
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 __all__ = [
     "KEY_PERSON",
     "MAX_PROBES",
     "key_bytes",
-    "key_probes",
-    "probe_unpacker",
+    "probe_hashing",
     "vnode_positions",
 ]
 
@@ -57,16 +57,12 @@ def vnode_positions(name: str, count: int) -> tuple[int, ...]:
 
 
 @cache
-def probe_unpacker(probes: int) -> tuple[int, Callable[[bytes], tuple[int, ...]]]:
-    """``(digest_size, unpack)`` turning a key's BLAKE2b digest into ``probes``
-    64-bit probe positions (``unpack`` is a bound :meth:`struct.Struct.unpack`)."""
-    if not 1 <= probes <= MAX_PROBES:
-        raise ValueError(f"probes must be within 1..{MAX_PROBES}, got {probes}")
-    return 8 * probes, struct.Struct(f">{probes}Q").unpack
-
-
-def key_probes(key: str | bytes, probes: int) -> tuple[int, ...]:
-    """The ``probes`` 64-bit probe positions of ``key`` (slow path; the ring
-    inlines the same computation)."""
-    size, unpack = probe_unpacker(probes)
-    return unpack(hashlib.blake2b(key_bytes(key), digest_size=size, person=KEY_PERSON).digest())
+def probe_hashing(probes: int) -> tuple[Any, Callable[[bytes], tuple[int, ...]]]:
+    """``(template, unpack)`` for keys hashed to ``probes`` probes: a fresh
+    BLAKE2b object (``template.copy()``, then ``update(key)``) whose digest
+    ``unpack`` turns into ``probes`` 64-bit words. Copying a prepared object is
+    cheaper than passing the parameters for every key."""
+    if isinstance(probes, bool) or not isinstance(probes, int) or not 1 <= probes <= MAX_PROBES:
+        raise ValueError(f"probes must be an int within 1..{MAX_PROBES}, got {probes!r}")
+    template = hashlib.blake2b(digest_size=8 * probes, person=KEY_PERSON)
+    return template, struct.Struct(f">{probes}Q").unpack
