@@ -48,6 +48,8 @@ from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES, Placement
 
 PEER_VNODES = 256
 R = 3
+#: The issue's goals: max_over_mean and moved_fraction_times_n at most, lookups at least.
+GOALS = {"max_over_mean": 1.10, "moved_fraction_times_n": 1.1, "lookups_per_s": 200_000}
 
 
 def _names(n: int) -> list[str]:
@@ -161,9 +163,17 @@ def run(node_counts: Sequence[int], key_count: int, lookup_count: int) -> dict[s
         str(n): measure_placement(n, keys, lookup_keys, vnodes=PEER_VNODES, probes=1)
         for n in node_counts
     }
+    worst = _worst(chosen)
     return {
         "keys": key_count,
         "lookup_keys": lookup_count,
+        "goals": GOALS,
+        "goals_met": {
+            "max_over_mean": worst["max_over_mean"] <= GOALS["max_over_mean"],
+            "moved_fraction_times_n": worst["moved_fraction_times_n"]
+            <= GOALS["moved_fraction_times_n"],
+            "lookups_per_s": worst["lookups_per_s"] >= GOALS["lookups_per_s"],
+        },
         "r": R,
         "algorithm": {
             "name": "multi-probe vnode ring",
@@ -171,7 +181,7 @@ def run(node_counts: Sequence[int], key_count: int, lookup_count: int) -> dict[s
             "probes": DEFAULT_PROBES,
         },
         "results": chosen,
-        **_worst(chosen),
+        **worst,
         "peer": {
             "algorithm": {"name": "plain vnode ring", "vnodes": PEER_VNODES, "probes": 1},
             "keys": key_count,

@@ -302,3 +302,18 @@ def test_many_probes_balance_better_than_a_plain_ring():
         for probes in (1, 8)
     }
     assert worst[8] < 1.12 < 1.25 < worst[1]
+
+
+def test_the_benchmark_prints_one_json_line_with_the_worst_figures(capsys):
+    from bench.placement import main
+
+    assert main(["--keys", "3000", "--lookup-keys", "300", "--nodes", "3,7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert set(out["results"]) == {"3", "7"} and set(out["peer"]["results"]) == {"3", "7"}
+    for name in ("max_over_mean", "moved_fraction_times_n", "lookups_per_s"):
+        figures = [r[name] for r in out["results"].values()]
+        assert out[name] == (min(figures) if name == "lookups_per_s" else max(figures))
+        assert name in out["peer"]
+    assert all(r["moved_to_joiner"] for r in out["results"].values())
