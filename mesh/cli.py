@@ -191,6 +191,12 @@ def _config(args: argparse.Namespace) -> Config:
 async def _join(args: argparse.Namespace, config: Config, secret: bytes | None) -> int:
     from mesh.realtime import RealRuntime
 
+    # Signals first, so one that arrives while we start up is not lost. The
+    # first leaves gracefully; a second one stops at once without leaving.
+    signals = asyncio.Queue[int]()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
     runtime = RealRuntime(max_body=config.max_http_body)
     meta = {"workers": args.workers}
     node = Node(
@@ -202,13 +208,21 @@ async def _join(args: argparse.Namespace, config: Config, secret: bytes | None) 
             await node.start()
         except OSError as exc:
             return _fail(1, f"cannot listen on {format_address(args.bind)}: {exc.strerror or exc}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("signal received; leaving the mesh")
-        await node.leave(LEAVE_TIMEOUT)
+        await signals.get()
+        log.info("signal received; leaving the mesh (a second signal stops at once)")
+        leaving = asyncio.ensure_future(node.leave(LEAVE_TIMEOUT))
+        second = asyncio.ensure_future(signals.get())
+        try:
+            await asyncio.wait([leaving, second], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            second.cancel()
+            if not leaving.done():
+                log.warning("second signal: stopping without finishing the leave")
+                leaving.cancel()
+            await asyncio.gather(leaving, second, return_exceptions=True)
+        if not leaving.cancelled() and leaving.exception() is not None:
+            log.error("leaving failed", exc_info=leaving.exception())
+            return 1
         return 0
     finally:
         await node.stop()
@@ -228,7 +242,8 @@ def cmd_join(args: argparse.Namespace) -> int:
     if args.name is None:
         args.name = f"{socket.gethostname()}-{args.bind[1]}"
     try:
-        args.seed = [_resolve(s) for s in args.seed]
+        args.bind = _resolve(args.bind, "--bind")
+        args.seed = [_resolve(s, "seed") for s in args.seed]
     except ConfigError as exc:
         return _fail(2, str(exc))
     _setup_logging(args.log_level, args.name)
@@ -244,13 +259,13 @@ def _check_not_wildcard(addr: Address) -> None:
         )
 
 
-def _resolve(addr: Address) -> Address:
-    """Seeds may be host names; gossip needs IP addresses."""
+def _resolve(addr: Address, what: str) -> Address:
+    """Addresses may be given as host names; gossip needs IP addresses."""
     host, port = addr
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
-        raise ConfigError(f"cannot resolve seed {host}:{port}: {exc.strerror}") from None
+        raise ConfigError(f"cannot resolve {what} {host}:{port}: {exc.strerror}") from None
     family_order = sorted(infos, key=lambda info: info[0] != socket.AF_INET)
     ip = family_order[0][4][0]
     return (str(ip), port)
