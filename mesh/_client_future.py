@@ -148,7 +148,9 @@ class Future:
                 self._core.unref(self._state)
 
     def __await__(self) -> Any:
-        return self._core.wait_async(self._state).__await__()
+        # A generator, so the future (and its claim on the result) stays alive
+        # while it is awaited, even as a temporary: ``await client.submit(...)``.
+        return (yield from self._core.wait_async(self._state).__await__())
 
 
 class as_completed:

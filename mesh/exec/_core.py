@@ -112,6 +112,7 @@ class ExecCore:
         self._local: deque[list] = deque()
         self.now = 0.0
         self.completed = 0
+        self._stale: set[str] = set()
 
     # ----------------------------------------------------------------- output
     def _send(self, dest: str, msg: list) -> None:
@@ -161,7 +162,7 @@ class ExecCore:
             if handler == self.name:
                 for n in newp:
                     if n not in oldp:
-                        self._send(n, ["t", key, task.spec, sorted(task.subs)])
+                        self._send(n, ["t", key, task.spec, sorted(task.subs), list(newp)])
             if newp[0] == self.name:
                 if task.state == HELD:
                     self._activate(task)
@@ -199,8 +200,15 @@ class ExecCore:
         self._flush_local()
 
     def tick(self, now: float) -> None:
-        """Drop results and tasks nobody re-attached to within the grace."""
+        """Drop results and tasks nobody re-attached to within the grace, and
+        ask again for keys this node has been waiting for since the last tick
+        (a request may have reached a node that was no holder in the end)."""
         self.now = now
+        stale = [k for k in self.pending if k in self._stale]
+        for key in stale:
+            self._request(key, self.pending[key])
+        self._stale = set(self.pending)
+        self._flush_local()
         for key in [k for k, t in self.orphaned.items() if now - t >= ORPHAN_GRACE]:
             del self.orphaned[key]
             st = self.results.get(key)
@@ -302,9 +310,10 @@ class ExecCore:
 
     def _request(self, key: str, spec: list | None) -> None:
         """Ask the key's holders for its result (submitting ``spec`` if known)."""
-        for n in self.ring.pref(key):
+        pref = self.ring.pref(key)
+        for n in pref:
             if spec is not None:
-                self._send(n, ["t", key, spec, [self.name]])
+                self._send(n, ["t", key, spec, [self.name], list(pref)])
             else:
                 self._send(n, ["w", key, self.name])
 
@@ -351,7 +360,7 @@ class ExecCore:
         handler(self, msg)
 
     def _on_task(self, msg: list) -> None:
-        _, key, spec, subs = msg
+        _, key, spec, subs, sent_to = msg
         if len(spec) != 5 or not isinstance(spec[SPEC_DEPS], list):
             raise ProtocolViolation("malformed task spec")
         st = self.results.get(key)
@@ -370,6 +379,11 @@ class ExecCore:
         task = Task(key, spec, subs)
         self.tasks[key] = task
         pref = self.ring.pref(key)
+        missed = [n for n in pref if n not in sent_to and n != self.name]
+        if missed:  # our views differ: make sure the holders we see get it too
+            fwd = ["t", key, spec, sorted(subs), sorted({*sent_to, *pref})]
+            for n in missed:
+                self._send(n, fwd)
         if pref and pref[0] == self.name:
             self._activate(task)
 
@@ -399,30 +413,37 @@ class ExecCore:
     def _on_store(self, msg: list) -> None:
         _, key, kind, payload, targets, subs, coord, confirmed = msg
         task = self.tasks.get(key)
-        if task is not None and task.state != RUNNING:
-            self._drop_task(key)
-        elif task is not None:
-            task.subs.clear()  # the outcome of our own run is no longer needed
+        extra = set(self.orphan_wants.pop(key, ()))
+        if task is not None:
+            extra |= task.subs
+            if task.state != RUNNING:
+                self._drop_task(key)
+            else:
+                task.subs.clear()  # the outcome of our own run is no longer needed
+        wanted = extra - set(subs) - {self.name}
         st = self.results.get(key)
-        wanted = self.orphan_wants.pop(key, None)
-        if wanted:
-            subs = sorted(set(subs) | wanted)
         if st is None:
-            st = Stored(kind, payload, set(subs), list(targets), coord)
+            st = Stored(kind, payload, set(subs) | extra, list(targets), coord)
             st.confirmed = confirmed or set(targets) <= {coord, self.name}
             self.results[key] = st
+            pref = self.ring.pref(key)
+            missed = [n for n in pref if n not in targets and n != self.name]
+            if missed:  # our views differ: make sure the holders we see get it too
+                fwd = ["s", key, kind, payload, sorted({*targets, *pref}), sorted(st.subs),
+                       self.name, st.confirmed]
+                for n in missed:
+                    self._send(n, fwd)
         else:
             st.subs.update(subs)
+            st.subs |= extra
             if confirmed:
                 st.confirmed = True
         if coord != self.name:
             self._send(coord, ["a", key, self.name])
         if st.confirmed and (key in self.watch or key in self.waiters or key in self.pending):
             self._deliver(key, kind, payload)
-        if st.confirmed and wanted:
-            for sub in sorted(wanted):
-                if sub != self.name:
-                    self._send(sub, ["r", key, kind, payload])
+        for sub in sorted(wanted):  # subscribers the coordinator did not know about
+            self._send(sub, ["r", key, kind, payload])
 
     def _on_ack(self, msg: list) -> None:
         _, key, holder = msg

@@ -9,7 +9,7 @@ It plugs into a :class:`mesh.node.Node` under ``/v1/exec/``:
 * ``/v1/exec/peer`` -- one channel per ordered pair of nodes, opened lazily by
   the sender; the first frame is ``{"from": name}``.
 * ``/v1/exec/stats`` (HTTP) -- ``{"node", "completed", "queued", "tasks",
-  "results", "workers"}``.
+  "results", "workers", "sessions", "waiting_for", "waiters", "orphan_wants"}``.
 
 Every frame is sealed with the node's HTTP codec (HMAC of the whole batch,
 once per frame) and opened before anything reads it; a frame that fails to
@@ -319,6 +319,8 @@ class ExecService:
 
     # ------------------------------------------------------------- handlers
     async def handle_channel(self, path: str, channel: Channel) -> None:
+        if self.core is None or self._stopped:
+            return  # not started yet, or stopping: the client tries again or elsewhere
         try:
             if path == CLIENT_PATH:
                 await self._serve_client(channel)
@@ -330,12 +332,14 @@ class ExecService:
             pass  # the peer went away, or sent a frame we refused (counted in _open)
 
     async def handle_request(self, path: str, body: bytes) -> tuple[int, bytes]:
-        assert self.node is not None and self.core is not None
+        if self.node is None or self.core is None:
+            return 503, b""
         if path != STATS_PATH:
             return 404, b""
         core = self.core
         stats = {"node": self.node.name, "completed": core.completed,
                  "queued": core.queue_depth(), "tasks": len(core.tasks),
                  "results": len(core.results), "workers": self.executor.workers,
-                 "sessions": len(core.sessions)}
+                 "sessions": len(core.sessions), "waiting_for": len(core.pending),
+                 "waiters": len(core.waiters), "orphan_wants": len(core.orphan_wants)}
         return 200, self.node.http_codec.seal(stats)
