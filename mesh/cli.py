@@ -51,7 +51,9 @@ def build_services(args: argparse.Namespace, config: Config) -> list[Service]:
     """The services a ``mesh join`` node runs on top of gossip. This is the
     one place where they are constructed (``args.workers``, ``args.demo`` and
     ``config.replicas`` are meant for the exec layer)."""
-    return []
+    from mesh.exec import ExecService, ProcessExecutor
+
+    return [ExecService(ProcessExecutor(args.workers))]
 
 
 # ------------------------------------------------------------------ parsing
@@ -356,6 +358,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _fail(2, str(exc))
     if args.base_port + args.nodes - 1 > 65535:
         return _fail(2, f"--base-port {args.base_port} leaves no room for {args.nodes} nodes")
+    if args.demo:
+        from mesh.exec._demo import up_with_demo
+
+        return run(up_with_demo(args))
     return run(_up.up(args))
 
 
