@@ -45,7 +45,7 @@ class Cluster:
             self.add(name, ("10.0.0.1", 7000 + i))
         # Everyone joins through the first node.
         for name in names[1:]:
-            self.push_pull(name, names[0])
+            self.push_pull(name, names[0], join=True)
 
     def add(self, name: str, addr: Addr, incarnation: int = 0) -> Membership:
         m = Membership(name, addr, self.config, random.Random(f"{name}:{self.rng.random()}"),
@@ -57,11 +57,12 @@ class Cluster:
         self._schedule_tick(name)
         return m
 
-    def push_pull(self, a: str, b: str) -> None:
+    def push_pull(self, a: str, b: str, join: bool = False) -> None:
+        """``a`` exchanges state with ``b`` (as the driver does over HTTP)."""
         ma, mb = self.nodes[a], self.nodes[b]
         sa, sb = ma.local_state(), mb.local_state()
         mb.merge_remote(sa, self.now)
-        ma.merge_remote(sb, self.now)
+        ma.merge_remote(sb, self.now, bootstrap=join)
 
     def crash(self, name: str) -> None:
         self.crashed.add(name)

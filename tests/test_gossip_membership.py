@@ -150,10 +150,12 @@ def test_a_node_that_answers_every_probe_is_never_declared_dead(n: int, seed: in
 
 
 @given(n=st.integers(3, 10), seed=st.integers(0, 10_000))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=30, deadline=None)
 def test_a_crashed_node_is_declared_dead_by_every_survivor_within_the_bound(n, seed) -> None:
     c = Cluster(n, seed=seed)
     c.run(10.0)
+    for obs in c.live():  # everyone joined at once; all must know all within 10 s
+        assert [c.status(obs, t) for t in c.live()] == [Status.ALIVE] * n, obs
     victim = f"n{n - 1:03d}"
     c.crash(victim)
     c.run(10.0 + c.config.detection_bound(n))

@@ -183,7 +183,7 @@ class GossipDriver:
             reply = self._http_codec.open(raw)
             if type(reply) is not dict or "state" not in reply:
                 raise WireError("malformed", "push-pull reply needs a state")
-            self.membership.merge_remote(reply["state"], self.runtime.now())
+            self.membership.merge_remote(reply["state"], self.runtime.now(), bootstrap=join)
         except WireError as exc:
             self._rejected("http", exc, addr)
             return False

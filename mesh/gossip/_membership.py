@@ -120,7 +120,10 @@ class Membership:
         self._leaving = False
         self._next_probe = now + rng.random() * config.probe_interval
         self._next_gossip = now + rng.random() * config.gossip_interval
-        self._next_push_pull = now + (0.5 + rng.random()) * config.push_pull_interval
+        # A fresh node's view is the one most likely to be incomplete (rumours
+        # sent while everyone was starting can miss it), so its first full sync
+        # comes after a few probe periods rather than a whole push-pull interval.
+        self._next_push_pull = now + (2 + 2 * rng.random()) * config.probe_interval
         self._next_reap = now + 1.0
         self._broadcast(Alive(incarnation, name, addr, meta))
 
@@ -211,21 +214,31 @@ class Membership:
             self._next_reap = now + 1.0
         return self._flush()
 
-    def merge_remote(self, state: Any, now: float) -> None:
+    def merge_remote(self, state: Any, now: float, bootstrap: bool = False) -> None:
         """Apply a peer's table from a push-pull. Raises :class:`WireError` if
         it is malformed (nothing is applied then). What to send in response
-        is returned by the next :meth:`tick` (broadcasts are queued)."""
+        is returned by the next :meth:`tick` (broadcasts are queued).
+
+        ``bootstrap`` is for the answer to our own join. In a large cluster
+        the members it lists are news to us only, not to the cluster, so they
+        are not re-broadcast: otherwise a mass start of N members would queue
+        N broadcasts on each (O(N^2) messages). Up to
+        ``push_pull_scale_threshold`` members we re-broadcast them as memberlist
+        does, because there every extra spreader matters and costs little."""
         entries = _parse_state(state, self._members)
+        quiet = bootstrap and len(state) > self.config.push_pull_scale_threshold
         for name, addr, inc, status, meta in entries:
+            known = name in self._members
             if status is Status.ALIVE:
-                self._on_alive(Alive(inc, name, addr, meta), now, synced=True)
+                self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
             elif status is Status.LEFT:
                 self._on_dead(Dead(inc, name, name), now)
-            else:
+            elif known or status is Status.SUSPECT:
                 # A remote suspicion or death may be stale: suspect locally and
                 # let the member refute, rather than declare it dead outright.
-                if name not in self._members and name != self.name:
-                    self._on_alive(Alive(inc, name, addr, meta), now, synced=True)
+                # A member we never knew and that is reported dead stays unknown.
+                if not known and name != self.name:
+                    self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
                 self._on_suspect(Suspect(inc, name, self.name), now)
 
     def leave(self, now: float) -> list[Send | PushPull]:
@@ -298,7 +311,7 @@ class Membership:
         if relay is not None:
             self._send(relay.requester, [encode(Ack(relay.seq))])
 
-    def _on_alive(self, a: Alive, now: float, synced: bool = False) -> None:
+    def _on_alive(self, a: Alive, now: float, quiet: bool = False) -> None:
         if a.node == self.name:
             me = self.local
             if self._leaving:
@@ -320,10 +333,7 @@ class Membership:
             kind = None
         self._set(new, now, kind)
         self._suspicions.pop(a.node, None)
-        if not (synced and old is None):
-            # A member we merely learned of in a full-state sync is not news to
-            # the cluster: its own broadcast already spread. Re-broadcasting it
-            # would make every join cost N broadcasts on every member.
+        if not (quiet and old is None):
             self._broadcast(a)
 
     def _on_suspect(self, s: Suspect, now: float) -> None:
