@@ -36,7 +36,7 @@ from mesh._client_future import CANCELLED, ERROR, FINISHED, LOST, PENDING, Futur
 from mesh.errors import WireError
 from mesh.exec import _payload as P
 from mesh.exec._service import CLIENT_PATH, encode_frames
-from mesh.runtime import Address, Channel, ChannelClosed, Unreachable
+from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
 from mesh.secrets import format_address, parse_address
 from mesh.wire import Codec
 
@@ -52,13 +52,14 @@ class ClientCore:
     """Connection, credit, and key states of one client."""
 
     def __init__(self, addresses: Sequence[str], secret: bytes | None, *, max_body: int,
-                 connect_timeout: float, reconnect_timeout: float) -> None:
+                 connect_timeout: float, reconnect_timeout: float,
+                 runtime: Runtime | None = None, client_id: str | None = None) -> None:
         self.addresses: list[Address] = [parse_address(a) for a in addresses]
         self.codec = Codec(secret, max_body)
         self.max_body = max_body
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
-        self.client_id = os.urandom(8).hex()
+        self.client_id = client_id or os.urandom(8).hex()
         self.cond = threading.Condition(threading.RLock())
         self.states: dict[str, KeyState] = {}
         self.inbox: deque[KeyState] = deque()
@@ -71,7 +72,8 @@ class ClientCore:
         self._kick: asyncio.Event | None = None
         self._wake_pending = False
         self._channel: Channel | None = None
-        self._runtime: Any = None
+        self._runtime: Any = runtime
+        self._own_runtime = runtime is None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._counter = itertools.count()
@@ -80,12 +82,13 @@ class ClientCore:
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Connect (on the loop the core will live on)."""
-        from mesh.realtime import RealRuntime
-
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self._kick = asyncio.Event()
-        self._runtime = RealRuntime(max_body=self.max_body)
+        if self._runtime is None:
+            from mesh.realtime import RealRuntime
+
+            self._runtime = RealRuntime(max_body=self.max_body)
         await self._connect(self.addresses, self.connect_timeout)
         self._tasks.append(self.loop.create_task(self._writer()))
 
@@ -96,7 +99,7 @@ class ClientCore:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._channel is not None:
             await self._channel.close()
-        if self._runtime is not None:
+        if self._own_runtime and self._runtime is not None:
             await self._runtime.close()
         with self.cond:
             for st in list(self.states.values()):
@@ -109,7 +112,8 @@ class ClientCore:
         to ``budget`` seconds; raises :class:`MeshUnavailable` otherwise."""
         from mesh.exec._errors import MeshUnavailable
 
-        deadline = time.monotonic() + budget
+        rt = self._runtime
+        deadline = rt.now() + budget
         delay = 0.05
         last: BaseException | None = None
         while not self._closed:
@@ -123,12 +127,12 @@ class ClientCore:
                     continue
                 self._adopt(ch, welcome, addr)
                 return
-            if time.monotonic() + delay > deadline:
+            if rt.now() + delay > deadline:
                 names = ", ".join(format_address(a) for a in addresses)
                 raise MeshUnavailable(
                     f"no mesh node answered at {names} within {budget:.0f} s (last error: "
                     f"{last}); check that the mesh runs and that the secret matches")
-            await asyncio.sleep(delay)
+            await rt.sleep(delay)
             delay = min(delay * 2, 1.0)
 
     def _adopt(self, ch: Channel, welcome: dict, addr: Address) -> None:

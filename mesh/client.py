@@ -37,6 +37,7 @@ from mesh._client_core import ClientCore
 from mesh._client_future import Future, as_completed
 from mesh.config import DEFAULT
 from mesh.exec._errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.runtime import Runtime
 from mesh.secrets import ENV_VAR
 
 __all__ = [
@@ -165,10 +166,14 @@ class AsyncClient(_Api):
 
     def __init__(self, address: str | Iterable[str], *, secret: bytes | str | None = None,
                  connect_timeout: float = 5.0, reconnect_timeout: float = 30.0,
-                 max_body: int = DEFAULT.max_http_body) -> None:
+                 max_body: int = DEFAULT.max_http_body, runtime: Runtime | None = None,
+                 client_id: str | None = None) -> None:
+        """``runtime``: the network and clock to use (default: a real one);
+        the simulator passes its own, with a ``client_id`` drawn from its seed."""
         self._core = ClientCore(_addresses(address), _secret(secret), max_body=max_body,
                                 connect_timeout=connect_timeout,
-                                reconnect_timeout=reconnect_timeout)
+                                reconnect_timeout=reconnect_timeout, runtime=runtime,
+                                client_id=client_id)
         self._started = False
 
     async def start(self) -> AsyncClient:
