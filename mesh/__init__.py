@@ -1,7 +1,30 @@
 """mesh: a leaderless peer-to-peer compute mesh for Python on asyncio."""
 
+from mesh.client import (
+    AsyncClient,
+    Client,
+    Future,
+    KilledWorker,
+    MeshUnavailable,
+    TaskFailed,
+    as_completed,
+)
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, InsecureBindError, MeshError, WireError
 
-__all__ = ["DEFAULT", "Config", "ConfigError", "InsecureBindError", "MeshError", "WireError"]
+__all__ = [
+    "DEFAULT",
+    "AsyncClient",
+    "Client",
+    "Config",
+    "ConfigError",
+    "Future",
+    "InsecureBindError",
+    "KilledWorker",
+    "MeshError",
+    "MeshUnavailable",
+    "TaskFailed",
+    "WireError",
+    "as_completed",
+]
 __version__ = "0.1.0"
