@@ -349,6 +349,12 @@ class ClientCore:
                     self.cond.wait(remaining)
 
     async def wait_async(self, st: KeyState) -> Any:
+        """Wait for ``st`` on the client loop; its value (or raise its error)."""
+        await self.wait_done(st)
+        return st.value()
+
+    async def wait_done(self, st: KeyState) -> None:
+        """Wait until ``st`` is done, without looking at its outcome."""
         if not st.done:
             assert self.loop is not None
             fut = self.loop.create_future()
@@ -360,7 +366,6 @@ class ClientCore:
                 else:
                     fut.set_result(None)
             await fut
-        return st.value()
 
     def on_done(self, st: KeyState, cb: Callable[[], None]) -> None:
         with self.cond:

@@ -194,7 +194,7 @@ class AsyncClient(_Api):
         async def wait_all() -> None:
             for f in futs:
                 if not f._state.done:
-                    await self._core.wait_async(f._state)
+                    await self._core.wait_done(f._state)
 
         await asyncio.wait_for(wait_all(), timeout)
         return _collect(futs, errors)

@@ -103,6 +103,9 @@ class ExecCore:
         """Local tasks waiting for a dependency."""
         self.interest: dict[str, int] = {}
         """How many local tasks use a dependency."""
+        self.specs: dict[str, list] = {}
+        """Specs of the keys clients attached here hold, to run them again if
+        every copy of their result is lost while a dependent still needs it."""
         self.pending: dict[str, list | None] = {}
         """Keys this node waits for, with the spec when a client gave it (so it
         can submit again if every holder dies)."""
@@ -206,7 +209,15 @@ class ExecCore:
         self.now = now
         stale = [k for k in self.pending if k in self._stale]
         for key in stale:
-            self._request(key, self.pending[key])
+            spec = self.pending[key]
+            self._request(key, spec)
+            if spec is None:
+                # A dependency nobody answered for: its holders may all have
+                # died. Ask the dependents' subscribers, who may hold its spec.
+                for tkey in self.waiters.get(key, ()):
+                    task = self.tasks.get(tkey)
+                    for sub in sorted(task.subs) if task is not None else ():
+                        self._send(sub, ["n", key])
         self._stale = set(self.pending)
         self._flush_local()
         for key in [k for k, t in self.orphaned.items() if now - t >= ORPHAN_GRACE]:
@@ -265,6 +276,7 @@ class ExecCore:
         if key in sess.keys:
             return  # a client submits each key once per session
         sess.keys.add(key)
+        self.specs[key] = spec
         sess.inflight += 1
         held = self.held.get(key)
         if held is None:
@@ -291,6 +303,7 @@ class ExecCore:
             held.discard(sid)
             if not held:
                 del self.held[key]
+                self.specs.pop(key, None)
         watchers = self.watch.get(key)
         if watchers is not None and sid in watchers:
             watchers.discard(sid)
@@ -469,6 +482,13 @@ class ExecCore:
             if key in self.watch or key in self.waiters or key in self.pending:
                 self._deliver(key, st.kind, st.payload)
 
+    def _on_need(self, msg: list) -> None:
+        key = msg[1]
+        spec = self.specs.get(key)
+        if spec is not None:
+            self.metrics.inc("exec_lost_keys_resubmitted")
+            self._request(key, spec)
+
     def _on_release(self, msg: list) -> None:
         _, key, sub = msg
         wants = self.orphan_wants.get(key)
@@ -643,4 +663,5 @@ _PEER_HANDLERS = {
     "r": ExecCore._on_result,
     "k": ExecCore._on_confirm,
     "x": ExecCore._on_release,
+    "n": ExecCore._on_need,
 }

@@ -69,12 +69,13 @@ def encode_frames(codec: Any, msgs: list, limit: int) -> list[bytes]:
 class _Outbox:
     """Messages for one destination and the task that sends them."""
 
-    __slots__ = ("buf", "task", "wake")
+    __slots__ = ("broken", "buf", "task", "wake")
 
     def __init__(self) -> None:
         self.buf: list = []
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.broken = False
 
     def push(self, msgs: list) -> None:
         if self.buf:
@@ -242,17 +243,34 @@ class ExecService:
                 delay = min(delay * 2, 1.0)
                 continue
             delay = 0.05
+            box.broken = False
+            watch = self._spawn(self._watch_link(ch, box))
             try:
                 await ch.send(node.http_codec.seal({"from": node.name}))
                 while True:
                     await box.wake.wait()
+                    if box.broken:
+                        raise ChannelClosed("the peer closed the channel")
                     for frame in encode_frames(node.http_codec, box.take(), self._limit):
                         await ch.send(frame)
             except ChannelClosed:
                 node.metrics.inc("exec_peer_channel_lost")
             finally:
+                watch.cancel()
                 await ch.close()
-        self._links.pop(dest, None)
+        if self._links.get(dest) is box:
+            del self._links[dest]
+
+    async def _watch_link(self, ch: Channel, box: _Outbox) -> None:
+        """The peer never writes on our outgoing channel: a read returns only
+        when the channel ends (the peer died or restarted), and then the
+        sender must reconnect instead of writing into the void."""
+        try:
+            while True:
+                await ch.recv()
+        except ChannelClosed:
+            box.broken = True
+            box.wake.set()
 
     async def _serve_peer(self, channel: Channel) -> None:
         assert self.node is not None and self.core is not None
