@@ -1,0 +1,221 @@
+"""The sans-IO exec core, driven directly: several cores exchange their
+messages through an in-memory router; the test plays the executor."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from mesh.exec import ExecCore, ProtocolViolation
+from mesh.exec import _payload as P
+from mesh.exec._records import HELD, READY, RUNNING
+from mesh.metrics import Metrics
+
+FN = b"fn"  # the core never looks inside a function
+
+
+def spec(*args: int, deps: list[str] | None = None, retries: int = 0) -> list:
+    return [FN, P.ARGS_MSGPACK, msgpack.packb(list(args)), deps or [], retries]
+
+
+class Router:
+    """Cores wired together; ``down`` nodes receive nothing."""
+
+    def __init__(self, names: list[str], replicas: int = 2, window: int = 16) -> None:
+        self.cores = {n: ExecCore(n, replicas=replicas, max_crashes=3, metrics=Metrics(),
+                                  window=window) for n in names}
+        self.down: set[str] = set()
+        self.client_msgs: dict[str, list] = {n: [] for n in names}
+        self.view(names)
+
+    def view(self, names: list[str]) -> None:
+        for n in names:
+            self.cores[n].set_view([(m, 1) for m in names], 0.0)
+        self.deliver()
+
+    def deliver(self) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for name in sorted(self.cores):
+                core = self.cores[name]
+                out, core.to_peers = core.to_peers, {}
+                for msgs in core.to_clients.values():
+                    self.client_msgs[name] += msgs
+                core.to_clients = {}
+                for dest, msgs in sorted(out.items()):
+                    if dest in self.down:
+                        continue
+                    moved = True
+                    self.cores[dest].peer_messages(name, msgs)
+
+    def submit(self, entry: str, key: str, s: list) -> None:
+        core = self.cores[entry]
+        if 1 not in core.sessions:
+            core.open_session(1)
+        core.client_messages(1, [["s", key, *s]])
+        self.deliver()
+
+    def run(self, name: str, result: int | None = None, kind: int = P.OK_MSGPACK) -> list[str]:
+        """Run every queued job on ``name``; each returns ``result`` (or the
+        sum of its arguments and dependency values)."""
+        core = self.cores[name]
+        jobs, solo = core.take_jobs(1000)
+        outs = []
+        for tid, _fn, _akind, args, deps in jobs + solo:
+            value = result
+            if value is None:
+                value = sum(msgpack.unpackb(args)) + sum(
+                    msgpack.unpackb(p) for _, p in (deps or {}).values())
+            outs.append((tid, kind, msgpack.packb(value) if kind != P.CRASHED else b""))
+        core.outcomes(outs)
+        self.deliver()
+        return [o[0] for o in outs]
+
+    def delivered(self, entry: str) -> dict[str, tuple[int, object]]:
+        out = {}
+        for m in self.client_msgs[entry]:
+            if m[0] == "d":
+                assert m[1] not in out, f"{m[1]} delivered twice"
+                value = msgpack.unpackb(m[3]) if m[2] == P.OK_MSGPACK else m[3]
+                out[m[1]] = (m[2], value)
+        return out
+
+
+def test_spec_is_held_by_the_preference_list_and_queued_by_the_owner() -> None:
+    r = Router(["a", "b", "c"])
+    r.submit("a", "k1", spec(1, 2))
+    owner, backup = r.cores["a"].ring.pref("k1")
+    assert r.cores[owner].tasks["k1"].state == READY
+    assert r.cores[backup].tasks["k1"].state == HELD
+    third = ({"a", "b", "c"} - {owner, backup}).pop()
+    assert "k1" not in r.cores[third].tasks
+
+
+def test_result_reaches_the_client_only_once_every_replica_holds_it() -> None:
+    r = Router(["a", "b", "c"])
+    # Find a key whose replicas do not include the entry node "a".
+    key = next(f"k{i}" for i in range(100) if "a" not in r.cores["a"].ring.pref(f"k{i}"))
+    owner, backup = r.cores["a"].ring.pref(key)
+    r.submit("a", key, spec(20, 22))
+    r.down.add(backup)  # the store to the backup is lost: no acknowledgement
+    r.run(owner)
+    assert key not in r.delivered("a")
+    assert not r.cores[owner].results[key].confirmed
+    r.down.discard(backup)
+    r.cores[owner].peer_messages(backup, [["a", key, backup]])
+    r.deliver()
+    assert r.delivered("a")[key] == (P.OK_MSGPACK, 42)
+
+
+def test_backup_runs_the_task_when_its_owner_dies() -> None:
+    r = Router(["a", "b", "c"])
+    key = next(f"k{i}" for i in range(100) if r.cores["a"].ring.pref(f"k{i}")[0] != "a")
+    owner, backup = r.cores["a"].ring.pref(key)
+    r.submit("a", key, spec(5))
+    r.cores[owner].take_jobs(10)  # it starts running there, then the owner dies
+    r.down.add(owner)
+    r.view(sorted({"a", "b", "c"} - {owner}))
+    assert r.cores[backup].tasks[key].state == READY
+    r.run(backup)
+    assert r.delivered("a")[key] == (P.OK_MSGPACK, 5)
+
+
+def test_task_that_crashes_its_worker_three_times_is_killed() -> None:
+    r = Router(["a"])
+    r.submit("a", "k", spec(1))
+    for attempt in range(2):
+        jobs, solo = r.cores["a"].take_jobs(10)
+        assert (len(jobs), len(solo)) == ((1, 0) if attempt == 0 else (0, 1))
+        r.cores["a"].outcomes([("k", P.CRASHED, b"")])
+    r.run("a", kind=P.CRASHED)
+    kind, msg = r.delivered("a")["k"]
+    assert kind == P.KILLED
+    assert b"'k'" in msg and b"3 times" in msg
+
+
+def test_retries_requeue_a_task_that_raised() -> None:
+    r = Router(["a"])
+    r.submit("a", "k", spec(1, retries=1))
+    err = P.dumps_error(ValueError("x"))
+    r.cores["a"].take_jobs(10)
+    r.cores["a"].outcomes([("k", *err)])
+    assert "k" not in r.delivered("a")
+    r.cores["a"].take_jobs(10)
+    r.cores["a"].outcomes([("k", *err)])
+    r.deliver()
+    assert r.delivered("a")["k"][0] == P.ERROR
+
+
+def test_dependent_runs_with_its_dependencies_values() -> None:
+    r = Router(["a", "b", "c"])
+    r.submit("a", "x", spec(1))
+    r.submit("a", "y", spec(2))
+    r.submit("a", "z", spec(100, deps=["x", "y"]))
+    for _ in range(3):
+        for n in ("a", "b", "c"):
+            r.run(n)
+    assert r.delivered("a")["z"] == (P.OK_MSGPACK, 103)
+
+
+def test_failed_dependency_fails_the_dependent_without_running_it() -> None:
+    r = Router(["a", "b"])
+    r.submit("a", "x", spec(1))
+    r.submit("a", "z", spec(1, deps=["x"]))
+    err = P.dumps_error(ValueError("dep"))
+    for n in ("a", "b"):
+        core = r.cores[n]
+        jobs, _ = core.take_jobs(10)
+        core.outcomes([(j[0], *err) for j in jobs])
+        r.deliver()
+    got = r.delivered("a")
+    assert got["x"][0] == got["z"][0] == P.ERROR
+
+
+def test_release_drops_stored_results_and_queued_tasks() -> None:
+    r = Router(["a", "b"])
+    r.submit("a", "done", spec(1))
+    r.submit("a", "queued", spec(2))
+    owner = r.cores["a"].ring.pref("done")[0]
+    jobs, _ = r.cores[owner].take_jobs(10)
+    r.cores[owner].outcomes([(j[0], P.OK_MSGPACK, msgpack.packb(0)) for j in jobs
+                             if j[0] == "done"])
+    r.deliver()
+    for key in ("done", "queued"):
+        r.cores["a"].client_messages(1, [["x", key]])
+    r.deliver()
+    for core in r.cores.values():
+        assert "done" not in core.results
+        assert "queued" not in core.tasks or core.tasks["queued"].state == RUNNING
+
+
+def test_a_joining_node_receives_the_keys_it_now_holds() -> None:
+    r = Router(["a", "b"], window=64)
+    keys = [f"k{i}" for i in range(40)]
+    for k in keys:
+        r.submit("a", k, spec(1))
+    r.cores["c"] = ExecCore("c", replicas=2, max_crashes=3, metrics=Metrics())
+    r.client_msgs["c"] = []
+    r.view(["a", "b", "c"])
+    moved = [k for k in keys if "c" in r.cores["a"].ring.pref(k)]
+    assert moved
+    for k in moved:
+        assert k in r.cores["c"].tasks
+    for n in ("a", "b", "c"):
+        r.run(n)
+    assert sorted(r.delivered("a")) == sorted(keys)
+
+
+def test_a_client_beyond_its_credit_violates_the_protocol() -> None:
+    r = Router(["a"], window=2)
+    r.submit("a", "k1", spec(1))
+    r.submit("a", "k2", spec(2))
+    with pytest.raises(ProtocolViolation, match="credit"):
+        r.submit("a", "k3", spec(3))
+
+
+def test_malformed_peer_messages_are_a_protocol_violation() -> None:
+    core = ExecCore("a", replicas=2, max_crashes=3, metrics=Metrics())
+    for bad in (["zz"], ["t", "k"], ["s", 1]):
+        with pytest.raises(ProtocolViolation):
+            core.peer_messages("b", [bad])
