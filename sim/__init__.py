@@ -7,7 +7,7 @@ Public surface:
 * :class:`SimRuntime` -- the :class:`mesh.runtime.Runtime` of a simulated node.
 """
 
-from sim._loop import SimDeadlock, SimLoop, run
+from sim._loop import SimDeadlock, SimLivelock, SimLoop, run
 from sim.network import Host, NetConfig, Network
 from sim.runtime import SimRuntime, node_rng
 
@@ -16,6 +16,7 @@ __all__ = [
     "NetConfig",
     "Network",
     "SimDeadlock",
+    "SimLivelock",
     "SimLoop",
     "SimRuntime",
     "node_rng",

@@ -46,11 +46,19 @@ class SimDeadlock(MeshError):
     that can never happen: look for a future nobody resolves."""
 
 
+class SimLivelock(MeshError):
+    """The loop kept running callbacks without virtual time ever moving on
+    (``stall_limit`` iterations at one instant): some timer keeps rescheduling
+    itself for "now". A real node would spin a CPU core at 100% here."""
+
+
 class SimLoop(asyncio.BaseEventLoop):
     """An asyncio event loop on virtual time. See the module docstring."""
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, stall_limit: int = 200_000) -> None:
         super().__init__()
+        self.stall_limit = stall_limit
+        self._stalled = 0
         self._now = float(start)
         self._seq = 0
         self._heap: list[tuple[float, int, asyncio.TimerHandle]] = []
@@ -115,6 +123,14 @@ class SimLoop(asyncio.BaseEventLoop):
             when = heap[0][0]
             if when > self._now:
                 self._now = when
+                self._stalled = 0
+        self._stalled += 1
+        if self._stalled > self.stall_limit:
+            self._stalled = 0
+            raise SimLivelock(
+                f"{self.stall_limit} loop iterations at t={self._now:.6f}s without time moving "
+                "on; a timer keeps rescheduling itself for now"
+            )
         now = self._now
         while heap and heap[0][0] <= now:
             timer = heapq.heappop(heap)[2]

@@ -26,7 +26,7 @@ The invariants (:meth:`Observer.results`):
     of the fault phase.
 ``converges`` (liveness)
     Once faults stop, every live node sees exactly the live nodes as alive
-    within ``Config.detection_bound(N) + push_pull_interval``.
+    within ``Config.detection_bound(N) + Config.push_pull_period(N)``.
 
 An invariant whose deadline lies beyond the end of the run and that has not
 held yet is ``inconclusive``: the run was too short to tell. It does not fail
@@ -106,7 +106,7 @@ class Observer:
     def _bad(self, m: int, code: int) -> int:
         if self.up[m]:
             return code != ALIVE
-        return code == ALIVE or code == SUSPECT
+        return code in (ALIVE, SUSPECT)
 
     def node_up(self, i: int, t: float) -> int:
         """Node ``i`` starts (or restarts) with an empty view. Returns its
@@ -121,7 +121,7 @@ class Observer:
             view = self.views[o]
             if view is not None and o != i:
                 v = view[i]
-                self.wrong += (v != ALIVE) - (v == ALIVE or v == SUSPECT)
+                self.wrong += (v != ALIVE) - (v in (ALIVE, SUSPECT))
         self.up[i] = 1
         self.gen[i] += 1
         # the new observer knows nobody yet: every other live node is unknown
@@ -153,8 +153,8 @@ class Observer:
             v2 = self.views[o]
             if v2 is not None:
                 v = v2[i]
-                self.wrong += (v == ALIVE or v == SUSPECT) - (v != ALIVE)
-                undetected += v == ALIVE or v == SUSPECT
+                self.wrong += (v in (ALIVE, SUSPECT)) - (v != ALIVE)
+                undetected += v in (ALIVE, SUSPECT)
         self.up[i] = 0
         self._pending_detect[i] = [t, undetected]
         if undetected == 0:
@@ -239,8 +239,8 @@ class Observer:
             if ev.kind is EventKind.DEAD:
                 self._declared_dead(o, m, member.incarnation, t)
         else:
-            was = old == ALIVE or old == SUSPECT
-            now_bad = code == ALIVE or code == SUSPECT
+            was = old in (ALIVE, SUSPECT)
+            now_bad = code in (ALIVE, SUSPECT)
             self.wrong += now_bad - was
             rec = self._pending_detect.get(m)
             if rec is not None and was != now_bad:
@@ -310,7 +310,7 @@ class Observer:
             out.append(Invariant("crashes_detected", "pass",
                                  f"{len(self.detections)} crash(es), all detected by every "
                                  f"survivor within {bound:.1f}s"))
-        cbound = bound + self.config.push_pull_interval
+        cbound = bound + self.config.push_pull_period(self.n)
         deadline = fault_end + cbound
         if self.wrong == 0:
             converged_at = self.last_converged if self.last_converged is not None else 0.0

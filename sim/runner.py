@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.node import Node
-from sim._loop import SimLoop
+from sim._loop import SimDeadlock, SimLivelock, SimLoop
 from sim.faults import FaultRecord, Injector, plan
 from sim.invariants import Invariant, Observer
 from sim.network import Host, Network
@@ -120,6 +120,7 @@ class Simulation:
         self._started: list[int] = []
         self._was_started = bytearray(self.n)
         self._last_start = 0.0
+        self._wedged = False
 
     # --- node lifecycle ----------------------------------------------------------
     def is_up(self, i: int) -> bool:
@@ -211,7 +212,7 @@ class Simulation:
         for i in range(self.n):
             loop.call_at(spread * i / self.n, self.start_node, i)
         loop.call_at(spread * (self.n - 1) / self.n + 1e-9, self._all_started)
-        fault_start, fault_end = sc.window()
+        _fault_start, fault_end = sc.window()
         self.injector.schedule(plan(sc, random.Random(f"{self.seed}:plan")))
         if sc.mode == "liveness" and sc.loss_in_faults_only:
             # just after fault_end, so that faults ending at fault_end restore first
@@ -227,7 +228,13 @@ class Simulation:
             t = 0.0
             while t < sc.duration:
                 t = min(sc.duration, t + step)
-                loop.run_until(t)
+                try:
+                    loop.run_until(t)
+                except (SimLivelock, SimDeadlock) as exc:
+                    # node code wedged the world: report it as a failed run
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    self._wedged = True
+                    break
                 if self.progress is not None:
                     self.progress(t, sc.duration)
             end = loop.time()
@@ -269,7 +276,8 @@ class Simulation:
             await asyncio.gather(*rest, return_exceptions=True)
 
         try:
-            loop.run_until_complete(stop_all())
+            if not self._wedged:
+                loop.run_until_complete(stop_all())
         finally:
             loop.close()
 
