@@ -15,6 +15,8 @@ import struct
 from collections import deque
 
 _PKT = struct.Struct("<dBII I d")
+_EV = struct.Struct("<dBIIq")
+EVENT = 12
 
 # packet kinds and fates
 SEND = 1
@@ -65,6 +67,13 @@ class Trace:
         h.update(data)
         if self.tail is not None:
             self.tail.append(f"{t:.6f} {KIND_NAMES.get(kind, kind)} {src}->{dst} {len(data)}B")
+
+    def event(self, t: float, observer: int, kind: str, member: int, incarnation: int) -> None:
+        """A membership event one node reported (kind: its first letter is kept)."""
+        self.count += 1
+        self._h.update(_EV.pack(t, EVENT, observer, member, incarnation) + kind[:2].encode())
+        if self.tail is not None:
+            self.tail.append(f"{t:.6f} ev {observer} {kind} {member} inc={incarnation}")
 
     def note(self, t: float, *fields: object) -> None:
         """Any other event (a fault, a membership change), as text fields."""
