@@ -64,8 +64,10 @@ def flaky(path: str, fails: int) -> int:
     return n
 
 
-def start_mesh(cluster: Cluster, n: int = 3) -> list[MeshProc]:
-    procs = cluster.start_many(n, config=FAST, extra=NODE_FLAGS)
+def start_mesh(cluster: Cluster, n: int = 3, config: dict | None = None) -> list[MeshProc]:
+    """``n`` nodes with one worker each (fast failure detection unless
+    ``config`` says otherwise), converged and running the exec service."""
+    procs = cluster.start_many(n, config=FAST if config is None else config, extra=NODE_FLAGS)
     cluster.wait_converged(procs, 15)
 
     def exec_ready() -> bool:
@@ -284,3 +286,42 @@ def test_client_reconnects_when_its_entry_node_dies(cluster: Cluster) -> None:
         assert client.node != entry.name
         assert done_before == list(range(1, 51))
         assert client.submit(inc, 41).result(20) == 42
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_100k_tasks_keep_node_queues_bounded_and_the_client_waits(cluster: Cluster) -> None:
+    # Default failure detection: under this load the test mode's 0.1 s probe
+    # timeout would take busy nodes for dead.
+    mesh = start_mesh(cluster, config={"join_retry_initial": 0.1, "join_retry_max": 0.3})
+    with Client([p.bind for p in mesh]) as client:
+        check_backpressure(mesh, client)
+
+
+def check_backpressure(mesh3: list[MeshProc], client: Client) -> None:
+    n = 100_000
+    window = 4096  # ExecService's default credit per client
+    futs = client.map(inc, range(n), pure=False)
+    peak_tasks: dict[str, int] = {}
+    peak_rss: dict[str, float] = {}
+    waited = False
+
+    def finished() -> bool:
+        nonlocal waited
+        waited |= bool(client._core.unsent) or bool(client._core.inbox)
+        for p in mesh3:
+            stats = api(p.addr, "/v1/exec/stats")
+            peak_tasks[p.name] = max(peak_tasks.get(p.name, 0), stats["tasks"])
+            peak_rss[p.name] = max(peak_rss.get(p.name, 0.0), rss_mb(p.popen.pid))
+        return futs[-1].done() and all(f.done() for f in futs[::97])
+
+    wait_until(finished, 80, "100,000 tasks", interval=0.2)
+    assert client.gather(futs, timeout=30) == list(range(1, n + 1))
+    assert waited, "the client never had to wait for credit"
+    assert all(0 < t <= window for t in peak_tasks.values()), peak_tasks
+    assert all(r < 500 for r in peak_rss.values()), peak_rss

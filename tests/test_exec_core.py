@@ -31,6 +31,8 @@ class Router:
     def view(self, names: list[str]) -> None:
         for n in names:
             self.cores[n].set_view([(m, 1) for m in names], 0.0)
+            while self.cores[n].rebalance_step(7):
+                pass
         self.deliver()
 
     def deliver(self) -> None:

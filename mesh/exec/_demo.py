@@ -14,6 +14,7 @@ from mesh.runtime import Unreachable
 from mesh.wire import Codec
 
 DEMO_TASKS = 2000
+DEMO_TIMEOUT = 60.0
 
 
 def square(x: int) -> int:
@@ -82,10 +83,17 @@ async def up_with_demo(args: argparse.Namespace) -> int:
     secret = load_secret(args.secret_file)
     up_task = asyncio.ensure_future(_up.up(args))
     addresses = [f"127.0.0.1:{args.base_port + i}" for i in range(args.nodes)]
+    demo = asyncio.ensure_future(asyncio.wait_for(run_demo(addresses, secret), DEMO_TIMEOUT))
+    await asyncio.wait({demo, up_task}, return_when=asyncio.FIRST_COMPLETED)
+    if not demo.done():  # Ctrl-C (or every node exited) before the demo finished
+        demo.cancel()
+        await asyncio.gather(demo, return_exceptions=True)
+        return await up_task or 1
     try:
-        code = await run_demo(addresses, secret)
+        code = demo.result()
     except Exception as exc:  # report any failure of the demo and still stop the nodes
-        print(f"mesh up: the demo failed: {exc}", file=sys.stderr, flush=True)
+        print(f"mesh up: the demo failed: {type(exc).__name__}: {exc}", file=sys.stderr,
+              flush=True)
         code = 1
     os.kill(os.getpid(), signal.SIGTERM)  # `mesh up` stops its nodes on SIGTERM
     rc = await up_task

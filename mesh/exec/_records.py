@@ -51,6 +51,8 @@ class Stored:
     acks: set[str] = field(default_factory=set)
     notified: set[str] = field(default_factory=set)
     """Subscribers that resolve from the store message itself."""
+    stale: bool = False
+    """Still unconfirmed at the last tick (its stores are sent again)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -7,32 +7,10 @@ hot path asks for the same key several times (submit, store, acknowledge).
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections import OrderedDict
 
-try:
-    from mesh.placement import Member as PMember
-    from mesh.placement import Placement
-except ImportError:  # placement not landed yet: weighted rendezvous hashing
-    from typing import NamedTuple
-
-    class PMember(NamedTuple):  # type: ignore[no-redef]
-        name: str
-        weight: int
-
-    class Placement:  # type: ignore[no-redef]
-        def __init__(self, members: list[PMember]) -> None:
-            self._members = list(members)
-
-        def preference_list(self, key: str, r: int) -> tuple[str, ...]:
-            scored = []
-            for m in self._members:
-                h = hashlib.blake2b(f"{m.name}\0{key}".encode(), digest_size=8).digest()
-                u = (int.from_bytes(h, "big") + 1) / 2.0**64
-                scored.append((-m.weight / -math.log(u), m.name))
-            scored.sort()
-            return tuple(name for _, name in scored[:r])
+from mesh.placement import Member as PMember
+from mesh.placement import Placement
 
 _MEMO = 65536
 
@@ -60,6 +38,16 @@ class Ring:
             if len(self._memo) > _MEMO:
                 self._memo.popitem(last=False)
         return got
+
+    def compare(self, new: Ring, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(self.pref(key), new.pref(key))``, hashing the key once when both
+        placements probe alike (a view change examines every held key)."""
+        a, b = self._placement, new._placement
+        if not self.names or not new.names or a.probes != b.probes:
+            return self.pref(key), new.pref(key)
+        probes = a.key_probes(key)
+        return (a.preference_list_of_probes(probes, self.replicas),
+                b.preference_list_of_probes(probes, new.replicas))
 
     def forget(self, key: str) -> None:
         self._memo.pop(key, None)

@@ -9,7 +9,9 @@ It plugs into a :class:`mesh.node.Node` under ``/v1/exec/``:
 * ``/v1/exec/peer`` -- one channel per ordered pair of nodes, opened lazily by
   the sender; the first frame is ``{"from": name}``.
 * ``/v1/exec/stats`` (HTTP) -- ``{"node", "completed", "queued", "tasks",
-  "results", "workers", "sessions", "waiting_for", "waiters", "orphan_wants"}``.
+  "results", "workers", "sessions", "waiting_for", "waiters", "orphan_wants",
+  "states"}``; with ``{"key": k}`` in the request also where task ``k``
+  stands on this node, with ``{"pending": true}`` the first keys it waits for.
 
 Every frame is sealed with the node's HTTP codec (HMAC of the whole batch,
 once per frame) and opened before anything reads it; a frame that fails to
@@ -49,6 +51,11 @@ PEER_PATH = PREFIX + "peer"
 STATS_PATH = PREFIX + "stats"
 _TICK = 5.0
 _CONNECT_TIMEOUT = 2.0
+_REBALANCE_SLICE = 500
+"""Keys examined per slice of a rebalancing pass (under 10 ms of CPU)."""
+_MSG_SLICE = 512
+"""Messages of one incoming frame handled before yielding to the event loop,
+so a frame of thousands of tasks does not delay gossip acknowledgements."""
 _FRAME_TARGET = 1 << 20
 """Bytes of messages after which an outgoing batch is cut into another frame."""
 
@@ -106,6 +113,7 @@ class ExecService:
         self._addrs: dict[str, tuple[str, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: Any = None
+        self._rebalancer: asyncio.Task[None] | None = None
         self._stopped = False
         self._noise: RateLimitedLog | None = None
         self._limit = 0
@@ -163,6 +171,8 @@ class ExecService:
             addrs[m.name] = m.addr
         self._addrs = addrs
         self.core.set_view(members, self.node.runtime.now())
+        if self._rebalancer is None or self._rebalancer.done():
+            self._rebalancer = self._spawn(self._rebalance())
         for name in [n for n in self._links if n not in addrs]:
             box = self._links.pop(name)
             if box.task is not None:
@@ -170,6 +180,14 @@ class ExecService:
         members_msg = ["m", self.member_addresses()]
         for sid in self._sessions:
             self.core.to_clients.setdefault(sid, []).append(members_msg)
+        self._flush()
+
+    async def _rebalance(self) -> None:
+        """Run the core's rebalancing pass in slices, yielding to the loop."""
+        assert self.node is not None and self.core is not None
+        while self.core.rebalance_step(_REBALANCE_SLICE):
+            self._flush()
+            await self.node.runtime.sleep(0)
         self._flush()
 
     def member_addresses(self) -> list[str]:
@@ -284,13 +302,16 @@ class ExecService:
             try:
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a peer frame must be a list of messages")
-                self.core.peer_messages(src, msgs)
+                for i in range(0, len(msgs), _MSG_SLICE):
+                    if i:
+                        await self.node.runtime.sleep(0)
+                    self.core.peer_messages(src, msgs[i:i + _MSG_SLICE])
+                    self._flush()
             except ProtocolViolation as exc:
                 self.node.metrics.inc("exec_protocol_violation")
                 self._noise.warning("exec-peer-violation", "closing channel from %s: %s", src, exc)
                 self._flush()
                 return
-            self._flush()
 
     # --------------------------------------------------------------- clients
     async def _serve_client(self, channel: Channel) -> None:
@@ -313,8 +334,11 @@ class ExecService:
                 msgs = self._open(await channel.recv(), "client")
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a client frame must be a list of messages")
-                core.client_messages(sid, msgs)
-                self._flush()
+                for i in range(0, len(msgs), _MSG_SLICE):
+                    if i:
+                        await node.runtime.sleep(0)
+                    core.client_messages(sid, msgs[i:i + _MSG_SLICE])
+                    self._flush()
         except ProtocolViolation as exc:
             node.metrics.inc("exec_protocol_violation")
             self._noise.warning("exec-client-violation", "closing client channel: %s", exc)
@@ -359,5 +383,11 @@ class ExecService:
                  "queued": core.queue_depth(), "tasks": len(core.tasks),
                  "results": len(core.results), "workers": self.executor.workers,
                  "sessions": len(core.sessions), "waiting_for": len(core.pending),
-                 "waiters": len(core.waiters), "orphan_wants": len(core.orphan_wants)}
+                 "waiters": len(core.waiters), "orphan_wants": len(core.orphan_wants),
+                 "states": core.state_counts()}
+        request = self.node.http_codec.open(body)
+        if isinstance(request, dict) and isinstance(request.get("key"), str):
+            stats["key"] = core.describe(request["key"])
+        elif isinstance(request, dict) and request.get("pending"):
+            stats["pending"] = sorted(core.pending)[:100]
         return 200, self.node.http_codec.seal(stats)
