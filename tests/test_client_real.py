@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +22,17 @@ import pytest
 from mesh.client import AsyncClient, Client, KilledWorker, as_completed
 from mesh.exec import MeshUnavailable
 from mesh.placement import Member, Placement
-from tests.procs import FAST, Cluster, MeshProc, api, wait_until
+from tests.procs import (
+    FAST,
+    MESH,
+    REPO,
+    Cluster,
+    MeshProc,
+    api,
+    free_ports,
+    members,
+    wait_until,
+)
 
 NODE_FLAGS = ["--workers", "1", "--log-level", "warning"]
 
@@ -325,3 +338,45 @@ def check_backpressure(mesh3: list[MeshProc], client: Client) -> None:
     assert waited, "the client never had to wait for credit"
     assert all(0 < t <= window for t in peak_tasks.values()), peak_tasks
     assert all(r < 500 for r in peak_rss.values()), peak_rss
+
+
+def test_client_uses_the_cluster_secret(cluster: Cluster) -> None:
+    secret = b"s3cret-for-the-test"
+    procs = cluster.start_many(2, config=FAST, extra=NODE_FLAGS, secret=secret)
+    wait_until(lambda: all(
+        len([m for m in members(p.addr, secret).values() if m["meta"].get("workers")]) == 2
+        for p in procs), 15, "a converged secret mesh")
+    with Client([p.bind for p in procs], secret=secret) as client:
+        assert client.submit(add, 40, 2).result(10) == 42
+    with pytest.raises(MeshUnavailable):
+        Client([procs[0].bind], secret=None, connect_timeout=1.0, reconnect_timeout=1.0)
+
+
+def test_mesh_up_demo_runs_a_job_and_prints_per_node_counts(tmp_path: Path) -> None:
+    base = free_ports(3, consecutive=True)[0]
+    env = dict(os.environ)
+    env.pop("MESH_SECRET", None)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    up = subprocess.Popen([*MESH, "up", "--nodes", "3", "--demo", "--base-port", str(base),
+                           "--log-level", "warning"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        out, err = up.communicate(timeout=90)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            out, err = up.communicate()
+        # `mesh up` ends its nodes itself; make sure of it whatever happened.
+        for line in out.splitlines():
+            if " pid " in line:
+                pid = int(line.rsplit(" ", 1)[1])
+                with contextlib.suppress(OSError):  # already gone: fine
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if b"mesh.cli" in cmdline and str(base).encode()[:3] in cmdline:
+                        os.kill(pid, signal.SIGKILL)
+    assert up.returncode == 0, out + err
+    lines = out.splitlines()
+    counts = [int(line.split(":")[1].split()[0]) for line in lines
+              if line.startswith("  node")]
+    assert len(counts) == 3 and sum(counts) >= 2000
+    assert any("result 2664667000 (expected 2664667000)" in line for line in lines)

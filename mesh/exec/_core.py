@@ -51,6 +51,7 @@ from mesh.exec._records import (
 )
 from mesh.exec._ring import Ring
 from mesh.metrics import Metrics
+from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES
 
 __all__ = ["ORPHAN_GRACE", "ExecCore", "ProtocolViolation"]
 
@@ -81,13 +82,15 @@ class ExecCore:
     """Task ownership, replication and delivery for one node."""
 
     def __init__(self, name: str, *, replicas: int, max_crashes: int, metrics: Metrics,
-                 window: int = 4096) -> None:
+                 window: int = 4096, vnodes: int = DEFAULT_VNODES,
+                 probes: int = DEFAULT_PROBES) -> None:
         self.name = name
         self.replicas = replicas
         self.max_crashes = max_crashes
         self.metrics = metrics
         self.window = window
-        self.ring = Ring([(name, 1)], replicas)
+        self._ring_opts = {"vnodes": vnodes, "probes": probes}
+        self.ring = Ring([(name, 1)], replicas, **self._ring_opts)
         self.tasks: dict[str, Task] = {}
         self.results: dict[str, Stored] = {}
         self.ready: deque[str] = deque()
@@ -157,7 +160,7 @@ class ExecCore:
         if self.name not in dict(members):
             members = [*members, (self.name, 1)]
         old = self.ring
-        new = Ring(members, self.replicas)
+        new = Ring(members, self.replicas, **self._ring_opts)
         self.ring = new
         if self._base is None:
             self._base = old

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES, Placement
 from mesh.placement import Member as PMember
-from mesh.placement import Placement
 
 _MEMO = 65536
 
@@ -20,11 +20,13 @@ class Ring:
 
     __slots__ = ("_memo", "_placement", "names", "replicas", "weights")
 
-    def __init__(self, members: list[tuple[str, int]], replicas: int) -> None:
+    def __init__(self, members: list[tuple[str, int]], replicas: int, *,
+                 vnodes: int = DEFAULT_VNODES, probes: int = DEFAULT_PROBES) -> None:
         self.weights = dict(sorted(members))
         self.names = frozenset(self.weights)
         self.replicas = max(1, min(replicas, len(members)))
-        self._placement = Placement([PMember(n, max(1, w)) for n, w in sorted(members)])
+        self._placement = Placement([PMember(n, max(1, w)) for n, w in sorted(members)],
+                                    vnodes=vnodes, probes=probes)
         self._memo: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     def pref(self, key: str) -> tuple[str, ...]:

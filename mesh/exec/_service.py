@@ -125,7 +125,8 @@ class ExecService:
         self._limit = node.config.max_http_body
         self.core = ExecCore(node.name, replicas=node.config.replicas,
                              max_crashes=node.config.max_task_crashes, metrics=node.metrics,
-                             window=self.window)
+                             window=self.window, vnodes=node.config.placement_vnodes,
+                             probes=node.config.placement_probes)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
         self._update_view()
