@@ -33,33 +33,14 @@ from __future__ import annotations
 
 from collections import deque
 
-from mesh.exec import _payload as P
-from mesh.exec._executor import Job, Outcome
-from mesh.exec._records import (
-    HELD,
-    READY,
-    RUNNING,
-    SPEC_AKIND,
-    SPEC_ARGS,
-    SPEC_DEPS,
-    SPEC_FN,
-    SPEC_RETRIES,
-    WAITING,
-    Session,
-    Stored,
-    Task,
-)
+from mesh.exec._rebalance import ORPHAN_GRACE, ViewChanges
+from mesh.exec._records import RUNNING, SPEC_DEPS, WAITING, Session, Stored, Task
 from mesh.exec._ring import Ring
+from mesh.exec._running import FAILED_KINDS, Running
 from mesh.metrics import Metrics
 from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES
 
 __all__ = ["ORPHAN_GRACE", "ExecCore", "ProtocolViolation"]
-
-ORPHAN_GRACE = 60.0
-"""Seconds a result or task whose every subscriber died is kept, so that a
-client whose entry node died can re-attach through another node."""
-
-_FAILED_KINDS = (P.ERROR, P.KILLED, P.FAILED)
 
 
 class ProtocolViolation(Exception):
@@ -68,18 +49,10 @@ class ProtocolViolation(Exception):
     carried it is closed."""
 
 
-def killed_message(key: str, crashes: int, node: str) -> str:
-    return (
-        f"KilledWorker: task {key!r} was running when its worker process died, "
-        f"{crashes} times (the last time on node {node!r}); mesh will not run it again. "
-        "The task most likely crashed the process itself: os._exit(), a segfault in a C "
-        "extension, or running out of memory. Run the function locally with the same "
-        "arguments to find out, or check the node's log and memory limits."
-    )
-
-
-class ExecCore:
-    """Task ownership, replication and delivery for one node."""
+class ExecCore(ViewChanges, Running):
+    """Task ownership, replication and delivery for one node. View changes
+    live in :mod:`mesh.exec._rebalance`, running tasks in
+    :mod:`mesh.exec._running`."""
 
     def __init__(self, name: str, *, replicas: int, max_crashes: int, metrics: Metrics,
                  window: int = 4096, vnodes: int = DEFAULT_VNODES,
@@ -148,154 +121,6 @@ class ExecCore:
         local = self._local
         while local:
             self._on_peer(self.name, local.popleft())
-
-    # ------------------------------------------------------------------- view
-    def set_view(self, members: list[tuple[str, int]], now: float) -> None:
-        """The alive members changed: ``[(name, workers), ...]`` including this
-        node. Re-sends what this node waits for at once, and starts a
-        rebalancing pass over the keys it holds (see :meth:`rebalance_step`):
-        handing over specs and results whose holders changed, and taking over
-        tasks whose owner left."""
-        self.now = now
-        if self.name not in dict(members):
-            members = [*members, (self.name, 1)]
-        old = self.ring
-        new = Ring(members, self.replicas, **self._ring_opts)
-        self.ring = new
-        if self._base is None:
-            self._base = old
-        # (Re)start the pass over every key held, against the ring in force
-        # when the pass began: re-examining a key is harmless (idempotent).
-        self._todo_tasks, self._ti = sorted(self.tasks), 0
-        self._todo_results, self._ri = sorted(self.results), 0
-        dead = old.names - new.names
-        for key in list(self.pending):
-            if dead or old.pref(key) != new.pref(key):
-                self._request(key, self.pending[key])
-        self._flush_local()
-
-    def rebalancing(self) -> bool:
-        """Whether a rebalancing pass is in progress."""
-        return self._base is not None
-
-    def rebalance_step(self, budget: int) -> bool:
-        """Examine up to ``budget`` held keys after a view change; returns True
-        while keys remain. A pass over tens of thousands of stored results
-        takes a second of CPU, so the driver runs it in slices and lets the
-        event loop (and gossip) breathe in between."""
-        base, new = self._base, self.ring
-        if base is None:
-            return False
-        alive = new.names
-        dead = base.names - alive
-        tasks, results = self.tasks, self.results
-        while budget > 0 and self._ti < len(self._todo_tasks):
-            key = self._todo_tasks[self._ti]
-            self._ti += 1
-            budget -= 1
-            task = tasks.get(key)
-            if task is not None:
-                self._rebalance_task(key, task, base, new, alive, dead)
-        while budget > 0 and self._ri < len(self._todo_results):
-            key = self._todo_results[self._ri]
-            self._ri += 1
-            budget -= 1
-            st = results.get(key)
-            if st is not None:
-                self._rebalance_result(key, st, base, new, alive, dead)
-        self._flush_local()
-        if self._ti < len(self._todo_tasks) or self._ri < len(self._todo_results):
-            return True
-        self._base = None
-        self._todo_tasks, self._todo_results = [], []
-        return False
-
-    def _rebalance_task(self, key: str, task: Task, base: Ring, new: Ring,
-                        alive: frozenset[str], dead: frozenset[str]) -> None:
-        if dead and task.subs & dead:
-            task.subs -= dead
-            if not task.subs:
-                self.orphaned.setdefault(key, self.now)
-        oldp, newp = base.compare(new, key)
-        if oldp == newp:
-            return
-        handler = next((n for n in oldp if n in alive), self.name)
-        if handler == self.name:
-            for n in newp:
-                if n not in oldp:
-                    self._send(n, ["t", key, task.spec, sorted(task.subs), list(newp)])
-        if newp[0] == self.name:
-            if task.state == HELD:
-                self._activate(task)
-        elif task.state in (READY, WAITING):
-            self._release_deps(task)  # the new owner queues it
-            task.state = HELD
-            task.missing.clear()
-            task.depvals.clear()
-        if self.name not in newp and task.state != RUNNING:
-            self._drop_task(key)
-
-    def _rebalance_result(self, key: str, st: Stored, base: Ring, new: Ring,
-                          alive: frozenset[str], dead: frozenset[str]) -> None:
-        if dead and st.subs & dead:
-            st.subs -= dead
-            if not st.subs:
-                self.orphaned.setdefault(key, self.now)
-        oldp, newp = base.compare(new, key)
-        if oldp != newp:
-            handler = next((n for n in oldp if n in alive), self.name)
-            if handler == self.name:
-                for n in newp:
-                    if n not in oldp:
-                        self._send(n, ["s", key, st.kind, st.payload, list(newp),
-                                       sorted(st.subs), self.name, True])
-            if self.name not in newp and (st.coord != self.name or st.confirmed):
-                del self.results[key]
-                return
-        if not st.confirmed and st.coord == self.name:
-            self._check_confirmed(key, st)
-        elif not st.confirmed and newp and newp[0] == self.name:
-            st.confirmed = True  # its coordinator died: we hold a copy, so do others
-            self._on_confirmed(key, st)
-
-    def tick(self, now: float) -> None:
-        """Drop results and tasks nobody re-attached to within the grace, and
-        ask again for keys this node has been waiting for since the last tick
-        (a request may have reached a node that was no holder in the end)."""
-        self.now = now
-        stale = [k for k in self.pending if k in self._stale]
-        for key in stale:
-            spec = self.pending[key]
-            self._request(key, spec)
-            if spec is None:
-                # A dependency nobody answered for: its holders may all have
-                # died. Ask the dependents' subscribers, who may hold its spec.
-                for tkey in self.waiters.get(key, ()):
-                    task = self.tasks.get(tkey)
-                    for sub in sorted(task.subs) if task is not None else ():
-                        self._send(sub, ["n", key])
-        self._stale = set(self.pending)
-        # Stores (or their acknowledgements) lost with a broken channel: send
-        # the result again to the targets that have not acknowledged it.
-        alive = self.ring.names
-        for key, st in self.results.items():
-            if st.coord == self.name and not st.confirmed:
-                if st.stale:
-                    subs = sorted(st.subs)
-                    for n in st.targets:
-                        if n not in st.acks and n in alive:
-                            self._send(n, ["s", key, st.kind, st.payload, st.targets, subs,
-                                           self.name, False])
-                st.stale = True
-        self._flush_local()
-        for key in [k for k, t in self.orphaned.items() if now - t >= ORPHAN_GRACE]:
-            del self.orphaned[key]
-            st = self.results.get(key)
-            if st is not None and not st.subs:
-                del self.results[key]
-            task = self.tasks.get(key)
-            if task is not None and not task.subs and task.state != RUNNING:
-                self._drop_task(key)
 
     # --------------------------------------------------------------- sessions
     def open_session(self, sid: int) -> Session:
@@ -418,7 +243,7 @@ class ExecCore:
                     continue
                 task.missing.discard(key)
                 task.depvals[key] = [kind, payload]
-                if kind in _FAILED_KINDS:
+                if kind in FAILED_KINDS:
                     self._complete(task, kind, payload)
                 elif not task.missing:
                     self._queue(task)
@@ -576,147 +401,6 @@ class ExecCore:
             if not task.subs and task.state != RUNNING:
                 self._drop_task(key)
                 self.metrics.inc("exec_tasks_cancelled")
-
-    # ------------------------------------------------------------- execution
-    def _activate(self, task: Task) -> None:
-        """This node owns ``task`` now: queue it, or wait for its dependencies."""
-        task.state = WAITING
-        for dep in task.spec[SPEC_DEPS]:
-            if dep in task.depvals:
-                continue
-            self.interest[dep] = self.interest.get(dep, 0) + 1
-            st = self.results.get(dep)
-            if st is not None and st.confirmed:
-                task.depvals[dep] = [st.kind, st.payload]
-                if st.kind in _FAILED_KINDS:
-                    self._complete(task, st.kind, st.payload)
-                    return
-                continue
-            task.missing.add(dep)
-            waiting = self.waiters.get(dep)
-            if waiting is None:
-                self.waiters[dep] = [task.key]
-                if dep not in self.pending:
-                    self.pending[dep] = None
-                    self._request(dep, None)
-            else:
-                waiting.append(task.key)
-        if not task.missing:
-            self._queue(task)
-
-    def _queue(self, task: Task) -> None:
-        task.state = READY
-        self.ready.append(task.key)
-
-    def take_jobs(self, n: int) -> tuple[list[Job], list[Job]]:
-        """Up to ``n`` queued tasks as executor jobs: ``(batchable, solo)``;
-        tasks that crashed a worker before are solo."""
-        jobs: list[Job] = []
-        solo: list[Job] = []
-        ready = self.ready
-        tasks = self.tasks
-        while ready and len(jobs) + len(solo) < n:
-            key = ready.popleft()
-            task = tasks.get(key)
-            if task is None or task.state != READY:
-                continue
-            task.state = RUNNING
-            spec = task.spec
-            job = [key, spec[SPEC_FN], spec[SPEC_AKIND], spec[SPEC_ARGS], task.depvals or None]
-            (solo if task.crashes else jobs).append(job)
-        return jobs, solo
-
-    def outcomes(self, outs: list[Outcome]) -> None:
-        """Results from the executor."""
-        tasks = self.tasks
-        for tid, kind, payload in outs:
-            task = tasks.get(tid)
-            if task is None or task.state != RUNNING:
-                self.metrics.inc("exec_outcomes_ignored")
-                continue
-            if not task.subs and tid not in self.orphaned:
-                self._drop_task(tid)  # released or stored by another owner meanwhile
-                continue
-            if kind == P.CRASHED:
-                task.crashes += 1
-                self.metrics.inc("exec_worker_crashes")
-                if task.crashes >= self.max_crashes:
-                    msg = killed_message(tid, task.crashes, self.name)
-                    self._complete(task, P.KILLED, msg.encode())
-                else:
-                    self._queue(task)
-                continue
-            if kind == P.ERROR and task.tries < (task.spec[SPEC_RETRIES] or 0):
-                task.tries += 1
-                self.metrics.inc("exec_task_retries")
-                self._queue(task)
-                continue
-            self._complete(task, kind, payload)
-        self._flush_local()
-
-    def _complete(self, task: Task, kind: int, payload: bytes) -> None:
-        """Store the result of a task this node owned and start replication."""
-        key = task.key
-        self.completed += 1
-        self._drop_task(key)
-        targets = self.ring.pref(key)
-        me = self.name
-        st = Stored(kind, payload, task.subs, list(targets), me)
-        st.acks.add(me)
-        self.results[key] = st
-        if len(targets) <= 2:
-            st.notified = {s for s in task.subs if s in targets}
-        subs = sorted(task.subs)
-        for n in targets:
-            if n != me:
-                self._send(n, ["s", key, kind, payload, list(targets), subs, me, False])
-        self._check_confirmed(key, st)
-
-    def _check_confirmed(self, key: str, st: Stored) -> None:
-        alive = self.ring.names
-        for t in st.targets:
-            if t not in st.acks and t in alive:
-                return
-        st.confirmed = True
-        self._on_confirmed(key, st)
-
-    def _on_confirmed(self, key: str, st: Stored) -> None:
-        me = self.name
-        for sub in sorted(st.subs):
-            if sub == me:
-                self._deliver(key, st.kind, st.payload)
-            elif sub not in st.notified:
-                self._send(sub, ["r", key, st.kind, st.payload])
-        if len(st.targets) > 2:
-            for n in st.targets:
-                if n != me:
-                    self._send(n, ["k", key])
-        if me not in st.targets:
-            del self.results[key]
-
-    def _drop_task(self, key: str) -> None:
-        task = self.tasks.pop(key, None)
-        if task is None:
-            return
-        self.orphaned.pop(key, None)
-        if task.state in (WAITING, READY, RUNNING):
-            self._release_deps(task)
-
-    def _release_deps(self, task: Task) -> None:
-        """``task`` no longer runs here: stop holding its dependencies."""
-        key = task.key
-        for dep in task.spec[SPEC_DEPS]:
-            waiting = self.waiters.get(dep)
-            if waiting is not None and key in waiting:
-                waiting.remove(key)
-                if not waiting:
-                    del self.waiters[dep]
-            n = self.interest.get(dep, 0) - 1
-            if n > 0:
-                self.interest[dep] = n
-            else:
-                self.interest.pop(dep, None)
-                self._maybe_release(dep)
 
     # ----------------------------------------------------------------- status
     def queue_depth(self) -> int:
