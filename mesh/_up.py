@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 
@@ -30,7 +31,8 @@ def node_args(args: argparse.Namespace, i: int) -> list[str]:
     argv = ["join", "--bind", f"127.0.0.1:{port}", "--name", f"node{i + 1}"]
     for s in seeds:
         argv += ["--seed", f"127.0.0.1:{s}"]
-    argv += ["--workers", str(args.workers), "--log-level", args.log_level]
+    workers = args.workers or max(1, (os.cpu_count() or 1) // args.nodes)
+    argv += ["--workers", str(workers), "--log-level", args.log_level]
     if args.replicas is not None:
         argv += ["--replicas", str(args.replicas)]
     if args.demo:

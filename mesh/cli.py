@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -109,6 +110,10 @@ def config_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mesh", description="A leaderless peer-to-peer compute mesh."
@@ -129,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT", help="a node to join through; repeat for several",
     )
     join.add_argument("--secret-file", metavar="PATH", help=secret_help)
-    join.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    join.add_argument("--workers", type=_positive_int, default=_cores(),
+                      help="worker processes (default: the number of cores, here %(default)s)")
     join.add_argument("--replicas", type=_positive_int, default=None,
                       help=f"copies of each stored result (default {DEFAULT.replicas})")
     join.add_argument("--demo", action="store_true", help="register the demo functions")
@@ -156,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=_positive_int, default=3)
     up.add_argument("--base-port", type=_port, default=DEFAULT_BIND[1],
                     help="the first node's port; the others follow (default 7946)")
-    up.add_argument("--workers", type=_positive_int, default=1)
+    up.add_argument("--workers", type=_positive_int, default=None,
+                    help="worker processes per node (default: the cores shared out "
+                    "among the nodes, at least 1 each)")
     up.add_argument("--replicas", type=_positive_int, default=None)
     up.add_argument("--demo", action="store_true")
     up.add_argument("--secret-file", metavar="PATH", help=secret_help)

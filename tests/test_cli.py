@@ -18,10 +18,21 @@ from mesh.errors import ConfigError
 from tests.procs import FAST, REPO, config_flags, free_ports, members, run_cli, statuses, wait_until
 
 
-def test_join_defaults_bind_to_loopback_7946_with_one_worker() -> None:
+def test_join_defaults_bind_to_loopback_7946_with_a_worker_per_core() -> None:
     args = build_parser().parse_args(["join", "--name", "a"])
     assert args.bind == ("127.0.0.1", 7946)
-    assert args.seed == [] and args.workers == 1 and args.replicas is None
+    assert args.seed == [] and args.workers == (os.cpu_count() or 1) and args.replicas is None
+
+
+def test_up_shares_the_cores_among_its_nodes_unless_workers_is_given() -> None:
+    from mesh._up import node_args
+
+    args = build_parser().parse_args(["up", "--nodes", "3"])
+    argv = node_args(args, 0)
+    assert argv[argv.index("--workers") + 1] == str(max(1, (os.cpu_count() or 1) // 3))
+    args = build_parser().parse_args(["up", "--nodes", "3", "--workers", "4"])
+    argv = node_args(args, 2)
+    assert argv[argv.index("--workers") + 1] == "4"
 
 
 def test_join_collects_repeated_seeds() -> None:

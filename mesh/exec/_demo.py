@@ -67,7 +67,9 @@ async def run_demo(addresses: list[str], secret: bytes | None, out: object = sys
             for a in addrs:
                 after = await _stats(runtime, a, codec)
                 ran = after["completed"] - before[a]["completed"]
-                say(f"  {after['node']}: {ran} tasks ({after['workers']} workers)")
+                workers = after["workers"]
+                plural = "" if workers == 1 else "s"
+                say(f"  {after['node']}: {ran} tasks ({workers} worker{plural})")
             say(f"demo: result {total} (expected {expected}) in {elapsed:.2f} s")
             return 0 if total == expected else 1
         finally:
