@@ -24,6 +24,7 @@ Everything is drawn from the seed, so a seed gives one run.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from mesh.exec import ExecService, KilledWorker
 from mesh.exec import _payload as P
 from mesh.exec._executor import Job, OutcomeHandler
 from mesh.node import Node
+from mesh.placement import Member as PMember
+from mesh.placement import Placement
 from sim._loop import SimLoop
 from sim.network import Host, NetConfig, Network
 from sim.runtime import SimRuntime, node_rng
@@ -157,6 +160,8 @@ class ExecSimResult:
     node_crashes: int = 0
     worker_crashes: int = 0
     killed: int = 0
+    stolen: int = 0
+    """Tasks idle nodes took from loaded ones."""
     """Tasks that random worker crashes hit ``max_task_crashes`` times."""
     virtual_seconds: float = 0.0
     trace_digest: str = ""
@@ -171,7 +176,7 @@ def _addr(i: int) -> tuple[str, int]:
 
 
 async def _scenario(seed: int, nodes: int, tasks: int, crash_nodes: bool,
-                    crash_rate: float, result: ExecSimResult) -> None:
+                    crash_rate: float, skew: bool, result: ExecSimResult) -> None:
     from mesh.client import AsyncClient
 
     loop = asyncio.get_running_loop()
@@ -183,6 +188,7 @@ async def _scenario(seed: int, nodes: int, tasks: int, crash_nodes: bool,
     lives = [0] * nodes
     executors: list[SimExecutor] = []
     services: list[ExecService | None] = [None] * nodes
+    every_node: list[Node] = []
     stopping: list[asyncio.Task[Any]] = []
 
     async def start(i: int) -> None:
@@ -199,6 +205,7 @@ async def _scenario(seed: int, nodes: int, tasks: int, crash_nodes: bool,
         node = Node(rt, SIM_CONFIG, host.name, host.addr, seeds=seeds or [_addr((i + 1) % nodes)],
                     services=[service])
         running[i] = node
+        every_node.append(node)
         await node.start()
 
     def crash(i: int) -> None:
@@ -251,7 +258,11 @@ async def _scenario(seed: int, nodes: int, tasks: int, crash_nodes: bool,
     futures: list[tuple[Any, Any]] = []
     for batch in range(4):
         xs = list(range(batch * tasks // 4, (batch + 1) * tasks // 4))
-        futs = client.map(square_plus, xs, pure=False, retries=1)
+        if skew:  # every task owned by one node: the others must steal to help
+            futs = [client.submit(square_plus, x, key=_key_owned_by("n1", x, nodes),
+                                  pure=False, retries=1) for x in xs]
+        else:
+            futs = client.map(square_plus, xs, pure=False, retries=1)
         futures += [(f, square_plus(x)) for f, x in zip(futs, xs, strict=True)]
         picks = rng.sample(futs, min(5, len(futs)))
         graph = client.submit(total, *picks, pure=False)
@@ -302,6 +313,7 @@ async def _scenario(seed: int, nodes: int, tasks: int, crash_nodes: bool,
     result.virtual_seconds = loop.time()
     result.errors += [f"network handler error: {e}" for e in net.errors]
     result.trace_digest = net.trace.digest()
+    result.stolen = sum(n.metrics.get("exec_tasks_taken") for n in every_node)
 
 
 def _describe(key: str, services: list[ExecService | None], running: list[Node | None]) -> str:
@@ -323,11 +335,18 @@ def _describe(key: str, services: list[ExecService | None], running: list[Node |
     return f"state of {key}: " + " | ".join(parts)
 
 
+def _key_owned_by(owner: str, x: int, nodes: int) -> str:
+    placement = Placement([PMember(f"n{i}", 2) for i in range(nodes)],
+                          vnodes=SIM_CONFIG.placement_vnodes, probes=SIM_CONFIG.placement_probes)
+    return next(f"sq-{x}-{j}" for j in itertools.count() if placement.owner(f"sq-{x}-{j}") == owner)
+
+
 def run_exec_sim(seed: int, *, nodes: int = 4, tasks: int = 120, crash_nodes: bool = True,
-                 crash_rate: float = 0.02) -> ExecSimResult:
-    """One simulated run; see the module doc for what it checks."""
+                 crash_rate: float = 0.02, skew: bool = False) -> ExecSimResult:
+    """One simulated run; see the module doc for what it checks. ``skew``
+    gives every independent task to one owner, so idle nodes steal."""
     from sim._loop import run
 
     result = ExecSimResult(seed)
-    run(_scenario(seed, nodes, tasks, crash_nodes, crash_rate, result))
+    run(_scenario(seed, nodes, tasks, crash_nodes, crash_rate, skew, result))
     return result

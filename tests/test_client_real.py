@@ -380,3 +380,22 @@ def test_mesh_up_demo_runs_a_job_and_prints_per_node_counts(tmp_path: Path) -> N
               if line.startswith("  node")]
     assert len(counts) == 3 and sum(counts) >= 2000
     assert any("result 2664667000 (expected 2664667000)" in line for line in lines)
+
+
+def test_idle_nodes_steal_queued_work_from_a_loaded_node(mesh3: list[MeshProc],
+                                                         client: Client) -> None:
+    placement = Placement([Member(p.name, 1) for p in mesh3])
+    owner = mesh3[1].name
+    keys = []
+    for i in range(40):
+        keys.append(next(f"steal-{i}-{j}" for j in range(1000)
+                         if placement.owner(f"steal-{i}-{j}") == owner))
+    before = {p.name: api(p.addr, "/v1/exec/stats")["completed"] for p in mesh3}
+    start = time.monotonic()
+    futs = [client.submit(slow_inc, i, 0.1, key=k) for i, k in enumerate(keys)]
+    assert client.gather(futs, timeout=30) == list(range(1, 41))
+    elapsed = time.monotonic() - start
+    ran = {p.name: api(p.addr, "/v1/exec/stats")["completed"] - before[p.name] for p in mesh3}
+    helpers = [n for n in ran if n != owner]
+    assert all(ran[n] > 0 for n in helpers), ran
+    assert elapsed < 40 * 0.1, f"{elapsed:.2f} s: no faster than the owner alone"

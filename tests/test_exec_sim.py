@@ -39,3 +39,11 @@ def test_one_seed_gives_one_trace() -> None:
     assert (a.submitted, a.resolved, a.node_crashes, a.worker_crashes, a.virtual_seconds) == (
         b.submitted, b.resolved, b.node_crashes, b.worker_crashes, b.virtual_seconds)
     assert run_exec_sim(4).trace_digest != a.trace_digest
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_idle_nodes_steal_from_a_loaded_owner_without_losing_tasks(seed: int) -> None:
+    result = run_exec_sim(seed, skew=True, crash_nodes=seed % 2 == 0)
+    assert result.ok, f"seed {seed}: " + "\n".join(result.errors)
+    assert result.resolved == result.submitted
+    assert result.stolen > 10

@@ -410,7 +410,7 @@ class ExecCore(ViewChanges, Running):
         """Where ``key`` stands on this node (for operators and tests)."""
         task = self.tasks.get(key)
         st = self.results.get(key)
-        names = ("held", "waiting", "ready", "running")
+        names = ("held", "waiting", "ready", "running", "stolen")
         return {
             "pref": list(self.ring.pref(key)),
             "task": None if task is None else {
@@ -426,8 +426,8 @@ class ExecCore(ViewChanges, Running):
 
     def state_counts(self) -> dict[str, int]:
         """How many held specs are in each state (for stats)."""
-        counts = dict.fromkeys(("held", "waiting", "ready", "running"), 0)
-        names = ("held", "waiting", "ready", "running")
+        counts = dict.fromkeys(("held", "waiting", "ready", "running", "stolen"), 0)
+        names = ("held", "waiting", "ready", "running", "stolen")
         for task in self.tasks.values():
             counts[names[task.state]] += 1
         return counts
@@ -442,4 +442,6 @@ _PEER_HANDLERS = {
     "k": ExecCore._on_confirm,
     "x": ExecCore._on_release,
     "n": ExecCore._on_need,
+    "st": ExecCore._on_steal,
+    "g": ExecCore._on_given,
 }

@@ -106,7 +106,7 @@ class ProcessExecutor:
     # --- scheduling --------------------------------------------------------
     def _batch_size(self) -> int:
         if self._task_seconds <= 0:
-            return 16
+            return 2  # unknown task length: small batches until measured
         return max(1, min(self._max_batch, int(_TARGET_BATCH_SECONDS / self._task_seconds)))
 
     def capacity(self) -> int:

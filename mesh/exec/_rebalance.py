@@ -6,8 +6,12 @@ protocol). Sans-IO like the rest of the core.
 
 from __future__ import annotations
 
-from mesh.exec._records import HELD, READY, RUNNING, WAITING, Stored, Task
+from mesh.exec._records import HELD, READY, RUNNING, STOLEN, WAITING, Stored, Task
 from mesh.exec._ring import Ring
+
+STOLEN_PATIENCE = 3
+"""Ticks a stolen task may go without a result before its owner runs it
+itself (the thief may have never received it)."""
 
 ORPHAN_GRACE = 60.0
 """Seconds a result or task whose every subscriber died is kept, so that a
@@ -84,6 +88,10 @@ class ViewChanges:
             task.subs -= dead
             if not task.subs:
                 self.orphaned.setdefault(key, self.now)
+        if task.state == STOLEN and task.thief not in alive:
+            self._queue(task)  # the thief died: run it here (or hand it over below)
+        elif task.thief == self.name:
+            return  # we took it from its owner and run it wherever the key lives
         oldp, newp = base.compare(new, key)
         if oldp == newp:
             return
@@ -155,6 +163,12 @@ class ViewChanges:
                             self._send(n, ["s", key, st.kind, st.payload, st.targets, subs,
                                            self.name, False])
                 st.stale = True
+        for task in self.tasks.values():
+            if task.state == STOLEN:
+                task.stale += 1
+                if task.stale > STOLEN_PATIENCE:
+                    self.metrics.inc("exec_stolen_tasks_reclaimed")
+                    self._queue(task)
         self._flush_local()
         for key in [k for k, t in self.orphaned.items() if now - t >= ORPHAN_GRACE]:
             del self.orphaned[key]

@@ -16,6 +16,9 @@ READY = 2
 """Owned here, queued for a worker."""
 RUNNING = 3
 """Handed to the executor."""
+STOLEN = 4
+"""Owned here, but an idle node took it to run (``Task.thief``); it comes back
+if the thief dies or never answers."""
 
 SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES = range(5)
 """Indexes into a spec: ``[function bytes, args kind, args payload, dependency
@@ -35,6 +38,9 @@ class Task:
     missing: set[str] = field(default_factory=set)
     depvals: dict[str, list] = field(default_factory=dict)
     """Dependency results ``{key: [kind, payload]}`` once they arrived."""
+    thief: str = ""
+    stale: int = 0
+    """Ticks spent stolen without a result."""
 
 
 @dataclass(slots=True, eq=False)

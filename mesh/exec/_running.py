@@ -17,6 +17,7 @@ from mesh.exec._records import (
     SPEC_DEPS,
     SPEC_FN,
     SPEC_RETRIES,
+    STOLEN,
     WAITING,
     Stored,
     Task,
@@ -87,6 +88,57 @@ class Running:
             (solo if task.crashes else jobs).append(job)
         return jobs, solo
 
+    def steal_from(self, victim: str, n: int) -> None:
+        """This node is idle: ask ``victim`` for up to ``n`` queued tasks."""
+        self._send(victim, ["st", n, self.name])
+        self._flush_local()
+
+    def _on_steal(self, msg: list) -> None:
+        """Give up to ``n`` of our queued tasks (the newest) to an idle node."""
+        _, n, thief = msg
+        if thief == self.name or thief not in self.ring.names:
+            return
+        keep = []
+        given = 0
+        ready = self.ready
+        while ready and given < min(n, len(ready) // 2 + 1):
+            key = ready.pop()
+            task = self.tasks.get(key)
+            if task is None or task.state != READY:
+                continue
+            if task.crashes:  # a crash suspect stays under our eye
+                keep.append(key)
+                continue
+            task.state = STOLEN
+            task.thief = thief
+            task.stale = 0
+            given += 1
+            self._send(thief, ["g", key, task.spec, sorted(task.subs), task.depvals])
+        ready.extend(reversed(keep))
+        if given:
+            self.metrics.inc("exec_tasks_given", given)
+
+    def _on_given(self, msg: list) -> None:
+        """Run a task an overloaded owner gave us; we coordinate its result."""
+        _, key, spec, subs, depvals = msg
+        if key in self.results:
+            return
+        task = self.tasks.get(key)
+        if task is None:
+            task = Task(key, spec, set(subs))
+            self.tasks[key] = task
+        else:
+            task.subs.update(subs)
+            if task.state in (READY, RUNNING):
+                return
+        for dep in spec[SPEC_DEPS]:  # balanced by _release_deps when it is done
+            self.interest[dep] = self.interest.get(dep, 0) + 1
+        task.depvals = dict(depvals)
+        task.missing.clear()
+        task.thief = self.name
+        self.metrics.inc("exec_tasks_taken")
+        self._queue(task)
+
     def outcomes(self, outs: list[Outcome]) -> None:
         """Results from the executor."""
         tasks = self.tasks
@@ -125,8 +177,10 @@ class Running:
         st = Stored(kind, payload, task.subs, list(targets), me)
         st.acks.add(me)
         self.results[key] = st
-        if len(targets) <= 2:
-            st.notified = {s for s in task.subs if s in targets}
+        # A subscriber that is itself a target resolves from our store message
+        # when the targets are just it and us; the others get a result message.
+        tset = set(targets)
+        st.notified = {s for s in task.subs if tset <= {me, s}}
         subs = sorted(task.subs)
         for n in targets:
             if n != me:
@@ -160,7 +214,7 @@ class Running:
         if task is None:
             return
         self.orphaned.pop(key, None)
-        if task.state in (WAITING, READY, RUNNING):
+        if task.state in (WAITING, READY, RUNNING, STOLEN):
             self._release_deps(task)
 
     def _release_deps(self, task: Task) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from mesh.errors import WireError
+from mesh.errors import ConfigError, WireError
 from mesh.exec import _payload as P
 from mesh.exec._core import ExecCore, ProtocolViolation
 from mesh.exec._executor import Executor, Outcome
@@ -56,6 +56,11 @@ _REBALANCE_SLICE = 500
 _MSG_SLICE = 512
 """Messages of one incoming frame handled before yielding to the event loop,
 so a frame of thousands of tasks does not delay gossip acknowledgements."""
+_STEAL_INTERVAL = 0.2
+"""Seconds between looks at our own queue (published in gossip metadata as
+``queue``) and, when idle, at our peers' queues to steal from."""
+_STEAL_MIN_QUEUE = 4
+"""A peer is worth stealing from once it has at least this many queued tasks."""
 _FRAME_TARGET = 1 << 20
 """Bytes of messages after which an outgoing batch is cut into another frame."""
 
@@ -114,6 +119,10 @@ class ExecService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: Any = None
         self._rebalancer: asyncio.Task[None] | None = None
+        self._members: list[tuple[str, int]] = []
+        self._steal_timer: Any = None
+        self._published_queue = -1
+        self._steal_wait_until = 0.0
         self._stopped = False
         self._noise: RateLimitedLog | None = None
         self._limit = 0
@@ -131,11 +140,13 @@ class ExecService:
         await self.executor.start(self._on_outcomes)
         self._update_view()
         self._timer = node.runtime.call_later(_TICK, self._tick)
+        self._steal_timer = node.runtime.call_later(_STEAL_INTERVAL, self._steal_tick)
 
     async def stop(self, graceful: bool) -> None:
         self._stopped = True
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in (self._timer, self._steal_timer):
+            if timer is not None:
+                timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         for box in [*self._links.values(), *self._sessions.values()]:
@@ -157,6 +168,35 @@ class ExecService:
         self._flush()
         self._timer = self.node.runtime.call_later(_TICK, self._tick)
 
+    def _steal_tick(self) -> None:
+        """Publish our queue depth (rounded to a power of two, to keep gossip
+        quiet) and, when idle, ask the most loaded peer for work."""
+        if self._stopped or self.node is None or self.core is None:
+            return
+        node, core = self.node, self.core
+        depth = core.queue_depth()
+        bucket = 0 if depth == 0 else 1 << (depth.bit_length() - 1)
+        if bucket != self._published_queue:
+            self._published_queue = bucket
+            try:
+                node.set_meta({"queue": bucket})
+            except ConfigError as exc:  # metadata full: stealing from us stays off
+                self._noise.warning("exec-meta", "cannot publish queue depth: %s", exc)
+        now = node.runtime.now()
+        free = self.executor.capacity()
+        if depth == 0 and free > 0 and now >= self._steal_wait_until:
+            best: tuple[int, str] | None = None
+            for m in node.membership.alive():  # sorted by name: ties are deterministic
+                queue = m.meta.get("queue", 0) if isinstance(m.meta, dict) else 0
+                if (m.name != node.name and isinstance(queue, int)
+                        and queue >= _STEAL_MIN_QUEUE and (best is None or queue > best[0])):
+                    best = (queue, m.name)
+            if best is not None:
+                core.steal_from(best[1], max(1, min(best[0] // 2, free)))
+                self._flush()
+                self._steal_wait_until = now + 4 * _STEAL_INTERVAL
+        self._steal_timer = node.runtime.call_later(_STEAL_INTERVAL, self._steal_tick)
+
     # ------------------------------------------------------------------ view
     def on_member_event(self, event: MemberEvent) -> None:
         if self.core is not None and not self._stopped:
@@ -170,14 +210,18 @@ class ExecService:
             workers = m.meta.get("workers", 1) if isinstance(m.meta, dict) else 1
             members.append((m.name, workers if isinstance(workers, int) else 1))
             addrs[m.name] = m.addr
+        moved = [n for n in self._links if addrs.get(n) != self._addrs.get(n)]
         self._addrs = addrs
-        self.core.set_view(members, self.node.runtime.now())
-        if self._rebalancer is None or self._rebalancer.done():
-            self._rebalancer = self._spawn(self._rebalance())
-        for name in [n for n in self._links if n not in addrs]:
+        for name in moved:  # gone, or back at another address: reconnect lazily
             box = self._links.pop(name)
             if box.task is not None:
                 box.task.cancel()
+        if members == self._members:
+            return  # only metadata such as queue depth changed: placement did not
+        self._members = members
+        self.core.set_view(members, self.node.runtime.now())
+        if self._rebalancer is None or self._rebalancer.done():
+            self._rebalancer = self._spawn(self._rebalance())
         members_msg = ["m", self.member_addresses()]
         for sid in self._sessions:
             self.core.to_clients.setdefault(sid, []).append(members_msg)
