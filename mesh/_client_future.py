@@ -160,23 +160,21 @@ class as_completed:
     def __init__(self, futures: Iterable[Future], timeout: float | None = None) -> None:
         self._futures = list(futures)
         self._timeout = timeout
-        self._sync: queue.SimpleQueue[Future] | None = None
-        self._async: asyncio.Queue[Future] | None = None
 
     def __iter__(self) -> Iterator[Future]:
         q: queue.SimpleQueue[Future] = queue.SimpleQueue()
         for f in self._futures:
             f._core.on_done(f._state, lambda f=f: q.put(f))
-        deadline = None if self._timeout is None else threading_time() + self._timeout
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
         for _ in range(len(self._futures)):
-            remaining = None if deadline is None else max(0.0, deadline - threading_time())
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 yield q.get(timeout=remaining)
             except queue.Empty:
                 raise TimeoutError(f"as_completed: not all futures finished within "
                                    f"{self._timeout} s") from None
 
-    async def __aiter_impl(self) -> AsyncIterator[Future]:
+    async def _aiter(self) -> AsyncIterator[Future]:
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Future] = asyncio.Queue()
         for f in self._futures:
@@ -188,9 +186,4 @@ class as_completed:
                 yield await asyncio.wait_for(q.get(), self._timeout)
 
     def __aiter__(self) -> AsyncIterator[Future]:
-        return self.__aiter_impl()
-
-
-def threading_time() -> float:
-    """A monotonic clock for waits in user threads (client code, not protocol)."""
-    return time.monotonic()
+        return self._aiter()

@@ -92,7 +92,7 @@ class SimExecutor:
     async def start(self, on_outcomes: OutcomeHandler) -> None:
         self._on = on_outcomes
 
-    def capacity(self) -> int:
+    def capacity(self, fn: bytes | None = None) -> int:
         return max(0, self.workers * self._depth - self._busy - len(self._queue))
 
     def run(self, jobs: list[Job]) -> None:

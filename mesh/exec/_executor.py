@@ -38,9 +38,9 @@ class Executor(Protocol):
 
     async def start(self, on_outcomes: OutcomeHandler) -> None: ...
 
-    def capacity(self) -> int:
-        """How many more jobs :meth:`run` should be given now to keep every
-        worker busy with a batch in flight; 0 when saturated."""
+    def capacity(self, fn: bytes | None = None) -> int:
+        """How many more jobs (of function ``fn``, when known) :meth:`run`
+        should be given now to keep every worker busy; 0 when saturated."""
 
     def run(self, jobs: list[Job]) -> None:
         """Queue jobs; they are batched to workers. Never blocks."""

@@ -3,8 +3,10 @@
 This is outside-world code (processes and pipes), like :mod:`mesh.realtime`.
 Each worker keeps up to ``depth`` batches in flight so the pipe latency is
 hidden behind the batch that is running. Batch size adapts to the measured
-task duration: tiny tasks travel in batches of up to ``max_batch``, slow ones
-one at a time so that idle workers are never starved by a long batch.
+duration of each function: tiny tasks travel in batches of up to
+``max_batch``, slow ones (and functions not timed yet) one or two at a time,
+so that idle workers, here or on other nodes, are never starved by a long
+batch.
 
 A worker that dies is reaped and replaced; every job it held comes back as
 ``CRASHED``. A worker that dies before finishing any batch, three times in a
@@ -20,7 +22,7 @@ import math
 import os
 import struct
 import sys
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 import msgpack
@@ -35,14 +37,16 @@ _HEADER = struct.Struct(">I")
 _MESH_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 _TARGET_BATCH_SECONDS = 0.002
 _MAX_EARLY_DEATHS = 3
+_TIMED_FUNCTIONS = 256
 
 
 class _Worker:
-    __slots__ = ("batches", "done_any", "proc", "reader")
+    __slots__ = ("batches", "done_any", "fns", "proc", "reader")
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.batches: deque[list[str]] = deque()
+        self.fns: deque[bytes] = deque()
         self.reader: asyncio.Task[None] | None = None
         self.done_any = False
 
@@ -58,7 +62,8 @@ class ProcessExecutor:
         self._solo: deque[Job] = deque()
         self._pool: list[_Worker] = []
         self._on_outcomes: OutcomeHandler | None = None
-        self._task_seconds = 0.0  # moving average; 0 = unknown
+        self._fn_seconds: OrderedDict[bytes, float] = OrderedDict()
+        """Moving average of the run time of each function (by its pickle)."""
         self._early_deaths = 0
         self._stopping = False
         self._spawning: set[asyncio.Task[None]] = set()
@@ -104,14 +109,15 @@ class ProcessExecutor:
         self._pool.clear()
 
     # --- scheduling --------------------------------------------------------
-    def _batch_size(self) -> int:
-        if self._task_seconds <= 0:
-            return 2  # unknown task length: small batches until measured
-        return max(1, min(self._max_batch, int(_TARGET_BATCH_SECONDS / self._task_seconds)))
+    def _batch_size(self, fn: bytes | None) -> int:
+        seconds = self._fn_seconds.get(fn) if fn is not None else None
+        if seconds is None:
+            return 2  # a function not timed yet: small batches until measured
+        return max(1, min(self._max_batch, int(_TARGET_BATCH_SECONDS / max(seconds, 1e-7))))
 
-    def capacity(self) -> int:
+    def capacity(self, fn: bytes | None = None) -> int:
         free = sum(self._depth - len(w.batches) for w in self._pool)
-        return max(0, free * self._batch_size() - len(self._backlog) - len(self._solo))
+        return max(0, free * self._batch_size(fn) - len(self._backlog) - len(self._solo))
 
     def run(self, jobs: list[Job]) -> None:
         self._backlog.extend(jobs)
@@ -122,7 +128,6 @@ class ProcessExecutor:
         self._pump()
 
     def _pump(self) -> None:
-        size = self._batch_size()
         while self._backlog or self._solo:
             free = [w for w in self._pool if len(w.batches) < self._depth]
             if not free:
@@ -133,13 +138,14 @@ class ProcessExecutor:
                 batch = [self._solo.popleft()]
             else:
                 share = math.ceil(len(self._backlog) / len(free))
-                n = max(1, min(size, share))
+                n = max(1, min(self._batch_size(self._backlog[0][1]), share))
                 batch = [self._backlog.popleft() for _ in range(min(n, len(self._backlog)))]
             self._send(worker, batch)
 
     def _send(self, worker: _Worker, batch: list[Job]) -> None:
         body = msgpack.packb(batch, use_bin_type=True)
         worker.batches.append([job[0] for job in batch])
+        worker.fns.append(batch[0][1])
         stdin = worker.proc.stdin
         if stdin is None or stdin.is_closing():
             return  # the reader sees the death and reports the batch as crashed
@@ -155,18 +161,23 @@ class ProcessExecutor:
                 (size,) = _HEADER.unpack(head)
                 elapsed, results = msgpack.unpackb(await stdout.readexactly(size), raw=False)
                 tids = worker.batches.popleft()
+                fn = worker.fns.popleft()
                 worker.done_any = True
                 self._early_deaths = 0
                 if tids:
-                    per_task = elapsed / len(tids)
-                    self._task_seconds = (per_task if self._task_seconds <= 0
-                                          else 0.8 * self._task_seconds + 0.2 * per_task)
+                    self._time(fn, elapsed / len(tids))
                 outcomes: list[Outcome] = [(r[0], r[1], r[2]) for r in results]
                 self._deliver(outcomes)
                 self._pump()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         await self._on_death(worker)
+
+    def _time(self, fn: bytes, per_task: float) -> None:
+        old = self._fn_seconds.pop(fn, None)
+        self._fn_seconds[fn] = per_task if old is None else 0.8 * old + 0.2 * per_task
+        if len(self._fn_seconds) > _TIMED_FUNCTIONS:
+            self._fn_seconds.popitem(last=False)
 
     def _deliver(self, outcomes: list[Outcome]) -> None:
         if outcomes and self._on_outcomes is not None and not self._stopping:
@@ -180,6 +191,7 @@ class ProcessExecutor:
             return
         lost = [tid for batch in worker.batches for tid in batch]
         worker.batches.clear()
+        worker.fns.clear()
         log.warning("worker process %d exited with code %s holding %d task(s); restarting it",
                     worker.proc.pid, code, len(lost))
         if not worker.done_any and not lost:

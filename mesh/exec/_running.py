@@ -88,6 +88,16 @@ class Running:
             (solo if task.crashes else jobs).append(job)
         return jobs, solo
 
+    def next_function(self) -> bytes | None:
+        """The pickled function of the next queued task (None if none)."""
+        ready, tasks = self.ready, self.tasks
+        while ready:
+            task = tasks.get(ready[0])
+            if task is not None and task.state == READY:
+                return task.spec[SPEC_FN]
+            ready.popleft()  # a stale entry: dropped, handed over or running
+        return None
+
     def steal_from(self, victim: str, n: int) -> None:
         """This node is idle: ask ``victim`` for up to ``n`` queued tasks."""
         self._send(victim, ["st", n, self.name])

@@ -261,7 +261,7 @@ class ExecService:
                 if box is not None:
                     box.push(msgs)
         if core.ready:
-            cap = self.executor.capacity()
+            cap = self.executor.capacity(core.next_function())
             if cap > 0:
                 jobs, solo = core.take_jobs(cap)
                 if jobs:
