@@ -59,7 +59,8 @@ class GossipDriver:
         self._endpoint: DatagramEndpoint | None = None
         self._timer: TimerHandle | None = None
         self._timer_at = float("inf")
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # A dict, not a set: stop() cancels in start order, never in id order.
+        self._tasks: dict[asyncio.Task[Any], None] = {}
         self._stopped = False
 
     # ------------------------------------------------------------- lifecycle
@@ -214,10 +215,10 @@ class GossipDriver:
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
+        self._tasks[task] = None
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("gossip task failed", exc_info=task.exception())

@@ -187,9 +187,20 @@ class Membership:
         """Handle one decoded datagram body from ``src``. Raises
         :class:`WireError` if it is not a valid compound message; nothing is
         applied in that case."""
-        for msg in decode_compound(body):
+        for msg in decode_compound(body, self._no_news):
             self._dispatch(msg, src, now)
         return self._flush()
+
+    def _no_news(self, raw: list[Any]) -> bool:
+        """An ``alive`` about a peer we already know at that incarnation or a
+        later one: :meth:`_on_alive` would ignore it, so skip parsing it."""
+        if len(raw) != 6 or raw[0] != ALIVE:
+            return False
+        inc, name = raw[1], raw[2]
+        if type(inc) is not int or type(name) is not str or name == self.name:
+            return False
+        known = self._members.get(name)
+        return known is not None and known.incarnation >= inc
 
     def tick(self, now: float) -> list[Send | PushPull]:
         """Run every timer that is due at ``now``."""

@@ -9,6 +9,7 @@ with :class:`WireError` anything whose known type has the wrong shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,13 +179,22 @@ def from_list(raw: Any) -> Message | None:
     return None
 
 
-def decode_compound(body: Any) -> list[Message]:
+def decode_compound(
+    body: Any, no_news: Callable[[list[Any]], bool] | None = None
+) -> list[Message]:
     """Validate a whole datagram body (a list of messages). All or nothing: one
-    bad message rejects the datagram, so a half-valid packet changes nothing."""
+    bad message rejects the datagram, so a half-valid packet changes nothing.
+
+    ``no_news``, if given, is asked about each raw message first; one it says
+    carries no news is skipped unparsed (nothing of it is ever applied). In a
+    mass join most messages are stale ``alive`` rumours, and this keeps them
+    cheap."""
     if type(body) is not list or not body:
         raise WireError("malformed", "a datagram must be a non-empty array of messages")
     out: list[Message] = []
     for raw in body:
+        if no_news is not None and type(raw) is list and no_news(raw):
+            continue
         msg = from_list(raw)
         if msg is not None:
             out.append(msg)
