@@ -89,7 +89,12 @@ class ClientCore:
             from mesh.realtime import RealRuntime
 
             self._runtime = RealRuntime(max_body=self.max_body)
-        await self._connect(self.addresses, self.connect_timeout)
+        try:
+            await self._connect(self.addresses, self.connect_timeout)
+        except BaseException:
+            if self._own_runtime:
+                await self._runtime.close()
+            raise
         self._tasks.append(self.loop.create_task(self._writer()))
 
     async def close(self) -> None:
