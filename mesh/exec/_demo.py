@@ -29,6 +29,15 @@ async def _stats(runtime: object, addr: tuple[str, int], codec: Codec) -> dict:
     return codec.open(reply)
 
 
+async def _alive(runtime: object, addr: tuple[str, int], codec: Codec) -> int:
+    """How many members the node at ``addr`` sees alive with workers."""
+    from mesh.node import MEMBERS_PATH
+
+    reply = await runtime.request(addr, MEMBERS_PATH, codec.seal({}), 2.0)  # type: ignore[attr-defined]
+    members = codec.open(reply)["members"]
+    return sum(1 for m in members if m["status"] == "alive" and m["meta"].get("workers"))
+
+
 async def run_demo(addresses: list[str], secret: bytes | None, out: object = sys.stdout) -> int:
     """Run the demo job against ``addresses``; returns an exit code."""
     from mesh.client import AsyncClient
@@ -45,12 +54,15 @@ async def run_demo(addresses: list[str], secret: bytes | None, out: object = sys
         codec = Codec(secret, DEFAULT.max_http_body)
         addrs = [parse_address(a) for a in addresses]
         try:
-            # Wait until every node runs its exec service, so the job spreads.
+            # Wait until every node runs its exec service and sees all the
+            # others, so the job spreads over the whole mesh.
             deadline = time.monotonic() + 15.0
             while True:
                 try:
                     for a in addrs:
                         await _stats(runtime, a, codec)
+                        if await _alive(runtime, a, codec) < len(addrs):
+                            raise Unreachable("not converged yet")
                     break
                 except Unreachable:
                     if time.monotonic() > deadline:
