@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import deque
 
 from mesh.exec._rebalance import ORPHAN_GRACE, ViewChanges
-from mesh.exec._records import RUNNING, SPEC_DEPS, WAITING, Session, Stored, Task
+from mesh.exec._records import RUNNING, SPEC_DEPS, SPEC_FN, WAITING, Session, Stored, Task
 from mesh.exec._ring import Ring
 from mesh.exec._running import FAILED_KINDS, Running
 from mesh.metrics import Metrics
@@ -92,6 +92,7 @@ class ExecCore(ViewChanges, Running):
         self.now = 0.0
         self.completed = 0
         self._stale: set[str] = set()
+        self._fns: dict[bytes, bytes] = {}
         self._base: Ring | None = None
         """The ring in force when the current rebalancing pass began."""
         self._todo_tasks: list[str] = []
@@ -165,10 +166,21 @@ class ExecCore(ViewChanges, Running):
         finally:
             self._flush_local()
 
+    def _intern(self, fn: bytes) -> bytes:
+        """One copy of each pickled function: a map of 100,000 tasks carries
+        the same function bytes in every spec."""
+        got = self._fns.get(fn)
+        if got is None:
+            if len(self._fns) >= 1024:
+                self._fns.clear()
+            self._fns[fn] = got = fn
+        return got
+
     def _client_submit(self, sess: Session, key: str, spec: list) -> None:
         if key in sess.keys:
             return  # a client submits each key once per session
         sess.keys.add(key)
+        spec[SPEC_FN] = self._intern(spec[SPEC_FN])
         self.specs[key] = spec
         sess.inflight += 1
         held = self.held.get(key)
@@ -282,6 +294,7 @@ class ExecCore(ViewChanges, Running):
         extra = self.orphan_wants.pop(key, None)
         if extra:
             subs |= extra
+        spec[SPEC_FN] = self._intern(spec[SPEC_FN])
         task = Task(key, spec, subs)
         self.tasks[key] = task
         pref = self.ring.pref(key)
