@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -399,3 +400,17 @@ def test_idle_nodes_steal_queued_work_from_a_loaded_node(mesh3: list[MeshProc],
     helpers = [n for n in ran if n != owner]
     assert all(ran[n] > 0 for n in helpers), ran
     assert elapsed < 40 * 0.1, f"{elapsed:.2f} s: no faster than the owner alone"
+
+
+def test_released_futures_let_the_mesh_forget_their_results(mesh3: list[MeshProc],
+                                                            client: Client) -> None:
+    def stored() -> int:
+        return sum(api(p.addr, "/v1/exec/stats")["results"] for p in mesh3)
+
+    base = stored()
+    futs = client.map(square, range(1000, 1500), pure=False)
+    client.gather(futs, timeout=20)
+    assert stored() >= base + 500 * 2  # every result on two nodes
+    del futs
+    gc.collect()
+    wait_until(lambda: stored() <= base, 10, "the released results to be dropped")
