@@ -1,0 +1,50 @@
+"""Client-side encoding, without a mesh: keys, dependencies, size limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from mesh._client_core import ClientCore
+from mesh.exec import _payload as P
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+def core(max_body: int = 1 << 20) -> ClientCore:
+    return ClientCore(["127.0.0.1:9"], None, max_body=max_body, connect_timeout=1.0,
+                      reconnect_timeout=1.0)
+
+
+def test_pure_keys_are_content_hashes_and_impure_keys_unique() -> None:
+    c = core()
+    a, b, d = c.build(inc, [((1,), {}), ((1,), {}), ((2,), {})], pure=True, retries=0)
+    assert a.key == b.key != d.key
+    assert a.key.startswith("inc-")
+    assert a._state is b._state
+    other = core().build(inc, [((1,), {})], pure=True, retries=0)[0]
+    assert other.key == a.key  # the same call on another client: the same key
+    x, y = c.build(inc, [((1,), {}), ((1,), {})], pure=False, retries=0)
+    assert len({x.key, y.key, a.key}) == 3
+
+
+def test_futures_in_arguments_become_dependencies() -> None:
+    c = core()
+    dep = c.build(inc, [((1,), {})], pure=True, retries=0)[0]
+    task = c.build(sum, [(([dep, dep, 3],), {})], pure=True, retries=0)[0]
+    spec = task._state.spec
+    assert spec[1] == P.ARGS_PICKLE and spec[3] == [dep.key]
+    args, _ = P.loads_args(spec[1], spec[2], {dep.key: 10})
+    assert args == ([10, 10, 3],)
+
+
+def test_arguments_larger_than_a_frame_are_refused_at_submit() -> None:
+    with pytest.raises(ValueError, match="by reference"):
+        core(max_body=10_000).build(inc, [((b"x" * 20_000,), {})], pure=True, retries=0)
+
+
+def test_futures_of_another_client_are_refused() -> None:
+    dep = core().build(inc, [((1,), {})], pure=True, retries=0)[0]
+    with pytest.raises(ValueError, match="another client"):
+        core().build(inc, [((dep,), {})], pure=True, retries=0)
