@@ -25,6 +25,17 @@ members, owner first, ``min(replicas, alive)`` long):
   A failed dependency fails the task with the same error.
 * Release (``x``): when no client and no local task holds a key any more, the
   node unsubscribes; a result or queued task nobody subscribes to is dropped.
+* Lost messages (a channel broke): every tick, subscribers ask again for keys
+  they have waited on since the previous tick, and coordinators send stores
+  that were not acknowledged again. A dependency nobody answers for is
+  submitted again by the entry node that holds its spec (``n``).
+* Stealing: an idle node asks a loaded one (``st``, queue depths travel in
+  gossip metadata) and receives queued tasks (``g``) that it runs and
+  coordinates; the owner keeps them as ``STOLEN`` and runs them itself if the
+  thief dies or stays silent.
+
+Delivery is at least once: a task may run twice (a node taken for dead, a
+lost message), and a key's first result wins everywhere.
 
 Every message is a list whose first item names it (see ``_PEER_HANDLERS``).
 """
