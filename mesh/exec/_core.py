@@ -34,8 +34,11 @@ members, owner first, ``min(replicas, alive)`` long):
   coordinates; the owner keeps them as ``STOLEN`` and runs them itself if the
   thief dies or stays silent.
 
-Delivery is at least once: a task may run twice (a node taken for dead, a
-lost message), and a key's first result wins everywhere.
+Execution is at least once: a task may run twice (a node taken for dead, a
+lost message). A holder keeps the first result it stores for a key and a
+client resolves a future with the first result it receives, so a future
+resolves once; two runs of a non-deterministic task may leave different
+values on different holders.
 
 Every message is a list whose first item names it (see ``_PEER_HANDLERS``).
 """
