@@ -22,6 +22,7 @@ the garbage collector in the middle of an update can still release itself).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -45,6 +46,10 @@ __all__ = ["ClientCore"]
 log = logging.getLogger("mesh.client")
 
 _FAILED = (P.ERROR, P.KILLED, P.FAILED)
+KEEPALIVE_INTERVAL = 2.0
+"""Seconds between pings to the entry node while tasks are pending."""
+KEEPALIVE_TIMEOUT = 10.0
+"""Seconds of silence from the entry node after which the client reconnects."""
 _FN_CACHE = 128
 
 
@@ -76,6 +81,8 @@ class ClientCore:
         self._own_runtime = runtime is None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._last_rx = 0.0
+        self._window = 0
         self._counter = itertools.count()
         self._fns: dict[int, tuple[Any, bytes, bytes, str]] = {}
 
@@ -96,6 +103,7 @@ class ClientCore:
                 await self._runtime.close()
             raise
         self._tasks.append(self.loop.create_task(self._writer()))
+        self._tasks.append(self.loop.create_task(self._keepalive()))
 
     async def close(self) -> None:
         self._closed = True
@@ -145,7 +153,8 @@ class ClientCore:
         self.node = welcome.get("node", "")
         self._learn(welcome.get("members", []), first=addr)
         with self.cond:
-            self.credit = int(welcome.get("window", 1))
+            self.credit = self._window = int(welcome.get("window", 1))
+            self._last_rx = self._runtime.now()
             # Submit every live key again, in creation order (dependencies first).
             self.unsent = deque(st for st in self.states.values()
                                 if st.status == PENDING or st.refs > 0)
@@ -268,6 +277,7 @@ class ClientCore:
         try:
             while True:
                 msgs = self.codec.open(await ch.recv())
+                self._last_rx = self._runtime.now()
                 self._on_messages(msgs)
         except (ChannelClosed, WireError) as exc:
             if self._closed or ch is not self._channel:
@@ -276,6 +286,25 @@ class ClientCore:
         self._channel = None
         await ch.close()
         self._tasks.append(asyncio.get_running_loop().create_task(self._reconnect()))
+
+    async def _keepalive(self) -> None:
+        """While tasks are pending, ping the node; a node that stays silent for
+        ``KEEPALIVE_TIMEOUT`` seconds is taken for lost (a crashed machine or a
+        partition closes no connection) and the client moves to another one."""
+        rt = self._runtime
+        while True:
+            await rt.sleep(KEEPALIVE_INTERVAL)
+            ch = self._channel
+            if ch is None or self.credit >= self._window:  # nothing in flight
+                self._last_rx = rt.now()
+                continue
+            if rt.now() - self._last_rx > KEEPALIVE_TIMEOUT:
+                log.warning("node %s did not answer for %.0f s; reconnecting", self.node,
+                            rt.now() - self._last_rx)
+                await ch.close()  # the reader sees the end and reconnects
+                continue
+            with contextlib.suppress(ChannelClosed):
+                await ch.send(self.codec.seal([["p"]]))
 
     async def _reconnect(self) -> None:
         from mesh.exec._errors import MeshUnavailable
@@ -312,6 +341,8 @@ class ClientCore:
                             st.afuts = None
                 elif op == "c":
                     credit += 1
+                elif op == "p":
+                    pass  # keepalive answer: receiving it was the point
                 elif op == "m":
                     self._learn(m[1], first=self.addresses[0] if self.addresses else None)
             self.credit += credit

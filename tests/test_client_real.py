@@ -414,3 +414,22 @@ def test_released_futures_let_the_mesh_forget_their_results(mesh3: list[MeshProc
     del futs
     gc.collect()
     wait_until(lambda: stored() <= base, 10, "the released results to be dropped")
+
+
+def test_client_leaves_an_entry_node_that_hangs_without_closing(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mesh._client_core as engine
+
+    monkeypatch.setattr(engine, "KEEPALIVE_INTERVAL", 0.2)
+    monkeypatch.setattr(engine, "KEEPALIVE_TIMEOUT", 1.0)
+    procs = start_mesh(cluster)
+    with Client([p.bind for p in procs]) as client:
+        entry = next(p for p in procs if p.name == client.node)
+        futs = client.map(slow_inc, range(200), [0.01] * 200, pure=False)
+        wait_until(lambda: sum(f.done() for f in futs) >= 20, 30, "20 results")
+        entry.signal(signal.SIGSTOP)  # alive to TCP, silent to everyone
+        try:
+            assert client.gather(futs, timeout=60) == [i + 1 for i in range(200)]
+            assert client.node != entry.name
+        finally:
+            entry.signal(signal.SIGCONT)

@@ -173,6 +173,8 @@ class ExecCore(ViewChanges, Running):
                     if msg[1] in sess.keys:
                         sess.keys.discard(msg[1])
                         self._session_release(sid, msg[1])
+                elif op == "p":
+                    self._to_client(sid, ["p"])  # keepalive: the client checks we live
                 else:
                     raise ProtocolViolation(f"unknown client operation {op!r}")
         except (ValueError, TypeError, IndexError) as exc:
