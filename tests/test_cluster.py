@@ -5,6 +5,7 @@ graceful leave, rejoin and late seeds. Every process is ended by the
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -36,7 +37,7 @@ def test_nodes_on_default_config_join_and_every_node_lists_all_alive(cluster: Cl
     for r in rows:
         assert r["status"] == "alive"
         assert type(r["incarnation"]) is int and r["incarnation"] >= 0
-        assert r["meta"]["workers"] == 1
+        assert r["meta"]["workers"] == (os.cpu_count() or 1)  # the --workers default
         assert r["address"] == dict((p.name, p.bind) for p in procs)[r["name"]]
     table = run_cli("members", "--address", procs[0].bind)
     assert table.returncode == 0, table.stderr
