@@ -160,9 +160,9 @@ class ExecSimResult:
     node_crashes: int = 0
     worker_crashes: int = 0
     killed: int = 0
+    """Tasks that random worker crashes hit ``max_task_crashes`` times."""
     stolen: int = 0
     """Tasks idle nodes took from loaded ones."""
-    """Tasks that random worker crashes hit ``max_task_crashes`` times."""
     virtual_seconds: float = 0.0
     trace_digest: str = ""
 
