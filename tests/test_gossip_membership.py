@@ -63,6 +63,15 @@ def test_a_node_refutes_an_accusation_with_a_higher_incarnation(accusation) -> N
     assert a.health_score == 1  # Lifeguard: being accused is a hint we are the slow one
 
 
+def test_a_refutation_goes_straight_back_to_whoever_told_us() -> None:
+    a = core()
+    a.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    out = a.receive(body(Suspect(0, "a", "c")), B, 1.0)  # b relays c's accusation
+    to_b = [m for e in out if isinstance(e, Send) and e.addr == B
+            for m in decode_compound(msgpack.unpackb(e.body))]
+    assert Alive(1, "a", A, {}) in to_b
+
+
 def test_a_higher_incarnation_wins_over_what_we_believed() -> None:
     a = core()
     a.receive(body(Alive(3, "b", B, {"w": 1})), B, 0.0)

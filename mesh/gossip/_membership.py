@@ -172,7 +172,13 @@ class Membership:
 
     def next_deadline(self) -> float:
         """When :meth:`tick` next has work to do."""
-        d = min(self._next_probe, self._next_gossip, self._next_push_pull, self._next_reap)
+        d = min(self._next_probe, self._next_push_pull)
+        # Gossip rounds and reaping only matter when there is something to
+        # spread or forget; an idle node then wakes about once per probe.
+        if len(self._broadcasts):
+            d = min(d, self._next_gossip)
+        if self._gone_since:
+            d = min(d, self._next_reap)
         probe = self._probe
         if probe is not None and not probe.acked and not probe.indirect_sent:
             d = min(d, probe.direct_deadline)
@@ -293,9 +299,9 @@ class Membership:
             case Alive():
                 self._on_alive(msg, now)
             case Suspect():
-                self._on_suspect(msg, now)
+                self._on_suspect(msg, now, informer=src)
             case Dead():
-                self._on_dead(msg, now)
+                self._on_dead(msg, now, informer=src)
 
     def _on_ping(self, msg: Ping, src: Address) -> None:
         if msg.target != self.name:
@@ -347,10 +353,10 @@ class Membership:
         if not (quiet and old is None):
             self._broadcast(a)
 
-    def _on_suspect(self, s: Suspect, now: float) -> None:
+    def _on_suspect(self, s: Suspect, now: float, informer: Address | None = None) -> None:
         if s.node == self.name:
             if not self._leaving and s.incarnation >= self.local.incarnation:
-                self._refute(s.incarnation)
+                self._refute(s.incarnation, informer)
             return
         m = self._members.get(s.node)
         if m is None or s.incarnation < m.incarnation or m.status.gone:
@@ -370,10 +376,10 @@ class Membership:
         self._suspicions[s.node] = Suspicion(now, s.sender, k, lo, hi)
         self._broadcast(s)
 
-    def _on_dead(self, d: Dead, now: float) -> None:
+    def _on_dead(self, d: Dead, now: float, informer: Address | None = None) -> None:
         if d.node == self.name:
             if not self._leaving and d.incarnation >= self.local.incarnation:
-                self._refute(d.incarnation)
+                self._refute(d.incarnation, informer)
             return
         m = self._members.get(d.node)
         if m is None or d.incarnation < m.incarnation:
@@ -386,13 +392,18 @@ class Membership:
         self._suspicions.pop(d.node, None)
         self._broadcast(d)
 
-    def _refute(self, incarnation: int) -> None:
+    def _refute(self, incarnation: int, informer: Address | None = None) -> None:
+        """Raise our incarnation past an accusation and spread the news. The
+        member that told us (with the buddy system, usually the accuser, whose
+        timer decides) gets the refutation at once rather than by chance."""
         me = self.local
         new = me.with_(incarnation=max(incarnation, me.incarnation) + 1, status=Status.ALIVE)
         self._members[self.name] = new
         self._awareness.apply(+1)
         self.metrics.inc("gossip_refutations")
         self._broadcast(Alive(new.incarnation, self.name, self.addr, new.meta))
+        if informer is not None:
+            self._send(informer, [])  # carries the fresh refutation, newest first
 
     def _suspicion_expired(self, name: str, now: float) -> None:
         self._suspicions.pop(name, None)
