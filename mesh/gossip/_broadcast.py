@@ -6,74 +6,82 @@ sent ``retransmit_limit`` times in all, which grows as ``lambda * log(N)``, and
 the least-sent updates go first (newest first among equals), so fresh news
 spreads fastest.
 
-Updates are kept in buckets by transmit count, so taking a datagram's worth
-costs time in proportion to what is taken, not to the queue's length; a
-cluster-wide join queues one update per member on every member.
+Updates are kept in one list per transmit count, newest last, so taking a
+datagram's worth costs time in proportion to what is taken, not to the
+queue's length: a cluster-wide join queues one update per member on every
+member, and every datagram takes from the queue. A replaced update is not
+searched for and removed; it stays in its list, marked stale, and is dropped
+when it is reached.
 """
 
 from __future__ import annotations
 
 
-class BroadcastQueue:
-    """Updates to piggyback, at most one per member. Deterministic: order comes
-    from insertion, never from hashing."""
+class _Entry:
+    __slots__ = ("node", "payload", "transmits")
 
-    __slots__ = ("_buckets", "_where")
+    def __init__(self, node: str, payload: bytes) -> None:
+        self.node = node
+        self.payload = payload
+        self.transmits = 0
+
+
+class BroadcastQueue:
+    """Updates to piggyback, at most one live one per member. Deterministic:
+    order comes from insertion, never from hashing."""
+
+    __slots__ = ("_buckets", "_live")
 
     def __init__(self) -> None:
-        # transmits -> {node: payload}, each dict in insertion (age) order
-        self._buckets: dict[int, dict[str, bytes]] = {}
-        self._where: dict[str, int] = {}
+        self._buckets: dict[int, list[_Entry]] = {}  # transmits -> entries, newest last
+        self._live: dict[str, _Entry] = {}  # node -> its current entry
 
     def __len__(self) -> int:
-        return len(self._where)
+        return len(self._live)
 
     def push(self, node: str, payload: bytes) -> None:
         """Queue ``payload`` (one encoded message about ``node``), replacing any
         update about ``node`` still queued."""
-        old = self._where.pop(node, None)
-        if old is not None:
-            self._remove(old, node)
-        self._buckets.setdefault(0, {})[node] = payload
-        self._where[node] = 0
+        entry = _Entry(node, payload)
+        self._live[node] = entry  # any older entry is now stale
+        self._buckets.setdefault(0, []).append(entry)
 
     def take(self, budget: int, limit: int, max_count: int = 64) -> list[bytes]:
         """Up to ``budget`` bytes of updates, least-transmitted first. Each one
         returned counts as a transmission; one sent ``limit`` times is dropped."""
-        if not self._where or budget <= 0:
+        live = self._live
+        if not live or budget <= 0:
             return []
         out: list[bytes] = []
-        moved: list[tuple[str, bytes, int]] = []
-        used = 0
-        misses = 0
-        for transmits in sorted(self._buckets):
-            bucket = self._buckets[transmits]
-            for node in reversed(bucket):  # newest first
-                payload = bucket[node]
-                size = len(payload)
-                if used + size > budget:
-                    misses += 1
-                    if misses > 8:  # look a little for a smaller one, not forever
-                        break
+        sent: list[_Entry] = []
+        skipped: list[_Entry] = []
+        buckets = self._buckets
+        for transmits in sorted(buckets):
+            lst = buckets[transmits]
+            while lst and len(out) < max_count and len(skipped) <= 8:
+                entry = lst.pop()
+                if live.get(entry.node) is not entry:
+                    continue  # replaced by a newer update, or already dropped
+                size = len(entry.payload)
+                if size > budget:
+                    skipped.append(entry)  # look a little for a smaller one
                     continue
-                out.append(payload)
-                used += size
-                moved.append((node, payload, transmits))
-                if len(out) >= max_count or budget - used < 8:
+                out.append(entry.payload)
+                budget -= size
+                sent.append(entry)
+                if budget < 8:  # nothing useful fits any more
                     break
-            if len(out) >= max_count or budget - used < 8 or misses > 8:
+            if skipped:  # put them back where they were, in their order
+                lst.extend(reversed(skipped))
+                skipped.clear()
+            if not lst:
+                del buckets[transmits]
+            if budget < 8 or len(out) >= max_count:
                 break
-        for node, payload, transmits in moved:
-            self._remove(transmits, node)
-            if transmits + 1 >= limit:
-                del self._where[node]
+        for entry in sent:
+            entry.transmits += 1
+            if entry.transmits >= limit:
+                del live[entry.node]
             else:
-                self._buckets.setdefault(transmits + 1, {})[node] = payload
-                self._where[node] = transmits + 1
+                buckets.setdefault(entry.transmits, []).append(entry)
         return out
-
-    def _remove(self, transmits: int, node: str) -> None:
-        bucket = self._buckets[transmits]
-        del bucket[node]
-        if not bucket:
-            del self._buckets[transmits]
