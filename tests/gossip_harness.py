@@ -86,7 +86,7 @@ class Cluster:
                 dst = self.name_at.get(eff.addr)
                 ok = dst is not None and dst not in self.crashed
                 if ok and not self.drop(src, dst, self.now):
-                    self.push_pull(src, dst)
+                    self.push_pull(src, dst, join=eff.join)
 
     def run(self, until: float) -> None:
         ticks_pending: dict[str, float] = {}

@@ -203,3 +203,12 @@ def test_a_node_that_loses_its_own_acks_raises_its_health_score() -> None:
     c.run(20.0)
     assert c.nodes["n000"].health_score > 0
     assert all(c.nodes[n].health_score == 0 for n in c.live() if n != "n000")
+
+
+@pytest.mark.parametrize("seed", [11, 21])
+def test_a_mass_join_of_200_converges_within_20_seconds(seed: int) -> None:
+    # Seeds where a rumour missed a member during the join; the second early
+    # full sync of fresh nodes repairs it, instead of the 60 s push-pull period.
+    c = Cluster(200, seed=seed)
+    c.run(20.0)
+    assert min(len(c.nodes[o].members()) for o in c.live()) == 200

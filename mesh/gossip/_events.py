@@ -24,7 +24,9 @@ class Send:
 @dataclass(frozen=True, slots=True)
 class PushPull:
     """Exchange full state with the member at ``addr`` (over HTTP), then feed
-    its answer to :meth:`Membership.merge_remote`."""
+    its answer to :meth:`Membership.merge_remote`, with ``bootstrap=join``.
+    ``join`` marks exchanges that are part of joining (a fresh node's early
+    syncs): what the answer teaches us is news to us only."""
 
     addr: Address
     join: bool = False

@@ -121,9 +121,11 @@ class Membership:
         self._next_probe = now + rng.random() * config.probe_interval
         self._next_gossip = now + rng.random() * config.gossip_interval
         # A fresh node's view is the one most likely to be incomplete (rumours
-        # sent while everyone was starting can miss it), so its first full sync
-        # comes after a few probe periods rather than a whole push-pull interval.
+        # sent while everyone was starting can miss it), so its first two full
+        # syncs come after a few probe periods, then after a few more once the
+        # others have joined too, rather than a whole push-pull interval.
         self._next_push_pull = now + (2 + 2 * rng.random()) * config.probe_interval
+        self._early_syncs = [(8 + 8 * rng.random()) * config.probe_interval]
         self._next_reap = now + 1.0
         self._broadcast(Alive(incarnation, name, addr, meta))
 
@@ -221,11 +223,17 @@ class Membership:
             self._gossip(now)
             self._next_gossip = now + self.config.gossip_interval
         if now >= self._next_push_pull:
-            self._next_push_pull = now + self.config.push_pull_period(self.num_live())
+            # The early syncs of a fresh node repair its own view, so they
+            # count as part of joining: what they teach it is news to it only.
+            early = bool(self._early_syncs)
+            if early:
+                self._next_push_pull = now + self._early_syncs.pop()
+            else:
+                self._next_push_pull = now + self.config.push_pull_period(self.num_live())
             peers = self._live_peers()
             if peers and not self._leaving:
                 target = self._members[self._rng.choice(peers)]
-                self._out.append(PushPull(target.addr, join=False))
+                self._out.append(PushPull(target.addr, join=early))
         if now >= self._next_reap:
             self._reap(now)
             self._next_reap = now + 1.0
