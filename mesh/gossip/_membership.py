@@ -120,12 +120,10 @@ class Membership:
         self._leaving = False
         self._next_probe = now + rng.random() * config.probe_interval
         self._next_gossip = now + rng.random() * config.gossip_interval
-        # A fresh node's view is the one most likely to be incomplete (rumours
-        # sent while everyone was starting can miss it), so its first two full
-        # syncs come after a few probe periods, then after a few more once the
-        # others have joined too, rather than a whole push-pull interval.
-        self._next_push_pull = now + (2 + 2 * rng.random()) * config.probe_interval
-        self._early_syncs = [(8 + 8 * rng.random()) * config.probe_interval]
+        # A fresh node syncs early, see Config.fresh_syncs.
+        delays = [f * (1 + rng.random()) * config.probe_interval for f in config.fresh_syncs]
+        self._next_push_pull = now + (delays[0] if delays else config.push_pull_interval)
+        self._early_syncs = delays[:0:-1]  # the rest, popped in order
         self._next_reap = now + 1.0
         self._broadcast(Alive(incarnation, name, addr, meta))
 
