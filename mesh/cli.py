@@ -144,19 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help=argparse.SUPPRESS)  # Config overrides, for tests and experiments
 
-    members = sub.add_parser("members", help="list the members a node knows")
-    members.add_argument("--address", type=_address("--address"), default=DEFAULT_BIND,
-                         metavar="HOST:PORT", help="a node of the mesh (default 127.0.0.1:7946)")
-    members.add_argument("--json", action="store_true", help="print JSON")
-    members.add_argument("--secret-file", metavar="PATH", help=secret_help)
-    members.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
-
-    ring = sub.add_parser("ring", help="each member's share of the key space")
-    ring.add_argument("--address", type=_address("--address"), default=DEFAULT_BIND,
-                      metavar="HOST:PORT", help="a node of the mesh (default 127.0.0.1:7946)")
-    ring.add_argument("--json", action="store_true", help="print JSON")
-    ring.add_argument("--secret-file", metavar="PATH", help=secret_help)
-    ring.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
+    for name, text in (("members", "list the members a node knows"),
+                       ("ring", "each member's share of the key space")):
+        query = sub.add_parser(name, help=text)
+        query.add_argument("--address", type=_address("--address"), default=DEFAULT_BIND,
+                           metavar="HOST:PORT", help="a node of the mesh (default 127.0.0.1:7946)")
+        query.add_argument("--json", action="store_true", help="print JSON")
+        query.add_argument("--secret-file", metavar="PATH", help=secret_help)
+        query.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
 
     up = sub.add_parser("up", help="start a local mesh of several nodes")
     up.add_argument("--nodes", type=_positive_int, default=3)
