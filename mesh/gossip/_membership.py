@@ -104,7 +104,6 @@ class Membership:
         self._check_meta(meta)
         me = Member(name, addr, incarnation, Status.ALIVE, meta)
         self._members: dict[str, Member] = {name: me}
-        self._changed_at: dict[str, float] = {name: now}
         self._suspicions: dict[str, Suspicion] = {}
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._broadcasts = BroadcastQueue()
@@ -518,7 +517,6 @@ class Membership:
     def _set(self, member: Member, now: float, kind: EventKind | None) -> None:
         old = self._members.get(member.name)
         self._members[member.name] = member
-        self._changed_at[member.name] = now
         was_live = old is not None and not old.status.gone
         if was_live == member.status.gone:  # joined or left the live view
             i = bisect.bisect_left(self._live, member.name)
@@ -540,7 +538,6 @@ class Membership:
         for name in [n for n, since in self._gone_since.items() if since < horizon]:
             del self._gone_since[name]
             del self._members[name]
-            del self._changed_at[name]
 
     def _next_seq(self) -> int:
         self._seq += 1

@@ -11,7 +11,7 @@ idempotent, which makes gossip converge whatever order messages arrive in.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgpack
@@ -67,15 +67,8 @@ class Member:
         }
 
     def with_(self, **changes: Any) -> Member:
-        values = {
-            "name": self.name,
-            "addr": self.addr,
-            "incarnation": self.incarnation,
-            "status": self.status,
-            "meta": self.meta,
-        }
-        values.update(changes)
-        return Member(**values)
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
 
 
 def precedence(m: Member) -> tuple[int, int, bytes]:
