@@ -317,3 +317,33 @@ def test_the_benchmark_prints_one_json_line_with_the_worst_figures(capsys):
         assert out[name] == (min(figures) if name == "lookups_per_s" else max(figures))
         assert name in out["peer"]
     assert all(r["moved_to_joiner"] for r in out["results"].values())
+
+
+def test_probes_inside_buckets_that_hold_several_points_are_exact():
+    """The lookup table lists a bucket's own points before the successors of
+    its last one; a probe between those points must skip the ones behind it.
+    Find keys whose probes land there and check them against the definition."""
+    from mesh.placement._ring import _POS
+
+    members = {f"m{i}": 1 + i % 3 for i in range(6)}
+    view = Placement([Member(n, w) for n, w in members.items()])
+    shift = view._shift
+    by_bucket: dict[int, list[int]] = {}
+    for v in view._points:
+        by_bucket.setdefault(v >> shift, []).append(v & _POS)
+    hits = []
+    for i in range(4_000):
+        key = f"task-{i}".encode()
+        for p in view.key_probes(key):
+            q = p & _POS
+            inside = by_bucket.get(q >> shift, [])
+            if len(inside) >= 2 and inside[0] < q <= inside[-1]:
+                hits.append(key)
+                break
+    assert len(hits) >= 20
+    for key in hits[:60]:
+        for r in (1, 2, 3, 5):
+            assert view.preference_list(key, r) == reference_preference_list(members, key, r)
+            assert view.preference_list_of_probes(view.key_probes(key), r) == (
+                view.preference_list(key, r)
+            )

@@ -17,10 +17,11 @@ key moves between two nodes that stayed. Several probes per key make every
 point own nearly the same share of the key space: 64 vnodes with 8 probes
 balance about as well as a plain ring (``probes=1``) with 1,000 vnodes.
 
-The hot path is pure Python: a bucket table over the ring finds the next point
-after a probe with one index in about 4 cases out of 5 (``bisect`` otherwise),
-and a per-point tuple of the next R distinct members gives each probe's
-candidates.
+The hot path is pure Python: a bucket table over the ring gives, with one list
+index per probe, a tuple of candidate points that holds the probe's next R
+distinct members (a bucket with points in it also lists those points; the ones
+before the probe come out as negative distances and are skipped), so a lookup
+never searches the ring.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ _POSITIONS = float(1 << 48)
 _TABLE_MAX_R = 8
 #: Owners and lists up to this length share one table (of this length).
 _TABLE_BASE_R = 3
-#: Buckets per ring point (a power of two at least this many times the points).
+#: Buckets per ring point (a power of two at least this many times the points):
+#: measured fastest at 1,000 members (fewer buckets lengthen the tuples of
+#: buckets with points in them, more buckets miss the cache more often).
 _TABLE_FACTOR = 4
 _TABLE_MAX_BITS = 22
 
@@ -92,8 +95,10 @@ class Placement:
 
     __slots__ = (
         "_base",
+        "_base_table",
         "_hasher",
         "_index",
+        "_masks",
         "_members",
         "_names",
         "_points",
@@ -137,8 +142,10 @@ class Placement:
         self._points = list(map(int.__xor__, points, repeat(0)))
         bits = min(_TABLE_MAX_BITS, max(4, (len(points) * _TABLE_FACTOR - 1).bit_length()))
         self._shift = 64 - bits
-        self._tables: dict[int, tuple[list[Any], list[tuple[int, ...]]]] = {}
+        self._tables: dict[int, list[tuple[int, ...]]] = {}
         self._base = min(_TABLE_BASE_R, len(names))
+        self._base_table: list[tuple[int, ...]] | None = None
+        self._masks = (_POS,) * probes
         self._shares: dict[str, float] | None = None
 
     # ------------------------------------------------------------- the view
@@ -195,22 +202,28 @@ class Placement:
         if 1 < r <= self._base:
             # The common case (R = 2 or 3), inlined: see _ranked for the method.
             kb = key.encode() if type(key) is str else key_bytes(key)
-            tbl, succ = self._tables.get(self._base) or self._build_table(self._base)
-            pts = self._points
+            tbl = self._base_table or self._build_table(self._base)
             shift = self._shift
             h = self._hasher.copy()
             h.update(kb)
             cand = [
                 v - q
-                for p in self._unpack(h.digest())
-                for q in (p & _POS,)
-                for v in (tbl[q >> shift] or succ[bisect_left(pts, q)])
+                for q in map(and_, self._unpack(h.digest()), self._masks)
+                for v in tbl[q >> shift]
             ]
             cand.sort()
-            top = [v & _IDX for v in cand[:r]]
-            if len(set(top)) < r:
-                top = islice(dict.fromkeys(map(and_, cand, repeat(_IDX))), r)
-            return tuple(map(self._names.__getitem__, top))
+            if cand[0] < 0:
+                del cand[: bisect_left(cand, 0)]
+            names = self._names
+            a = cand[0] & _IDX
+            b = cand[1] & _IDX
+            if r == 3:
+                c = cand[2] & _IDX
+                if a != b and a != c and b != c:
+                    return (names[a], names[b], names[c])
+            elif a != b:
+                return (names[a], names[b])
+            return _distinct(cand, r, names)
         if r < 1:
             raise ValueError(f"r must be at least 1, got {r}")
         if not self._names:
@@ -255,42 +268,35 @@ class Placement:
             return ()
         return self._ranked(probes, min(r, len(self._names)))
 
-    def _owner_index(self, probes: tuple[int, ...]) -> int:
-        tbl, succ = self._tables.get(self._base) or self._build_table(self._base)
-        pts = self._points
+    def _candidates(self, probes: tuple[int, ...], rt: int) -> list[int]:
+        """Sorted distances (``distance48 << 16 | member index``) from the
+        probes to candidate points, of which every member in the true top
+        ``rt`` has one at its true distance: each probe contributes at least
+        its next ``rt`` distinct members, and no value is below its member's
+        true distance (a value is a real point's clockwise distance)."""
+        tbl = self._tables.get(rt) or self._build_table(rt)
         shift = self._shift
-        best = min(
-            [
-                (tbl[q >> shift] or succ[bisect_left(pts, q)])[0] - q
-                for p in probes
-                for q in (p & _POS,)
-            ]
-        )
-        return best & _IDX
+        cand = [v - q for q in map(and_, probes, self._masks) for v in tbl[q >> shift]]
+        cand.sort()
+        if cand[0] < 0:  # points of a bucket that lie before the probe
+            del cand[: bisect_left(cand, 0)]
+        return cand
+
+    def _owner_index(self, probes: tuple[int, ...]) -> int:
+        tbl = self._base_table or self._build_table(self._base)
+        shift = self._shift
+        cand = [v - q for q in map(and_, probes, self._masks) for v in tbl[q >> shift]]
+        return min(filter(_NON_NEGATIVE, cand)) & _IDX
 
     def _ranked(self, probes: tuple[int, ...], rr: int) -> tuple[str, ...]:
         if rr == 1:
             return (self._names[self._owner_index(probes)],)
         if rr > _TABLE_MAX_R:
             return self._ranked_by_walking(probes, rr)
-        rt = rr if rr > self._base else self._base
-        tbl, succ = self._tables.get(rt) or self._build_table(rt)
-        pts = self._points
-        shift = self._shift
-        # Every probe contributes its next rt >= rr distinct members. A member in
-        # the true top rr is always among the candidates of the probe it is
-        # closest to (otherwise rr members would beat it), at its true distance.
-        cand = [
-            v - q
-            for p in probes
-            for q in (p & _POS,)
-            for v in (tbl[q >> shift] or succ[bisect_left(pts, q)])
-        ]
-        cand.sort()
-        top = [v & _IDX for v in cand[:rr]]
-        if len(set(top)) < rr:  # a member came up twice: take the first rr distinct
-            top = islice(dict.fromkeys(map(and_, cand, repeat(_IDX))), rr)
-        return tuple(map(self._names.__getitem__, top))
+        # A member in the true top rr is always among the candidates of the probe
+        # it is closest to (otherwise rr members would beat it), at its true
+        # distance; so the first rr distinct members of the candidates are the list.
+        return _distinct(self._candidates(probes, max(rr, self._base)), rr, self._names)
 
     def _ranked_by_walking(self, probes: tuple[int, ...], rr: int) -> tuple[str, ...]:
         pts = self._points
@@ -313,11 +319,15 @@ class Placement:
         ranked = sorted(best, key=best.__getitem__)[:rr]
         return tuple(self._names[i] for i in ranked)
 
-    def _build_table(self, rr: int) -> tuple[list[Any], list[tuple[int, ...]]]:
-        """Bucket table for preference lists of length ``rr``: ``succ[i]`` is the
-        next ``rr`` points with distinct members from point ``i`` on (index
-        ``len(points)`` wraps to the start); ``table[b]`` is ``succ`` of the
-        first point past bucket ``b``, or None when a point lies inside ``b``."""
+    def _build_table(self, rr: int) -> list[tuple[int, ...]]:
+        """Bucket table for preference lists of length ``rr``.
+
+        ``succ[i]`` is the next ``rr`` points with distinct members from point
+        ``i`` on (index ``len(points)`` wraps to the start). A bucket without
+        points maps to ``succ`` of the first point after it. A bucket holding
+        points ``i .. j`` maps to those points followed by ``succ[j + 1]``: for
+        a probe anywhere in the bucket that holds ``succ`` of the probe's next
+        point, because ``succ[i]`` is within point ``i`` and ``succ[i + 1]``."""
         pts = self._points
         n = len(pts)
         ext = pts + list(map(add, pts, repeat(_WRAP)))
@@ -339,19 +349,22 @@ class Placement:
                         seen.add(v & _IDX)
                         got.append(v)
                 succ[i] = tuple(got)
-        # Buckets holding a point map to None (the lookup bisects); every other
-        # bucket maps to succ of the first point after it. Built with C-level
-        # iterators only: one run of copies per occupied bucket.
+        # Built with C-level iterators only: per occupied bucket, one run of
+        # copies of the next point's succ, then the bucket's own tuple.
         buckets = list(map(rshift, pts, repeat(self._shift)))
         firsts = list(compress(range(n), map(ne, buckets, [-1, *buckets[:-1]])))
+        ends = [*firsts[1:], n]
         occupied = list(map(buckets.__getitem__, firsts))
         empties = map(sub, occupied, map(add, [-1, *occupied[:-1]], repeat(1)))
-        runs = zip(map(repeat, map(succ.__getitem__, firsts), empties), repeat((None,)))
-        table: list[Any] = list(chain.from_iterable(chain.from_iterable(runs)))
+        inside = map(tuple, map(pts.__getitem__, map(slice, firsts, ends)))
+        own = map(add, inside, map(succ.__getitem__, ends))
+        runs = zip(map(repeat, map(succ.__getitem__, firsts), empties), zip(own), strict=True)
+        table: list[tuple[int, ...]] = list(chain.from_iterable(chain.from_iterable(runs)))
         table.extend(repeat(succ[n], (1 << (64 - self._shift)) - len(table)))
-        built = (table, succ)
-        self._tables[rr] = built
-        return built
+        self._tables[rr] = table
+        if rr == self._base:
+            self._base_table = table
+        return table
 
     # ----------------------------------------------------------------- shares
     def shares(self) -> dict[str, float]:
@@ -393,6 +406,14 @@ class Placement:
             per[v & _IDX] += s
         total = sum(per)
         return {name: s / total for name, s in zip(self._names, per, strict=True)}
+
+
+_NON_NEGATIVE = (0).__le__
+
+
+def _distinct(cand: list[int], r: int, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of the first ``r`` distinct members in the sorted distances ``cand``."""
+    return tuple(map(names.__getitem__, islice(dict.fromkeys(map(and_, cand, repeat(_IDX))), r)))
 
 
 def _rebuild(members: tuple[Member, ...], vnodes: int, probes: int) -> Placement:
