@@ -18,7 +18,8 @@ Every request body is opened (size, version, MAC, msgpack) before anything
 else looks at it; a rejected one is answered 401 (``unauthenticated``) or 400,
 counted as ``wire_dropped_<reason>`` and logged at most every few seconds.
 Services therefore only ever see authenticated frames; they still get the
-raw sealed frame and open it themselves.
+raw sealed frame and open it themselves. The gossip driver gets the opened
+push-pull request instead, so a large table is checked and parsed once.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class Node:
     # ------------------------------------------------------------------ HTTP
     async def _on_request(self, path: str, body: bytes) -> tuple[int, bytes]:
         try:
-            self.http_codec.open(body)
+            request = self.http_codec.open(body)
         except WireError as exc:
             self.metrics.inc(f"wire_dropped_{exc.reason}")
             self._noise.warning(f"http:{exc.reason}", "dropped an HTTP body for %s: %s", path, exc)
@@ -192,7 +193,7 @@ class Node:
         if path == METRICS_PATH:
             return 200, self.http_codec.seal(self.metrics.snapshot())
         if path == PUSH_PULL_PATH:
-            return await self.driver.handle_request(path, body)
+            return self.driver.handle_push_pull(request)
         if path == RING_PATH:
             return 200, self.http_codec.seal({"shares": self.ring_shares()})
         for service in self.services:

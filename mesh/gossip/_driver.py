@@ -117,12 +117,12 @@ class GossipDriver:
         self._perform(self.membership.tick(self.runtime.now()))
         self._after_input()
 
-    async def handle_request(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """Serve a peer's push-pull: answer with our table, then merge theirs."""
-        if path != PUSH_PULL_PATH:
-            return 404, b""
+    def handle_push_pull(self, request: Any) -> tuple[int, bytes]:
+        """Serve a peer's push-pull: answer with our table, then merge theirs.
+
+        ``request`` is the body the node already opened (authenticated and
+        decoded), so a large table is checked and parsed once, not twice."""
         try:
-            request = self._http_codec.open(body)
             if type(request) is not dict or "state" not in request:
                 raise WireError("malformed", "push-pull request needs a state")
             reply = self._http_codec.seal({"state": self.membership.local_state()})
