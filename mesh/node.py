@@ -170,11 +170,12 @@ class Node:
         self._listeners.append(cb)
 
     def _on_event(self, event: MemberEvent) -> None:
-        m = event.member
-        log.info(
-            "member %s %s at %s (incarnation %d)",
-            m.name, event.kind.value, m.address, m.incarnation,
-        )
+        if log.isEnabledFor(logging.INFO):  # a large mesh has N^2 events while it forms
+            m = event.member
+            log.info(
+                "member %s %s at %s (incarnation %d)",
+                m.name, event.kind.value, m.address, m.incarnation,
+            )
         for service in self.services:
             service.on_member_event(event)
         for cb in self._listeners:
