@@ -103,7 +103,12 @@ class Membership:
         meta = dict(meta or {})
         self._check_meta(meta)
         me = Member(name, addr, incarnation, Status.ALIVE, meta)
-        self._members: dict[str, Member] = {name: me}
+        self._members: dict[str, Member] = {}
+        # name -> the member's push-pull row, and the names in order: kept in
+        # step with _members by _put/_drop, so a sync costs no rebuilding.
+        self._rows: dict[str, list[Any]] = {}
+        self._order: list[str] | None = None
+        self._put(me)
         self._suspicions: dict[str, Suspicion] = {}
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._broadcasts = BroadcastQueue()
@@ -146,7 +151,7 @@ class Membership:
 
     def members(self) -> list[Member]:
         """Every member we know, ourselves included, sorted by name."""
-        return [self._members[n] for n in sorted(self._members)]
+        return list(map(self._members.__getitem__, self._names()))
 
     def alive(self) -> list[Member]:
         """Members that are alive or suspect (not yet declared dead), ourselves
@@ -163,11 +168,10 @@ class Membership:
         return events
 
     def local_state(self) -> list[list[Any]]:
-        """The whole table, for a push-pull exchange."""
-        return [
-            [m.name, m.addr[0], m.addr[1], m.incarnation, int(m.status), m.meta]
-            for m in self.members()
-        ]
+        """The whole table, for a push-pull exchange: one
+        ``[name, host, port, incarnation, status, meta]`` row per member, by
+        name. The rows are shared with later calls: do not modify them."""
+        return list(map(self._rows.__getitem__, self._names()))
 
     def next_deadline(self) -> float:
         """When :meth:`tick` next has work to do."""
@@ -192,20 +196,9 @@ class Membership:
         """Handle one decoded datagram body from ``src``. Raises
         :class:`WireError` if it is not a valid compound message; nothing is
         applied in that case."""
-        for msg in decode_compound(body, self._no_news):
+        for msg in decode_compound(body, self._members, self.name):
             self._dispatch(msg, src, now)
         return self._flush()
-
-    def _no_news(self, raw: list[Any]) -> bool:
-        """An ``alive`` about a peer we already know at that incarnation or a
-        later one: :meth:`_on_alive` would ignore it, so skip parsing it."""
-        if len(raw) != 6 or raw[0] != ALIVE:
-            return False
-        inc, name = raw[1], raw[2]
-        if type(inc) is not int or type(name) is not str or name == self.name:
-            return False
-        known = self._members.get(name)
-        return known is not None and known.incarnation >= inc
 
     def tick(self, now: float) -> list[Send | PushPull]:
         """Run every timer that is due at ``now``."""
@@ -247,7 +240,7 @@ class Membership:
         N broadcasts on each (O(N^2) messages). Up to
         ``push_pull_scale_threshold`` members we re-broadcast them as memberlist
         does, because there every extra spreader matters and costs little."""
-        entries = _parse_state(state, self._members)
+        entries = _parse_state(state, self._members, self._rows)
         quiet = bootstrap and len(state) > self.config.push_pull_scale_threshold
         for name, addr, inc, status, meta in entries:
             known = name in self._members
@@ -271,7 +264,7 @@ class Membership:
             return []
         me = self.local
         self._leaving = True
-        self._members[self.name] = me.with_(status=Status.LEFT)
+        self._put(me.with_(status=Status.LEFT))
         msg = encode(Dead(me.incarnation, self.name, self.name))
         self._broadcasts.push(self.name, msg)
         for name in self._live_peers():
@@ -285,7 +278,7 @@ class Membership:
         self._check_meta(meta)
         me = self.local
         new = me.with_(incarnation=me.incarnation + 1, meta=meta)
-        self._members[self.name] = new
+        self._put(new)
         self._broadcast(Alive(new.incarnation, self.name, self.addr, meta))
 
     # --------------------------------------------------------------- handlers
@@ -403,7 +396,7 @@ class Membership:
         timer decides) gets the refutation at once rather than by chance."""
         me = self.local
         new = me.with_(incarnation=max(incarnation, me.incarnation) + 1, status=Status.ALIVE)
-        self._members[self.name] = new
+        self._put(new)
         self._awareness.apply(+1)
         self.metrics.inc("gossip_refutations")
         self._broadcast(Alive(new.incarnation, self.name, self.addr, new.meta))
@@ -516,7 +509,7 @@ class Membership:
     # ------------------------------------------------------------- bookkeeping
     def _set(self, member: Member, now: float, kind: EventKind | None) -> None:
         old = self._members.get(member.name)
-        self._members[member.name] = member
+        self._put(member)
         was_live = old is not None and not old.status.gone
         if was_live == member.status.gone:  # joined or left the live view
             i = bisect.bisect_left(self._live, member.name)
@@ -529,6 +522,24 @@ class Membership:
         if kind is not None:
             self._events.append(MemberEvent(kind, member))
 
+    def _put(self, m: Member) -> None:
+        """Store our belief about ``m.name``: the only writer of _members."""
+        if m.name not in self._members:
+            self._order = None
+        self._members[m.name] = m
+        self._rows[m.name] = [m.name, m.addr[0], m.addr[1], m.incarnation, int(m.status), m.meta]
+
+    def _drop(self, name: str) -> None:
+        del self._members[name]
+        del self._rows[name]
+        self._order = None
+
+    def _names(self) -> list[str]:
+        """Every known member's name, sorted. Do not modify."""
+        if self._order is None:
+            self._order = sorted(self._members)
+        return self._order
+
     def _live_peers(self) -> list[str]:
         """Names of alive and suspect peers, sorted. Do not modify."""
         return self._live
@@ -537,7 +548,7 @@ class Membership:
         horizon = now - self.config.dead_reclaim
         for name in [n for n, since in self._gone_since.items() if since < horizon]:
             del self._gone_since[name]
-            del self._members[name]
+            self._drop(name)
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -559,11 +570,12 @@ class Membership:
 
 
 def _parse_state(
-    state: Any, known: dict[str, Member]
+    state: Any, known: dict[str, Member], rows: dict[str, list[Any]]
 ) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
     """Validate a push-pull table, all or nothing. Entries that say exactly what
-    we already believe (same name, incarnation and status) carry no news and
-    are skipped, which keeps a sync of a large, quiet cluster cheap."""
+    we already believe (our own row for that name, or the same incarnation and
+    status) carry no news and are skipped, which keeps a sync of a large, quiet
+    cluster cheap."""
     if type(state) is not list:
         raise WireError("malformed", "push-pull state must be an array")
     out = []
@@ -571,9 +583,12 @@ def _parse_state(
         if type(row) is not list or len(row) != 6:
             raise WireError("malformed", "push-pull entry must have 6 fields")
         name, host, port, inc, status, meta = row
-        have = known.get(name) if type(name) is str else None
-        if have is not None and have.incarnation == inc and have.status == status:
-            continue
+        if type(name) is str:
+            if rows.get(name) == row:
+                continue
+            have = known.get(name)
+            if have is not None and have.incarnation == inc and have.status == status:
+                continue
         # An entry has the fields of an Alive message; reuse its validation.
         checked = from_list([ALIVE, inc, name, host, port, meta])
         if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known

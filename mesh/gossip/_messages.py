@@ -9,13 +9,14 @@ with :class:`WireError` anything whose known type has the wrong shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
 from mesh.errors import WireError
+from mesh.gossip._intern import intern_addr, intern_meta, intern_name
 
 PING = 1
 INDIRECT_PING = 2
@@ -167,7 +168,13 @@ def from_list(raw: Any) -> Message | None:
         if kind == NACK and n == 2:
             return Nack(_int(raw[1]))
         if kind == ALIVE and n == 6:
-            return Alive(_int(raw[1]), _str(raw[2]), _addr(raw[3], raw[4]), _meta(raw[5]))
+            # The fields of an alive end up in member records: share them.
+            return Alive(
+                _int(raw[1]),
+                intern_name(_str(raw[2])),
+                intern_addr(_addr(raw[3], raw[4])),
+                intern_meta(_meta(raw[5])),
+            )
         if kind == SUSPECT and n == 4:
             return Suspect(_int(raw[1]), _str(raw[2]), _str(raw[3]))
         if kind == DEAD and n == 4:
@@ -179,22 +186,32 @@ def from_list(raw: Any) -> Message | None:
     return None
 
 
+class _Incarnated(Protocol):
+    @property
+    def incarnation(self) -> int: ...
+
+
 def decode_compound(
-    body: Any, no_news: Callable[[list[Any]], bool] | None = None
+    body: Any, known: Mapping[str, _Incarnated] | None = None, me: str = ""
 ) -> list[Message]:
     """Validate a whole datagram body (a list of messages). All or nothing: one
     bad message rejects the datagram, so a half-valid packet changes nothing.
 
-    ``no_news``, if given, is asked about each raw message first; one it says
-    carries no news is skipped unparsed (nothing of it is ever applied). In a
-    mass join most messages are stale ``alive`` rumours, and this keeps them
-    cheap."""
+    ``known``, if given, maps member names to what we believe of them (anything
+    with an ``incarnation``). An ``alive`` about a member in it, other than
+    ``me``, at that incarnation or an older one carries no news and is skipped
+    unparsed (nothing of it is ever applied). In a mass join most messages are
+    such stale rumours; the check is inline because it runs for each one."""
     if type(body) is not list or not body:
         raise WireError("malformed", "a datagram must be a non-empty array of messages")
     out: list[Message] = []
     for raw in body:
-        if no_news is not None and type(raw) is list and no_news(raw):
-            continue
+        if known is not None and type(raw) is list and len(raw) == 6 and raw[0] == ALIVE:
+            name, inc = raw[2], raw[1]
+            if type(name) is str and type(inc) is int and name != me:
+                have = known.get(name)
+                if have is not None and have.incarnation >= inc:
+                    continue
         msg = from_list(raw)
         if msg is not None:
             out.append(msg)
