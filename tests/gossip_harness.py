@@ -60,7 +60,8 @@ class Cluster:
     def push_pull(self, a: str, b: str, join: bool = False) -> None:
         """``a`` exchanges state with ``b`` (as the driver does over HTTP)."""
         ma, mb = self.nodes[a], self.nodes[b]
-        sa, sb = ma.local_state(), mb.local_state()
+        # through msgpack, as over HTTP: tables arrive as lists of lists
+        sa, sb = (msgpack.unpackb(msgpack.packb(m.local_state())) for m in (ma, mb))
         mb.merge_remote(sa, self.now)
         ma.merge_remote(sb, self.now, bootstrap=join)
 

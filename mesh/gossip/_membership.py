@@ -104,10 +104,7 @@ class Membership:
         self._check_meta(meta)
         me = Member(name, addr, incarnation, Status.ALIVE, meta)
         self._members: dict[str, Member] = {}
-        # name -> the member's push-pull row, and the names in order: kept in
-        # step with _members by _put/_drop, so a sync costs no rebuilding.
-        self._rows: dict[str, list[Any]] = {}
-        self._order: list[str] | None = None
+        self._order: list[str] | None = None  # sorted names, kept by _put/_drop
         self._put(me)
         self._suspicions: dict[str, Suspicion] = {}
         self._awareness = Awareness(config.awareness_max_multiplier)
@@ -169,9 +166,9 @@ class Membership:
 
     def local_state(self) -> list[list[Any]]:
         """The whole table, for a push-pull exchange: one
-        ``[name, host, port, incarnation, status, meta]`` row per member, by
-        name. The rows are shared with later calls: do not modify them."""
-        return list(map(self._rows.__getitem__, self._names()))
+        ``(name, host, port, incarnation, status, meta)`` row per member (a
+        :class:`Member` is that row), by name."""
+        return list(map(self._members.__getitem__, self._names()))
 
     def next_deadline(self) -> float:
         """When :meth:`tick` next has work to do."""
@@ -240,7 +237,7 @@ class Membership:
         N broadcasts on each (O(N^2) messages). Up to
         ``push_pull_scale_threshold`` members we re-broadcast them as memberlist
         does, because there every extra spreader matters and costs little."""
-        entries = _parse_state(state, self._members, self._rows)
+        entries = _parse_state(state, self._members)
         quiet = bootstrap and len(state) > self.config.push_pull_scale_threshold
         for name, addr, inc, status, meta in entries:
             known = name in self._members
@@ -527,11 +524,9 @@ class Membership:
         if m.name not in self._members:
             self._order = None
         self._members[m.name] = m
-        self._rows[m.name] = [m.name, m.addr[0], m.addr[1], m.incarnation, int(m.status), m.meta]
 
     def _drop(self, name: str) -> None:
         del self._members[name]
-        del self._rows[name]
         self._order = None
 
     def _names(self) -> list[str]:
@@ -570,12 +565,11 @@ class Membership:
 
 
 def _parse_state(
-    state: Any, known: dict[str, Member], rows: dict[str, list[Any]]
+    state: Any, known: dict[str, Member]
 ) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
     """Validate a push-pull table, all or nothing. Entries that say exactly what
-    we already believe (our own row for that name, or the same incarnation and
-    status) carry no news and are skipped, which keeps a sync of a large, quiet
-    cluster cheap."""
+    we already believe (same name, incarnation and status) carry no news and
+    are skipped, which keeps a sync of a large, quiet cluster cheap."""
     if type(state) is not list:
         raise WireError("malformed", "push-pull state must be an array")
     out = []
@@ -583,12 +577,9 @@ def _parse_state(
         if type(row) is not list or len(row) != 6:
             raise WireError("malformed", "push-pull entry must have 6 fields")
         name, host, port, inc, status, meta = row
-        if type(name) is str:
-            if rows.get(name) == row:
-                continue
-            have = known.get(name)
-            if have is not None and have.incarnation == inc and have.status == status:
-                continue
+        have = known.get(name) if type(name) is str else None
+        if have is not None and have[3] == inc and have[4] == status:
+            continue
         # An entry has the fields of an Alive message; reuse its validation.
         checked = from_list([ALIVE, inc, name, host, port, meta])
         if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known

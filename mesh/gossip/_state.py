@@ -11,7 +11,7 @@ idempotent, which makes gossip converge whatever order messages arrive in.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -41,20 +41,61 @@ class Status(enum.IntEnum):
         return self >= Status.DEAD
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One member as seen by one node. Immutable; updates make a new one."""
+_FIELDS = ("name", "host", "port", "incarnation", "status", "meta")
 
-    name: str
-    addr: Address
-    incarnation: int
-    status: Status
-    meta: dict[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+class Member(tuple):  # type: ignore[type-arg]
+    """One member as seen by one node. Immutable; updates make a new one.
+
+    ``Member(name, addr, incarnation, status, meta={})`` is a tuple
+    ``(name, host, port, incarnation, status, meta)``: exactly its row in a
+    push-pull table, so a node's whole table is sent without building
+    anything. Being a tuple of plain values, it is also left alone by the
+    garbage collector, which matters when a process holds a million of them
+    (the simulator). Equality compares every field; the hash leaves ``meta``
+    out. ``meta`` must not be modified in place (it may be shared, see
+    ``mesh.gossip._intern``).
+    """
+
+    __slots__ = ()
+
+    name: str = property(itemgetter(0), doc="The member's unique name.")  # type: ignore[assignment]
+    host: str = property(itemgetter(1), doc="Host of its address.")  # type: ignore[assignment]
+    port: int = property(itemgetter(2), doc="Port of its address.")  # type: ignore[assignment]
+    incarnation: int = property(itemgetter(3))  # type: ignore[assignment]
+    status: Status = property(itemgetter(4))  # type: ignore[assignment]
+    meta: dict[str, Any] = property(itemgetter(5))  # type: ignore[assignment]
+
+    def __new__(
+        cls,
+        name: str,
+        addr: Address,
+        incarnation: int,
+        status: Status,
+        meta: dict[str, Any] | None = None,
+    ) -> Member:
+        return tuple.__new__(cls, (name, addr[0], addr[1], incarnation, status,
+                                   {} if meta is None else meta))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self[0], (self[1], self[2]), self[3], self[4], self[5])
+
+    def __hash__(self) -> int:
+        return hash(self[:5])
+
+    def __repr__(self) -> str:
+        return (f"Member(name={self[0]!r}, addr={(self[1], self[2])!r}, incarnation={self[3]}, "
+                f"status={self[4]!r}, meta={self[5]!r})")
+
+    @property
+    def addr(self) -> Address:
+        """``(host, port)``."""
+        return (self[1], self[2])
 
     @property
     def address(self) -> str:
         """``host:port`` as text."""
-        return f"{self.addr[0]}:{self.addr[1]}"
+        return f"{self[1]}:{self[2]}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form used by ``mesh members --json`` and the HTTP API."""
@@ -67,8 +108,15 @@ class Member:
         }
 
     def with_(self, **changes: Any) -> Member:
-        """A copy with ``changes`` applied."""
-        return replace(self, **changes)
+        """A copy with ``changes`` applied (``addr`` or any field)."""
+        addr = changes.pop("addr", None)
+        if addr is not None:
+            changes["host"], changes["port"] = addr
+        unknown = sorted(set(changes) - set(_FIELDS))
+        if unknown:
+            raise TypeError(f"Member has no field {unknown[0]!r}")
+        row = [changes.get(f, v) for f, v in zip(_FIELDS, self, strict=True)]
+        return tuple.__new__(Member, row)
 
 
 def precedence(m: Member) -> tuple[int, int, bytes]:
