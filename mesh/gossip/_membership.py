@@ -54,7 +54,7 @@ from mesh.gossip._messages import (
     from_list,
 )
 from mesh.gossip._state import Address, Member, Status
-from mesh.gossip._suspicion import Suspicion
+from mesh.gossip._suspicion import Suspicion, Suspicions
 from mesh.metrics import Metrics
 from mesh.wire import OVERHEAD
 
@@ -106,7 +106,7 @@ class Membership:
         self._members: dict[str, Member] = {}
         self._order: list[str] | None = None  # sorted names, kept by _put/_drop
         self._put(me)
-        self._suspicions: dict[str, Suspicion] = {}
+        self._suspicions = Suspicions()
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._broadcasts = BroadcastQueue()
         self._events: list[MemberEvent] = []
@@ -115,6 +115,7 @@ class Membership:
         self._probe: _Probe | None = None
         self._probe_order: list[str] = []
         self._probe_index = 0
+        # by seq; deadlines are now + a constant, so this order is also theirs
         self._relays: dict[int, _Relay] = {}
         self._live: list[str] = []  # sorted names of alive/suspect peers
         self._gone_since: dict[str, float] = {}  # dead or left peers -> when
@@ -182,10 +183,10 @@ class Membership:
         probe = self._probe
         if probe is not None and not probe.acked and not probe.indirect_sent:
             d = min(d, probe.direct_deadline)
-        for s in self._suspicions.values():
-            d = min(d, s.deadline)
-        for r in self._relays.values():
-            d = min(d, r.deadline)
+        if self._suspicions:
+            d = min(d, self._suspicions.next_deadline())
+        if self._relays:
+            d = min(d, next(iter(self._relays.values())).deadline)
         return d
 
     # ----------------------------------------------------------------- inputs
@@ -199,10 +200,14 @@ class Membership:
 
     def tick(self, now: float) -> list[Send | PushPull]:
         """Run every timer that is due at ``now``."""
-        for name in sorted(n for n, s in self._suspicions.items() if s.deadline <= now):
+        for name in self._suspicions.expired(now):
             self._suspicion_expired(name, now)
-        for seq in sorted(q for q, r in self._relays.items() if r.deadline <= now):
-            relay = self._relays.pop(seq)
+        relays = self._relays
+        while relays:
+            seq, relay = next(iter(relays.items()))
+            if relay.deadline > now:
+                break
+            del relays[seq]
             self._send(relay.requester, [encode(Nack(relay.seq))])
         if not self._leaving:
             self._tick_probe(now)
@@ -344,7 +349,7 @@ class Membership:
         else:
             kind = None
         self._set(new, now, kind)
-        self._suspicions.pop(a.node, None)
+        self._suspicions.pop(a.node)
         if not (quiet and old is None):
             self._broadcast(a)
 
@@ -357,8 +362,7 @@ class Membership:
         if m is None or s.incarnation < m.incarnation or m.status.gone:
             return
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
-            suspicion = self._suspicions.get(s.node)
-            if suspicion is not None and suspicion.confirm(s.sender):
+            if self._suspicions.confirm(s.node, s.sender):
                 self._broadcast(s)
             return
         self._set(m.with_(incarnation=s.incarnation, status=Status.SUSPECT), now, EventKind.SUSPECT)
@@ -368,7 +372,7 @@ class Membership:
             k = 0  # too few members to expect independent confirmations
         lo = self.config.suspicion_timeout(n)
         hi = self.config.suspicion_max_timeout_mult * lo
-        self._suspicions[s.node] = Suspicion(now, s.sender, k, lo, hi)
+        self._suspicions.start(s.node, Suspicion(now, s.sender, k, lo, hi))
         self._broadcast(s)
 
     def _on_dead(self, d: Dead, now: float, informer: Address | None = None) -> None:
@@ -384,7 +388,7 @@ class Membership:
             return
         kind = EventKind.LEFT if status is Status.LEFT else EventKind.DEAD
         self._set(m.with_(incarnation=d.incarnation, status=status), now, kind)
-        self._suspicions.pop(d.node, None)
+        self._suspicions.pop(d.node)
         self._broadcast(d)
 
     def _refute(self, incarnation: int, informer: Address | None = None) -> None:
@@ -401,7 +405,7 @@ class Membership:
             self._send(informer, [])  # carries the fresh refutation, newest first
 
     def _suspicion_expired(self, name: str, now: float) -> None:
-        self._suspicions.pop(name, None)
+        self._suspicions.pop(name)
         m = self._members.get(name)
         if m is None or m.status is not Status.SUSPECT:
             return

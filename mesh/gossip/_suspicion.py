@@ -9,6 +9,7 @@ agree on finishes quickly. (Lifeguard, section IV-B.)
 
 from __future__ import annotations
 
+import heapq
 import math
 
 
@@ -49,3 +50,73 @@ class Suspicion:
         self._confirmers.add(sender)
         self.deadline = self.start + self.timeout()
         return True
+
+
+class Suspicions:
+    """Every open suspicion of one node, by member name, with the earliest
+    deadline at hand.
+
+    Deadlines sit in a heap, so asking for the next one, or for those that ran
+    out, does not walk every suspicion (a partition leaves a node suspecting
+    half the cluster). An entry whose suspicion was dropped, replaced or
+    shortened since it was pushed is skipped when it comes up.
+    """
+
+    __slots__ = ("_by_name", "_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Suspicion] = {}
+        self._heap: list[tuple[float, int, str, Suspicion]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def get(self, name: str) -> Suspicion | None:
+        return self._by_name.get(name)
+
+    def start(self, name: str, suspicion: Suspicion) -> None:
+        """Open (or replace) the suspicion about ``name``."""
+        self._by_name[name] = suspicion
+        self._push(name, suspicion)
+
+    def pop(self, name: str) -> Suspicion | None:
+        """Close the suspicion about ``name``, if any."""
+        return self._by_name.pop(name, None)
+
+    def confirm(self, name: str, sender: str) -> bool:
+        """:meth:`Suspicion.confirm` on the suspicion about ``name``."""
+        s = self._by_name.get(name)
+        if s is None or not s.confirm(sender):
+            return False
+        self._push(name, s)  # its deadline moved earlier
+        return True
+
+    def next_deadline(self) -> float:
+        """The earliest deadline of an open suspicion (infinity if none)."""
+        heap = self._heap
+        while heap:
+            deadline, _, name, s = heap[0]
+            if self._by_name.get(name) is s and s.deadline == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return math.inf
+
+    def expired(self, now: float) -> list[str]:
+        """Names whose suspicion ran out by ``now``, sorted. Each is reported
+        once; it stays open until popped (the caller declares it dead)."""
+        heap = self._heap
+        due: list[str] = []
+        while heap and heap[0][0] <= now:
+            deadline, _, name, s = heapq.heappop(heap)
+            if self._by_name.get(name) is s and s.deadline == deadline:
+                due.append(name)
+        due.sort()
+        return due
+
+    def _push(self, name: str, s: Suspicion) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (s.deadline, self._seq, name, s))
