@@ -118,7 +118,11 @@ class Membership:
         # by seq; deadlines are now + a constant, so this order is also theirs
         self._relays: dict[int, _Relay] = {}
         self._live: list[str] = []  # sorted names of alive/suspect peers
-        self._gone_since: dict[str, float] = {}  # dead or left peers -> when
+        # Dead or left peers and when they went, oldest first (they are only
+        # ever added at the time they go): the ones to forget are a prefix,
+        # the ones still gossiped to (gossip_to_dead) a suffix.
+        self._gone_names: list[str] = []
+        self._gone_at: list[float] = []
         self._leaving = False
         self._next_probe = now + rng.random() * config.probe_interval
         self._next_gossip = now + rng.random() * config.gossip_interval
@@ -178,7 +182,7 @@ class Membership:
         # spread or forget; an idle node then wakes about once per probe.
         if len(self._broadcasts):
             d = min(d, self._next_gossip)
-        if self._gone_since:
+        if self._gone_names:
             d = min(d, self._next_reap)
         probe = self._probe
         if probe is not None and not probe.acked and not probe.indirect_sent:
@@ -484,13 +488,17 @@ class Membership:
     def _gossip(self, now: float) -> None:
         if not len(self._broadcasts):
             return
-        targets = list(self._live_peers())
-        horizon = now - self.config.gossip_to_dead
-        targets.extend(n for n, since in self._gone_since.items() if since >= horizon)
-        k = min(self.config.gossip_nodes, len(targets))
-        for name in self._rng.sample(targets, k):
+        # Targets are the live peers, then the recently gone (so they can
+        # learn of their death and refute). Drawn as indices into that
+        # sequence, which is never built: a sample depends only on its length.
+        live = self._live_peers()
+        first_recent = bisect.bisect_left(self._gone_at, now - self.config.gossip_to_dead)
+        total = len(live) + len(self._gone_names) - first_recent
+        k = min(self.config.gossip_nodes, total)
+        for i in self._rng.sample(range(total), k):
             if not len(self._broadcasts):
                 break
+            name = live[i] if i < len(live) else self._gone_names[first_recent + i - len(live)]
             self._send(self._members[name].addr, [])
 
     def _send(self, addr: Address, prims: list[bytes]) -> None:
@@ -516,10 +524,13 @@ class Membership:
             i = bisect.bisect_left(self._live, member.name)
             if member.status.gone:
                 del self._live[i]
-                self._gone_since[member.name] = now
+                self._gone_names.append(member.name)
+                self._gone_at.append(now)
             else:
                 self._live.insert(i, member.name)
-                self._gone_since.pop(member.name, None)
+                if member.name in self._gone_names:  # back from the dead
+                    j = self._gone_names.index(member.name)
+                    del self._gone_names[j], self._gone_at[j]
         if kind is not None:
             self._events.append(MemberEvent(kind, member))
 
@@ -544,10 +555,10 @@ class Membership:
         return self._live
 
     def _reap(self, now: float) -> None:
-        horizon = now - self.config.dead_reclaim
-        for name in [n for n, since in self._gone_since.items() if since < horizon]:
-            del self._gone_since[name]
+        j = bisect.bisect_left(self._gone_at, now - self.config.dead_reclaim)
+        for name in self._gone_names[:j]:
             self._drop(name)
+        del self._gone_names[:j], self._gone_at[:j]
 
     def _next_seq(self) -> int:
         self._seq += 1
