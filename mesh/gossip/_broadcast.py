@@ -23,7 +23,7 @@ stale entries and checks liveness only while there are any.
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import is_
 
 #: The smallest update there is (a ``dead`` or ``suspect`` with one-letter
@@ -90,23 +90,29 @@ class BroadcastQueue:
             t_names: list[str] = []
             t_payloads: list[bytes] = []
             t_sizes: list[int] = []
-            # The newest run that is live and fits, by slices.
+            # The newest run that is live and fits, by slices. While the queue
+            # has stale entries, a window at the end is swept of them first;
+            # ``clean`` counts the entries at the end known to be live.
+            clean = len(names) if not self._stale else 0
             while names and budget >= _MIN_UPDATE:
                 room = max_count - len(out) - len(t_names)
                 if room <= 0:
                     break
-                if self._stale and live.get(names[-1]) is not payloads[-1]:
-                    names.pop(), payloads.pop(), sizes.pop()  # stale: drop it, go on
-                    self._stale -= 1
+                if clean < room and clean < len(names):
+                    hi = len(names) - clean  # sweep the entries just before the clean ones
+                    lo = max(0, hi - (room - clean) - 8)
+                    alive = list(map(is_, map(live.get, names[lo:hi]), payloads[lo:hi]))
+                    dead = alive.count(False)
+                    if dead:
+                        self._stale -= dead
+                        names[lo:hi] = compress(names[lo:hi], alive)
+                        payloads[lo:hi] = compress(payloads[lo:hi], alive)
+                        sizes[lo:hi] = compress(sizes[lo:hi], alive)
+                    clean += hi - lo - dead
                     continue
-                run = sizes[-room:]
+                run = sizes[len(sizes) - min(room, clean) :]
                 run.reverse()
                 n = bisect_right(list(accumulate(run)), budget)
-                if n > 1 and self._stale:
-                    alive = list(map(is_, map(live.get, names[-n:]), payloads[-n:]))
-                    alive.reverse()
-                    if False in alive:
-                        n = alive.index(False)
                 if not n:
                     break  # the newest does not fit
                 t_names += reversed(names[-n:])
@@ -114,6 +120,7 @@ class BroadcastQueue:
                 t_sizes += run[:n]
                 budget -= sum(run[:n])
                 del names[-n:], payloads[-n:], sizes[-n:]
+                clean -= n
             # Then one by one: pass over updates too big, drop stale ones.
             skipped = 0
             i = len(names)
