@@ -42,6 +42,7 @@ class Status(enum.IntEnum):
 
 
 _FIELDS = ("name", "host", "port", "incarnation", "status", "meta")
+_INDEX = {f: i for i, f in enumerate(_FIELDS)}
 
 
 class Member(tuple):  # type: ignore[type-arg]
@@ -109,13 +110,14 @@ class Member(tuple):  # type: ignore[type-arg]
 
     def with_(self, **changes: Any) -> Member:
         """A copy with ``changes`` applied (``addr`` or any field)."""
-        addr = changes.pop("addr", None)
-        if addr is not None:
-            changes["host"], changes["port"] = addr
-        unknown = sorted(set(changes) - set(_FIELDS))
-        if unknown:
-            raise TypeError(f"Member has no field {unknown[0]!r}")
-        row = [changes.get(f, v) for f, v in zip(_FIELDS, self, strict=True)]
+        row = list(self)
+        for field, value in changes.items():
+            if field == "addr":
+                row[1], row[2] = value
+            elif field in _INDEX:
+                row[_INDEX[field]] = value
+            else:
+                raise TypeError(f"Member has no field {field!r}")
         return tuple.__new__(Member, row)
 
 
