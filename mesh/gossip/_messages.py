@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from mesh.errors import WireError
 from mesh.gossip._intern import intern_addr, intern_meta, intern_name
+
+if TYPE_CHECKING:
+    from mesh.gossip._state import Member
 
 PING = 1
 INDIRECT_PING = 2
@@ -186,31 +189,33 @@ def from_list(raw: Any) -> Message | None:
     return None
 
 
-class _Incarnated(Protocol):
-    @property
-    def incarnation(self) -> int: ...
-
-
 def decode_compound(
-    body: Any, known: Mapping[str, _Incarnated] | None = None, me: str = ""
+    body: Any, known: Mapping[str, Member] | None = None, me: str = ""
 ) -> list[Message]:
     """Validate a whole datagram body (a list of messages). All or nothing: one
     bad message rejects the datagram, so a half-valid packet changes nothing.
 
-    ``known``, if given, maps member names to what we believe of them (anything
-    with an ``incarnation``). An ``alive`` about a member in it, other than
-    ``me``, at that incarnation or an older one carries no news and is skipped
-    unparsed (nothing of it is ever applied). In a mass join most messages are
-    such stale rumours; the check is inline because it runs for each one."""
+    ``known``, if given, maps member names to what we believe of them. An
+    ``alive`` about a member in it, other than ``me``, at that incarnation or
+    an older one carries no news and is skipped unparsed (nothing of it is ever
+    applied). In a mass join most messages are such stale rumours; the check
+    is inline because it runs for each one."""
     if type(body) is not list or not body:
         raise WireError("malformed", "a datagram must be a non-empty array of messages")
     out: list[Message] = []
+    if known is None:
+        for raw in body:
+            msg = from_list(raw)
+            if msg is not None:
+                out.append(msg)
+        return out
+    get = known.get
     for raw in body:
-        if known is not None and type(raw) is list and len(raw) == 6 and raw[0] == ALIVE:
+        if type(raw) is list and len(raw) == 6 and raw[0] == ALIVE:
             name, inc = raw[2], raw[1]
             if type(name) is str and type(inc) is int and name != me:
-                have = known.get(name)
-                if have is not None and have.incarnation >= inc:
+                have = get(name)
+                if have is not None and have[3] >= inc:  # its incarnation
                     continue
         msg = from_list(raw)
         if msg is not None:
