@@ -4,7 +4,8 @@ It runs the steady-state scenario (no faults; nodes join spread over the first
 seconds) at 1,000 nodes for 120 simulated seconds and at 10,000 nodes for a
 shorter time (``--big-duration``, default 5 s: the join of 10,000 members is
 O(N^2) work and O(N^2) memory inside the gossip core -- every node ends up
-holding a ``Member`` for every other, 10^8 of them, more than 23 GB), and reports for each run
+holding a ``Member`` for every other, 10^8 of them, about 11 GB even as
+interned tuples), and reports for each run
 ``nodes``, ``sim_seconds``, ``wall_seconds`` and ``events_per_s`` (trace
 events per wall second), plus the 1,000-node figures at top level.
 """
