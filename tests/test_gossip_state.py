@@ -67,3 +67,28 @@ def test_status_words_are_the_documented_ones() -> None:
         "incarnation": 3,
         "meta": {},
     }
+
+
+def test_a_member_is_its_push_pull_row() -> None:
+    import msgpack
+
+    m = Member("a", ("10.0.0.1", 7946), 3, Status.SUSPECT, {"workers": 2})
+    assert msgpack.unpackb(msgpack.packb(m)) == ["a", "10.0.0.1", 7946, 3, 1, {"workers": 2}]
+    assert m.addr == ("10.0.0.1", 7946) and m.address == "10.0.0.1:7946"
+
+
+def test_member_copies_pickles_and_hash_follow_the_dataclass_it_replaced() -> None:
+    import pickle
+
+    m = Member("a", ("h", 1), 3, Status.ALIVE, {"q": 1})
+    moved = m.with_(addr=("h2", 2), incarnation=4)
+    assert (moved.addr, moved.incarnation, moved.meta) == (("h2", 2), 4, {"q": 1})
+    assert type(moved) is Member and pickle.loads(pickle.dumps(m)) == m
+    assert hash(m) == hash(m.with_(meta={"q": 2}))  # the hash leaves meta out
+    try:
+        m.with_(colour="red")
+    except TypeError as exc:
+        assert "colour" in str(exc)
+    else:
+        raise AssertionError("an unknown field must be refused")
+

@@ -51,10 +51,9 @@ class Member(tuple):  # type: ignore[type-arg]
     ``Member(name, addr, incarnation, status, meta={})`` is a tuple
     ``(name, host, port, incarnation, status, meta)``: exactly its row in a
     push-pull table, so a node's whole table is sent without building
-    anything. Being a tuple of plain values, it is also left alone by the
-    garbage collector, which matters when a process holds a million of them
-    (the simulator). Equality compares every field; the hash leaves ``meta``
-    out. ``meta`` must not be modified in place (it may be shared, see
+    anything, and a record is one small object that is cheap to make (a
+    process of the simulator holds a million of them). Equality compares
+    every field; the hash leaves ``meta`` out. ``meta`` must not be modified in place (it may be shared, see
     ``mesh.gossip._intern``).
     """
 
