@@ -53,8 +53,8 @@ class Member(tuple):  # type: ignore[type-arg]
     push-pull table, so a node's whole table is sent without building
     anything, and a record is one small object that is cheap to make (a
     process of the simulator holds a million of them). Equality compares
-    every field; the hash leaves ``meta`` out. ``meta`` must not be modified in place (it may be shared, see
-    ``mesh.gossip._intern``).
+    every field; the hash leaves ``meta`` out. ``meta`` must not be modified
+    in place (it may be shared, see ``mesh.gossip._intern``).
     """
 
     __slots__ = ()
