@@ -169,7 +169,7 @@ class Membership:
         events, self._events = self._events, []
         return events
 
-    def local_state(self) -> list[list[Any]]:
+    def local_state(self) -> list[Member]:
         """The whole table, for a push-pull exchange: one
         ``(name, host, port, incarnation, status, meta)`` row per member (a
         :class:`Member` is that row), by name."""
