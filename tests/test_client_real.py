@@ -155,6 +155,37 @@ def test_executor_is_a_concurrent_futures_executor(client: Client) -> None:
             ex.submit(boom, 3).result(10)
 
 
+def test_executor_futures_can_be_cancelled_until_they_finish(client: Client) -> None:
+    with client.executor() as ex:
+        fut = ex.submit(slow_inc, 1, 5.0)  # still running when cancelled
+        assert not fut.running() and fut.cancel()
+        assert fut.cancelled()
+        with pytest.raises(concurrent.futures.CancelledError):
+            fut.result(1)
+        done = ex.submit(add, 1, 2)
+        assert done.result(10) == 3
+        assert not done.cancel()  # a finished call stays finished
+
+
+def test_executor_shutdown_cancel_futures_cancels_what_has_not_finished(
+    client: Client,
+) -> None:
+    ex = client.executor()
+    finished = ex.submit(add, 2, 3)
+    assert finished.result(10) == 5
+    slow = [ex.submit(slow_inc, i, 5.0) for i in range(8)]
+    mapped = ex.map(slow_inc, range(8), [5.0] * 8)
+    start = time.monotonic()
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert time.monotonic() - start < 4.0  # did not wait for the 5 s tasks
+    assert all(f.cancelled() for f in slow)
+    with pytest.raises(concurrent.futures.CancelledError):
+        next(mapped)
+    assert finished.result() == 5
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(add, 1, 1)
+
+
 def test_pure_tasks_with_equal_inputs_share_one_key(client: Client) -> None:
     a = client.submit(square, 12)
     b = client.submit(square, 12)
