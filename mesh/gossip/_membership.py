@@ -11,7 +11,7 @@ Protocol, per SWIM (Das et al. 2002) with Lifeguard (Dadgar et al. 2018):
 * Every ``probe_interval`` (stretched by local health) probe the next member of
   a shuffled round-robin order. No ack within ``probe_timeout``: ask
   ``indirect_checks`` peers to probe it; they forward the ack or send a nack.
-  No ack by the end of the interval: suspect it.
+  No ack by the end of the interval: suspect it (:mod:`._probe`).
 * A suspicion becomes ``dead`` when its timeout runs out; the timeout shrinks as
   other members confirm the suspicion (:mod:`._suspicion`). A member that hears
   it is suspected refutes by raising its incarnation.
@@ -27,18 +27,16 @@ from __future__ import annotations
 
 import bisect
 import random
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from mesh.config import Config
-from mesh.errors import ConfigError, WireError
+from mesh.errors import ConfigError
 from mesh.gossip._awareness import Awareness
 from mesh.gossip._broadcast import BroadcastQueue
 from mesh.gossip._events import EventKind, MemberEvent, PushPull, Send
 from mesh.gossip._messages import (
-    ALIVE,
     COMPOUND_HEADER_MAX,
     Ack,
     Alive,
@@ -51,33 +49,16 @@ from mesh.gossip._messages import (
     compound,
     decode_compound,
     encode,
-    from_list,
+    parse_state,
 )
+from mesh.gossip._probe import Probing, _Probe, _Relay
 from mesh.gossip._state import Address, Member, Status
 from mesh.gossip._suspicion import Suspicion, Suspicions
 from mesh.metrics import Metrics
 from mesh.wire import OVERHEAD
 
 
-@dataclass(slots=True)
-class _Probe:
-    seq: int
-    target: str
-    direct_deadline: float
-    acked: bool = False
-    indirect_sent: bool = False
-    expected_nacks: int = 0
-    nacks: int = 0
-
-
-@dataclass(slots=True)
-class _Relay:
-    requester: Address
-    seq: int
-    deadline: float
-
-
-class Membership:
+class Membership(Probing):
     """One node's view of the cluster and its SWIM/Lifeguard protocol state.
 
     Not thread-safe and not re-entrant; the driver calls it from one task.
@@ -115,7 +96,6 @@ class Membership:
         self._probe: _Probe | None = None
         self._probe_order: list[str] = []
         self._probe_index = 0
-        # by seq; deadlines are now + a constant, so this order is also theirs
         self._relays: dict[int, _Relay] = {}
         self._live: list[str] = []  # sorted names of alive/suspect peers
         # Dead or left peers and when they went, oldest first (they are only
@@ -206,13 +186,7 @@ class Membership:
         """Run every timer that is due at ``now``."""
         for name in self._suspicions.expired(now):
             self._suspicion_expired(name, now)
-        relays = self._relays
-        while relays:
-            seq, relay = next(iter(relays.items()))
-            if relay.deadline > now:
-                break
-            del relays[seq]
-            self._send(relay.requester, [encode(Nack(relay.seq))])
+        self._expire_relays(now)
         if not self._leaving:
             self._tick_probe(now)
         if now >= self._next_gossip:
@@ -246,7 +220,7 @@ class Membership:
         N broadcasts on each (O(N^2) messages). Up to
         ``push_pull_scale_threshold`` members we re-broadcast them as memberlist
         does, because there every extra spreader matters and costs little."""
-        entries = _parse_state(state, self._members)
+        entries = parse_state(state, self._members)
         quiet = bootstrap and len(state) > self.config.push_pull_scale_threshold
         for name, addr, inc, status, meta in entries:
             known = name in self._members
@@ -297,40 +271,13 @@ class Membership:
             case Ack():
                 self._on_ack(msg)
             case Nack():
-                probe = self._probe
-                if probe is not None and probe.seq == msg.seq:
-                    probe.nacks += 1
+                self._on_nack(msg)
             case Alive():
                 self._on_alive(msg, now)
             case Suspect():
                 self._on_suspect(msg, now, informer=src)
             case Dead():
                 self._on_dead(msg, now, informer=src)
-
-    def _on_ping(self, msg: Ping, src: Address) -> None:
-        if msg.target != self.name:
-            self.metrics.inc("gossip_ping_wrong_target")
-            return
-        self._send(src, [encode(Ack(msg.seq))])
-
-    def _on_indirect(self, msg: IndirectPing, src: Address, now: float) -> None:
-        seq = self._next_seq()
-        # Nack a little before the requester's probe period ends, so the nack
-        # arrives while it still counts (Lifeguard: missing nacks mean the
-        # requester's own links are the problem).
-        self._relays[seq] = _Relay(src, msg.seq, now + 0.8 * self.config.probe_timeout)
-        self._send(msg.target_addr, [encode(Ping(seq, msg.target))])
-
-    def _on_ack(self, msg: Ack) -> None:
-        probe = self._probe
-        if probe is not None and probe.seq == msg.seq:
-            if not probe.acked:
-                probe.acked = True
-                self._awareness.apply(-1)
-            return
-        relay = self._relays.pop(msg.seq, None)
-        if relay is not None:
-            self._send(relay.requester, [encode(Ack(relay.seq))])
 
     def _on_alive(self, a: Alive, now: float, quiet: bool = False) -> None:
         if a.node == self.name:
@@ -414,75 +361,6 @@ class Membership:
         if m is None or m.status is not Status.SUSPECT:
             return
         self._on_dead(Dead(m.incarnation, name, self.name), now)
-
-    # ---------------------------------------------------------------- probing
-    def _tick_probe(self, now: float) -> None:
-        probe = self._probe
-        if (
-            probe is not None
-            and not probe.acked
-            and not probe.indirect_sent
-            and now >= probe.direct_deadline
-        ):
-            self._send_indirect(probe)
-        if now < self._next_probe:
-            return
-        if probe is not None and not probe.acked:
-            self._probe_failed(probe, now)
-        self._probe = None
-        self._start_probe(now)
-        self._next_probe = now + self._awareness.scale(self.config.probe_interval)
-
-    def _start_probe(self, now: float) -> None:
-        target = self._next_probe_target()
-        if target is None:
-            return
-        seq = self._next_seq()
-        prims = []
-        if target.status is Status.SUSPECT:  # buddy system: tell it, so it can refute
-            prims.append(encode(Suspect(target.incarnation, target.name, self.name)))
-        prims.append(encode(Ping(seq, target.name)))
-        deadline = now + self._awareness.scale(self.config.probe_timeout)
-        self._probe = _Probe(seq, target.name, deadline)
-        self._send(target.addr, prims)
-
-    def _next_probe_target(self) -> Member | None:
-        for _ in range(2):
-            while self._probe_index < len(self._probe_order):
-                name = self._probe_order[self._probe_index]
-                self._probe_index += 1
-                m = self._members.get(name)
-                if m is not None and not m.status.gone:
-                    return m
-            peers = list(self._live_peers())
-            if not peers:
-                return None
-            self._rng.shuffle(peers)
-            self._probe_order, self._probe_index = peers, 0
-        return None
-
-    def _send_indirect(self, probe: _Probe) -> None:
-        probe.indirect_sent = True
-        target = self._members.get(probe.target)
-        if target is None:
-            return
-        others = [n for n in self._live_peers() if n != probe.target]
-        k = min(self.config.indirect_checks, len(others))
-        helpers = self._rng.sample(others, k) if k else []
-        probe.expected_nacks = len(helpers)
-        msg = encode(IndirectPing(probe.seq, target.name, target.addr))
-        for name in helpers:
-            self._send(self._members[name].addr, [msg])
-
-    def _probe_failed(self, probe: _Probe, now: float) -> None:
-        self.metrics.inc("gossip_probes_failed")
-        if probe.expected_nacks > 0:
-            self._awareness.apply(max(0, probe.expected_nacks - probe.nacks))
-        else:
-            self._awareness.apply(1)
-        m = self._members.get(probe.target)
-        if m is not None and not m.status.gone:
-            self._on_suspect(Suspect(m.incarnation, m.name, self.name), now)
 
     # ----------------------------------------------------------- dissemination
     def _gossip(self, now: float) -> None:
@@ -578,28 +456,3 @@ class Membership:
                 f"member metadata is {size} bytes; the limit is {self.config.max_meta_bytes}"
             )
 
-
-def _parse_state(
-    state: Any, known: dict[str, Member]
-) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
-    """Validate a push-pull table, all or nothing. Entries that say exactly what
-    we already believe (same name, incarnation and status) carry no news and
-    are skipped, which keeps a sync of a large, quiet cluster cheap."""
-    if type(state) is not list:
-        raise WireError("malformed", "push-pull state must be an array")
-    out = []
-    for row in state:
-        if type(row) is not list or len(row) != 6:
-            raise WireError("malformed", "push-pull entry must have 6 fields")
-        name, host, port, inc, status, meta = row
-        have = known.get(name) if type(name) is str else None
-        if have is not None and have[3] == inc and have[4] == status:
-            continue
-        # An entry has the fields of an Alive message; reuse its validation.
-        checked = from_list([ALIVE, inc, name, host, port, meta])
-        if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known
-            raise WireError("malformed", "bad push-pull entry")
-        if type(status) is not int or status not in (0, 1, 2, 3):
-            raise WireError("malformed", "bad status in push-pull entry")
-        out.append((checked.node, checked.addr, checked.incarnation, Status(status), checked.meta))
-    return out

@@ -17,6 +17,7 @@ import msgpack
 
 from mesh.errors import WireError
 from mesh.gossip._intern import intern_addr, intern_meta, intern_name
+from mesh.gossip._state import Address, Status
 
 if TYPE_CHECKING:
     from mesh.gossip._state import Member
@@ -220,4 +221,30 @@ def decode_compound(
         msg = from_list(raw)
         if msg is not None:
             out.append(msg)
+    return out
+
+
+def parse_state(
+    state: Any, known: dict[str, Member]
+) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
+    """Validate a push-pull table, all or nothing. Entries that say exactly what
+    we already believe (same name, incarnation and status) carry no news and
+    are skipped, which keeps a sync of a large, quiet cluster cheap."""
+    if type(state) is not list:
+        raise WireError("malformed", "push-pull state must be an array")
+    out = []
+    for row in state:
+        if type(row) is not list or len(row) != 6:
+            raise WireError("malformed", "push-pull entry must have 6 fields")
+        name, host, port, inc, status, meta = row
+        have = known.get(name) if type(name) is str else None
+        if have is not None and have[3] == inc and have[4] == status:
+            continue
+        # An entry has the fields of an Alive message; reuse its validation.
+        checked = from_list([ALIVE, inc, name, host, port, meta])
+        if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known
+            raise WireError("malformed", "bad push-pull entry")
+        if type(status) is not int or status not in (0, 1, 2, 3):
+            raise WireError("malformed", "bad status in push-pull entry")
+        out.append((checked.node, checked.addr, checked.incarnation, Status(status), checked.meta))
     return out

@@ -1,0 +1,185 @@
+"""Probing, the failure detector half of SWIM with Lifeguard's refinements.
+
+Every ``probe_interval`` (stretched by local health) a node pings the next
+member of a shuffled round-robin order. With no ack within ``probe_timeout``
+it asks ``indirect_checks`` peers to ping the target for it; they forward the
+ack, or send a nack when none came (Lifeguard: a prober that hears neither
+acks nor nacks learns that its own links are the trouble, and its health score
+rises). With no ack by the end of the interval the target is suspected. When
+probing a suspect, the suspicion goes in the same packet (the buddy system),
+so the suspect learns of it at once and can refute.
+
+:class:`Probing` is a part of :class:`~mesh.gossip._membership.Membership`,
+kept here so that each concept has its own file: the probe in flight, the
+relays this node runs for others, and the handlers of ping, ack, nack and
+indirect ping. It does no I/O and reads no clock either.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from mesh.config import Config
+from mesh.gossip._awareness import Awareness
+from mesh.gossip._messages import Ack, IndirectPing, Nack, Ping, Suspect, encode
+from mesh.gossip._state import Address, Member, Status
+from mesh.metrics import Metrics
+
+
+@dataclass(slots=True)
+class _Probe:
+    seq: int
+    target: str
+    direct_deadline: float
+    acked: bool = False
+    indirect_sent: bool = False
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@dataclass(slots=True)
+class _Relay:
+    requester: Address
+    seq: int
+    deadline: float
+
+
+class Probing:
+    """The probing state and handlers of a :class:`Membership`, which provides
+    the attributes and methods declared here."""
+
+    name: str
+    config: Config
+    metrics: Metrics
+    _rng: random.Random
+    _members: dict[str, Member]
+    _awareness: Awareness
+    _probe: _Probe | None
+    _probe_order: list[str]
+    _probe_index: int
+    _next_probe: float
+    # by seq; deadlines are now + a constant, so this order is also theirs
+    _relays: dict[int, _Relay]
+
+    def _send(self, addr: Address, prims: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _on_suspect(self, s: Suspect, now: float, informer: Address | None = None) -> None:
+        raise NotImplementedError
+
+    def _live_peers(self) -> list[str]:
+        raise NotImplementedError
+
+    def _next_seq(self) -> int:
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- handlers
+    def _on_ping(self, msg: Ping, src: Address) -> None:
+        if msg.target != self.name:
+            self.metrics.inc("gossip_ping_wrong_target")
+            return
+        self._send(src, [encode(Ack(msg.seq))])
+
+    def _on_indirect(self, msg: IndirectPing, src: Address, now: float) -> None:
+        seq = self._next_seq()
+        # Nack a little before the requester's probe period ends, so the nack
+        # arrives while it still counts (Lifeguard: missing nacks mean the
+        # requester's own links are the problem).
+        self._relays[seq] = _Relay(src, msg.seq, now + 0.8 * self.config.probe_timeout)
+        self._send(msg.target_addr, [encode(Ping(seq, msg.target))])
+
+    def _on_ack(self, msg: Ack) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == msg.seq:
+            if not probe.acked:
+                probe.acked = True
+                self._awareness.apply(-1)
+            return
+        relay = self._relays.pop(msg.seq, None)
+        if relay is not None:
+            self._send(relay.requester, [encode(Ack(relay.seq))])
+
+    def _on_nack(self, msg: Nack) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == msg.seq:
+            probe.nacks += 1
+
+    def _expire_relays(self, now: float) -> None:
+        """Nack, for the requester, each relay whose target did not ack in time."""
+        relays = self._relays
+        while relays:
+            seq, relay = next(iter(relays.items()))
+            if relay.deadline > now:
+                break
+            del relays[seq]
+            self._send(relay.requester, [encode(Nack(relay.seq))])
+
+    # ---------------------------------------------------------------- probing
+    def _tick_probe(self, now: float) -> None:
+        probe = self._probe
+        if (
+            probe is not None
+            and not probe.acked
+            and not probe.indirect_sent
+            and now >= probe.direct_deadline
+        ):
+            self._send_indirect(probe)
+        if now < self._next_probe:
+            return
+        if probe is not None and not probe.acked:
+            self._probe_failed(probe, now)
+        self._probe = None
+        self._start_probe(now)
+        self._next_probe = now + self._awareness.scale(self.config.probe_interval)
+
+    def _start_probe(self, now: float) -> None:
+        target = self._next_probe_target()
+        if target is None:
+            return
+        seq = self._next_seq()
+        prims = []
+        if target.status is Status.SUSPECT:  # buddy system: tell it, so it can refute
+            prims.append(encode(Suspect(target.incarnation, target.name, self.name)))
+        prims.append(encode(Ping(seq, target.name)))
+        deadline = now + self._awareness.scale(self.config.probe_timeout)
+        self._probe = _Probe(seq, target.name, deadline)
+        self._send(target.addr, prims)
+
+    def _next_probe_target(self) -> Member | None:
+        for _ in range(2):
+            while self._probe_index < len(self._probe_order):
+                name = self._probe_order[self._probe_index]
+                self._probe_index += 1
+                m = self._members.get(name)
+                if m is not None and not m.status.gone:
+                    return m
+            peers = list(self._live_peers())
+            if not peers:
+                return None
+            self._rng.shuffle(peers)
+            self._probe_order, self._probe_index = peers, 0
+        return None
+
+    def _send_indirect(self, probe: _Probe) -> None:
+        probe.indirect_sent = True
+        target = self._members.get(probe.target)
+        if target is None:
+            return
+        others = [n for n in self._live_peers() if n != probe.target]
+        k = min(self.config.indirect_checks, len(others))
+        helpers = self._rng.sample(others, k) if k else []
+        probe.expected_nacks = len(helpers)
+        msg = encode(IndirectPing(probe.seq, target.name, target.addr))
+        for name in helpers:
+            self._send(self._members[name].addr, [msg])
+
+    def _probe_failed(self, probe: _Probe, now: float) -> None:
+        self.metrics.inc("gossip_probes_failed")
+        if probe.expected_nacks > 0:
+            self._awareness.apply(max(0, probe.expected_nacks - probe.nacks))
+        else:
+            self._awareness.apply(1)
+        m = self._members.get(probe.target)
+        if m is not None and not m.status.gone:
+            self._on_suspect(Suspect(m.incarnation, m.name, self.name), now)
