@@ -24,9 +24,7 @@ import argparse
 import dataclasses
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from bench._ports import free_ports
 from mesh.cli import config_overrides
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, WireError
@@ -43,25 +42,6 @@ from mesh.wire import Codec
 
 POLL = 0.02
 """Seconds between polls of the nodes; the resolution of the figures."""
-
-
-def _free_ports(n: int) -> list[int]:
-    rng = random.SystemRandom()
-    for _ in range(1000):
-        ports = sorted({rng.randrange(20000, 32000) for _ in range(n)})
-        if len(ports) == n and all(_bindable(p) for p in ports):
-            return ports
-    raise RuntimeError(f"no {n} free ports on 127.0.0.1")
-
-
-def _bindable(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
 
 
 def _statuses(port: int, codec: Codec) -> dict[str, str]:
@@ -91,7 +71,7 @@ def bench(nodes: int, config: Config, overrides: list[str], timeout: float) -> d
     """Run the benchmark; returns the result record."""
     if nodes < 2:
         raise ConfigError("--nodes must be at least 2 (one is killed)")
-    ports = _free_ports(nodes)
+    ports = free_ports(nodes)
     names = [f"b{i + 1}" for i in range(nodes)]
     codec = Codec(None, config.max_http_body)
     env = dict(os.environ)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench._ports import free_ports
 from mesh.config import DEFAULT
 from mesh.wire import Codec
 
@@ -43,36 +42,6 @@ FAST = {
 """Config overrides for quick failure detection in tests (passed as hidden
 ``--set KEY=VALUE`` flags). ``mesh.config.DEFAULT.with_(**FAST)`` gives the
 matching Config for bounds."""
-
-_ports = random.SystemRandom()
-
-
-def _bindable(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def free_ports(n: int, consecutive: bool = False) -> list[int]:
-    """``n`` ports free for both TCP and UDP on 127.0.0.1, picked at random
-    below the kernel's ephemeral range so outgoing connections do not take
-    them. With ``consecutive``, ``n`` adjacent ports."""
-    for _ in range(1000):
-        if consecutive:
-            start = _ports.randrange(20000, 32000 - n)
-            ports = list(range(start, start + n))
-        else:
-            ports = sorted(set(_ports.randrange(20000, 32000) for _ in range(n)))
-            if len(ports) != n:
-                continue
-        if all(_bindable(p) for p in ports):
-            return ports
-    raise RuntimeError(f"could not find {n} free ports on 127.0.0.1")
-
 
 def wait_until(
     probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
