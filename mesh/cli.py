@@ -3,7 +3,7 @@
 ::
 
     mesh join --bind 127.0.0.1:7946 --name a [--seed HOST:PORT ...] [--secret-file F]
-              [--workers N] [--replicas R] [--demo] [--log-level info]
+              [--advertise HOST:PORT] [--workers N] [--replicas R] [--demo] [--log-level info]
     mesh members --address 127.0.0.1:7946 [--json]
     mesh ring --address 127.0.0.1:7946 [--json]
     mesh up --nodes 3 [--base-port 7946] [--workers N]
@@ -126,7 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument(
         "--bind", type=_address("--bind address"), default=DEFAULT_BIND, metavar="HOST:PORT",
         help="address to listen on, UDP gossip and HTTP (default 127.0.0.1:7946); "
-        "other nodes reach this node there",
+        "other nodes reach this node there unless --advertise says otherwise",
+    )
+    join.add_argument(
+        "--advertise", type=_address("--advertise address"), default=None, metavar="HOST:PORT",
+        help="address other nodes reach this node at (default: the --bind address); "
+        "needed with a wildcard --bind such as 0.0.0.0, or behind a port mapping",
     )
     join.add_argument("--name", help="unique node name (default: HOSTNAME-PORT)")
     join.add_argument(
@@ -206,7 +211,7 @@ async def _join(args: argparse.Namespace, config: Config, secret: bytes | None) 
     meta = {"workers": args.workers}
     node = Node(
         runtime, config, args.name, args.bind, seeds=args.seed, secret=secret, meta=meta,
-        services=build_services(args, config),
+        services=build_services(args, config), advertise=args.advertise,
     )
     try:
         try:
@@ -240,14 +245,20 @@ def cmd_join(args: argparse.Namespace) -> int:
     try:
         secret = load_secret(args.secret_file)
         check_bind(args.bind[0], secret)
-        _check_not_wildcard(args.bind)
+        if args.advertise is None:
+            _check_not_wildcard(args.bind, "--bind")
+        else:
+            _check_not_wildcard(args.advertise, "--advertise")
         config = _config(args)
     except ConfigError as exc:
         return _fail(2, str(exc))
     if args.name is None:
         args.name = f"{socket.gethostname()}-{args.bind[1]}"
     try:
-        args.bind = _resolve(args.bind, "--bind")
+        if args.bind[0] not in _WILDCARDS:
+            args.bind = _resolve(args.bind, "--bind")
+        if args.advertise is not None:
+            args.advertise = _resolve(args.advertise, "--advertise")
         args.seed = [_resolve(s, "seed") for s in args.seed]
     except ConfigError as exc:
         return _fail(2, str(exc))
@@ -255,13 +266,23 @@ def cmd_join(args: argparse.Namespace) -> int:
     return run(_join(args, config, secret))
 
 
-def _check_not_wildcard(addr: Address) -> None:
-    if addr[0] in ("0.0.0.0", "::"):
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def _check_not_wildcard(addr: Address, flag: str) -> None:
+    if addr[0] not in _WILDCARDS:
+        return
+    if flag == "--bind":
         raise ConfigError(
-            f"cannot bind to the wildcard address {format_address(addr)}: the bind address is "
-            "also the address other nodes use to reach this one. Bind to this host's address "
-            "on the network the nodes share, e.g. --bind 10.0.0.5:7946"
+            f"cannot bind to the wildcard address {format_address(addr)} without --advertise: "
+            "other nodes need an address to reach this one. Bind to this host's address on "
+            "the network the nodes share (e.g. --bind 10.0.0.5:7946), or keep the wildcard "
+            "and say where peers reach it (e.g. --advertise 10.0.0.5:7946)"
         )
+    raise ConfigError(
+        f"--advertise {format_address(addr)} is a wildcard address, which no peer can reach: "
+        "give this host's address on the network the nodes share, e.g. --advertise 10.0.0.5:7946"
+    )
 
 
 def _resolve(addr: Address, what: str) -> Address:

@@ -69,8 +69,10 @@ class Service(Protocol):
 class Node:
     """One member of the mesh. Create it inside the runtime's event loop.
 
-    ``bind`` is both where the node listens (UDP gossip and HTTP on the same
-    port) and the address it tells others; it must be reachable by them.
+    ``bind`` is where the node listens (UDP gossip and HTTP on the same port).
+    ``advertise`` is the address it tells others, which they must be able to
+    reach; it defaults to ``bind``. Give it when binding a wildcard address or
+    behind a port mapping.
     """
 
     def __init__(
@@ -83,11 +85,14 @@ class Node:
         secret: bytes | None = None,
         meta: dict[str, Any] | None = None,
         services: Sequence[Service] = (),
+        advertise: Address | None = None,
     ) -> None:
         self.runtime = runtime
         self.config = config
         self.name = name
-        self.addr: Address = (bind[0], bind[1])
+        self.bind: Address = (bind[0], bind[1])
+        self.addr: Address = self.bind if advertise is None else (advertise[0], advertise[1])
+        """The address other nodes reach this one at (its member address)."""
         self.metrics = Metrics()
         self.codec = Codec(secret, config.max_datagram)
         self.http_codec = Codec(secret, config.max_http_body)
@@ -104,6 +109,7 @@ class Node:
             self.metrics,
             seeds=seeds,
             on_event=self._on_event,
+            bind=self.bind,
         )
         self._listeners: list[Callable[[MemberEvent], None]] = []
         self._noise = RateLimitedLog(log, runtime.now)
@@ -117,7 +123,7 @@ class Node:
         background), then start the services. On failure, whatever started is
         stopped again and the error propagates (e.g. ``OSError`` for a port in
         use)."""
-        self._server = await self.runtime.serve(self.addr, self._on_request, self._on_channel)
+        self._server = await self.runtime.serve(self.bind, self._on_request, self._on_channel)
         try:
             await self.driver.start()
             for service in self.services:
@@ -126,7 +132,10 @@ class Node:
         except BaseException:
             await self.stop()
             raise
-        log.info("%s listening on %s:%s", self.name, *self.addr)
+        if self.bind == self.addr:
+            log.info("%s listening on %s:%s", self.name, *self.addr)
+        else:
+            log.info("%s listening on %s:%s, reachable at %s:%s", self.name, *self.bind, *self.addr)
 
     async def leave(self, timeout: float = 2.0) -> None:
         """Leave gracefully, then stop: services stop (graceful), every peer is

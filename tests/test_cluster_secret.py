@@ -40,7 +40,27 @@ def test_wildcard_bind_with_secret_is_refused_as_unreachable_for_peers(tmp_path)
     secret.write_bytes(S1)
     out = run_cli("join", "--bind", "0.0.0.0:7946", "--secret-file", str(secret))
     assert out.returncode == 2
-    assert "wildcard" in out.stderr
+    assert "wildcard" in out.stderr and "--advertise" in out.stderr
+
+
+def test_a_wildcard_advertise_address_is_refused(tmp_path) -> None:
+    secret = tmp_path / "s"
+    secret.write_bytes(S1)
+    out = run_cli("join", "--bind", "0.0.0.0:7946", "--advertise", "0.0.0.0:7946",
+                  "--secret-file", str(secret))
+    assert out.returncode == 2
+    assert "--advertise 0.0.0.0:7946 is a wildcard address" in out.stderr
+
+
+def test_a_wildcard_bind_joins_peers_at_its_advertised_address(cluster: Cluster) -> None:
+    port = free_ports(1)[0]
+    wide = cluster.start("wide", port, config=FAST, secret=S1, host="0.0.0.0",
+                         extra=["--advertise", f"127.0.0.1:{port}"])
+    peer = cluster.start("peer", seeds=[("127.0.0.1", port)], config=FAST, secret=S1)
+    cluster.wait_converged([wide, peer], timeout=10)
+    rows = {m["name"]: m for m in api(peer.addr, "/v1/members", secret=S1)["members"]}
+    assert rows["wide"]["address"] == f"127.0.0.1:{port}"
+    assert "reachable at 127.0.0.1:" in wide.log()
 
 
 def test_nodes_sharing_a_secret_join_and_a_node_with_another_secret_cannot(

@@ -45,12 +45,15 @@ class GossipDriver:
         metrics: Metrics,
         seeds: Sequence[Address] = (),
         on_event: Callable[[MemberEvent], None] | None = None,
+        bind: Address | None = None,
     ) -> None:
         self.runtime = runtime
         self.config = config
         self.membership = membership
         self.metrics = metrics
         self.seeds = [s for s in seeds if s != membership.addr]
+        # where the endpoint binds; the member address is what others reach
+        self._bind = membership.addr if bind is None else bind
         self.on_event = on_event
         self.joined = asyncio.Event()
         self._codec = codec
@@ -66,7 +69,7 @@ class GossipDriver:
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Bind the datagram endpoint, start the timers and join the seeds."""
-        self._endpoint = await self.runtime.open_datagram(self.membership.addr, self._on_datagram)
+        self._endpoint = await self.runtime.open_datagram(self._bind, self._on_datagram)
         self._reschedule()
         if self.seeds:
             self._spawn(self._join())
