@@ -204,15 +204,9 @@ def decode_compound(
     if type(body) is not list or not body:
         raise WireError("malformed", "a datagram must be a non-empty array of messages")
     out: list[Message] = []
-    if known is None:
-        for raw in body:
-            msg = from_list(raw)
-            if msg is not None:
-                out.append(msg)
-        return out
-    get = known.get
+    get = None if known is None else known.get
     for raw in body:
-        if type(raw) is list and len(raw) == 6 and raw[0] == ALIVE:
+        if get is not None and type(raw) is list and len(raw) == 6 and raw[0] == ALIVE:
             name, inc = raw[2], raw[1]
             if type(name) is str and type(inc) is int and name != me:
                 have = get(name)

@@ -17,14 +17,18 @@ indirect ping. It does no I/O and reads no clock either.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mesh.config import Config
-from mesh.gossip._awareness import Awareness
 from mesh.gossip._messages import Ack, IndirectPing, Nack, Ping, Suspect, encode
 from mesh.gossip._state import Address, Member, Status
-from mesh.metrics import Metrics
+
+if TYPE_CHECKING:
+    import random
+
+    from mesh.config import Config
+    from mesh.gossip._awareness import Awareness
+    from mesh.metrics import Metrics
 
 
 @dataclass(slots=True)
@@ -47,7 +51,7 @@ class _Relay:
 
 class Probing:
     """The probing state and handlers of a :class:`Membership`, which provides
-    the attributes and methods declared here."""
+    the attributes and methods declared here (its rng is the runtime's)."""
 
     name: str
     config: Config
@@ -62,17 +66,17 @@ class Probing:
     # by seq; deadlines are now + a constant, so this order is also theirs
     _relays: dict[int, _Relay]
 
-    def _send(self, addr: Address, prims: list[bytes]) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by Membership
 
-    def _on_suspect(self, s: Suspect, now: float, informer: Address | None = None) -> None:
-        raise NotImplementedError
+        def _send(self, addr: Address, prims: list[bytes]) -> None: ...
 
-    def _live_peers(self) -> list[str]:
-        raise NotImplementedError
+        def _on_suspect(
+            self, s: Suspect, now: float, informer: Address | None = None
+        ) -> None: ...
 
-    def _next_seq(self) -> int:
-        raise NotImplementedError
+        def _live_peers(self) -> list[str]: ...
+
+        def _next_seq(self) -> int: ...
 
     # --------------------------------------------------------------- handlers
     def _on_ping(self, msg: Ping, src: Address) -> None:
