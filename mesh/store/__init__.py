@@ -22,6 +22,7 @@ from mesh.store._events import (
     WriteSpill,
 )
 from mesh.store._local import LocalStore
+from mesh.store._serialize import SerializationError, dumps, loads
 from mesh.store._size import default_memory_limit, machine_memory, parse_size, spill_limit
 from mesh.store._spill import FileSpillDir, MemorySpillDir, SpillDir
 from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value
@@ -30,7 +31,7 @@ __all__ = [
     "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK",
     "DeleteSpill", "Deliver", "DiskFull", "FileSpillDir", "Freed", "Get", "Hold", "Holder",
     "Loaded", "LocalStore", "MemorySpillDir", "Missing", "OutOfStorage", "Put", "PutRefused",
-    "ReadBack", "Release", "SpillDir", "SpillFailed", "Spilled", "Store", "StoreStats",
-    "Value", "WriteSpill", "default_memory_limit", "machine_memory", "parse_size",
-    "spill_limit",
+    "ReadBack", "Release", "SerializationError", "SpillDir", "SpillFailed", "Spilled", "Store",
+    "StoreStats", "Value", "WriteSpill", "default_memory_limit", "dumps", "loads",
+    "machine_memory", "parse_size", "spill_limit",
 ]
