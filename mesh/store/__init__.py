@@ -3,6 +3,7 @@ serialization, and chunked transfers. Sans-IO cores with thin drivers; see
 ``docs/dataplane.md``. Not wired into the node yet."""
 
 from mesh.errors import OutOfStorage
+from mesh.store._chunks import FileSink, MemorySink, Sink, value_digest
 from mesh.store._core import CACHED, DISK, LOADING, MEMORY, SPILLING, Store, StoreStats
 from mesh.store._events import (
     DeleteSpill,
@@ -21,17 +22,31 @@ from mesh.store._events import (
     SpillFailed,
     WriteSpill,
 )
+from mesh.store._interleave import Interleaver
 from mesh.store._local import LocalStore
 from mesh.store._serialize import SerializationError, dumps, loads
 from mesh.store._size import default_memory_limit, machine_memory, parse_size, spill_limit
 from mesh.store._spill import FileSpillDir, MemorySpillDir, SpillDir
+from mesh.store._transfer import (
+    Cancel,
+    Chunk,
+    Complete,
+    Corrupt,
+    Credit,
+    Offer,
+    Receiver,
+    Sender,
+    Stalled,
+)
 from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value
 
 __all__ = [
     "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK",
-    "DeleteSpill", "Deliver", "DiskFull", "FileSpillDir", "Freed", "Get", "Hold", "Holder",
-    "Loaded", "LocalStore", "MemorySpillDir", "Missing", "OutOfStorage", "Put", "PutRefused",
-    "ReadBack", "Release", "SerializationError", "SpillDir", "SpillFailed", "Spilled", "Store",
-    "StoreStats", "Value", "WriteSpill", "default_memory_limit", "dumps", "loads",
-    "machine_memory", "parse_size", "spill_limit",
+    "Cancel", "Chunk", "Complete", "Corrupt", "Credit", "DeleteSpill", "Deliver", "DiskFull",
+    "FileSink", "FileSpillDir", "Freed", "Get", "Hold", "Holder", "Interleaver", "Loaded",
+    "LocalStore", "MemorySink", "MemorySpillDir", "Missing", "Offer", "OutOfStorage", "Put",
+    "PutRefused", "ReadBack", "Receiver", "Release", "Sender", "SerializationError", "Sink",
+    "SpillDir", "SpillFailed", "Spilled", "Stalled", "Store", "StoreStats", "Value",
+    "WriteSpill", "default_memory_limit", "dumps", "loads", "machine_memory", "parse_size",
+    "spill_limit", "value_digest",
 ]

@@ -96,13 +96,14 @@ class FileSpillDir:
         """A new temporary directory, removed by :meth:`close`."""
         return cls(tempfile.mkdtemp(prefix=prefix), owned=True)
 
-    def _file(self, name: str) -> str:
+    def file(self, name: str) -> str:
+        """The path of value ``name``."""
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"bad spill file name {name!r}")
         return os.path.join(self.path, name)
 
     def write(self, name: str, value: Value) -> None:
-        final = self._file(name)
+        final = self.file(name)
         part = final + ".part"
         segments = value.segments()
         size, offsets = layout([s.nbytes for s in segments])
@@ -128,7 +129,7 @@ class FileSpillDir:
         os.replace(part, final)
 
     def read(self, name: str) -> Value:
-        with open(self._file(name), "rb") as f:
+        with open(self.file(name), "rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         view = memoryview(mm)
         if view[:len(MAGIC)] != MAGIC:
@@ -144,7 +145,7 @@ class FileSpillDir:
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._file(name))
+            os.unlink(self.file(name))
 
     def names(self) -> list[str]:
         return sorted(n for n in os.listdir(self.path) if not n.endswith(".part"))
