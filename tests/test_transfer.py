@@ -270,3 +270,24 @@ def test_finished_transfers_leave_the_rotation():
     s.handle(Credit(1, 1, 1))
     assert s.state == "done"
     assert out.pop() is None and out.transfers == 0
+
+
+def test_an_array_moves_once_from_dumps_through_a_transfer_into_a_spill_file(tmp_path):
+    """dumps -> chunks of the array's own memory -> a spill file -> loads on
+    the memory map: the receiving side's array is a view of the file."""
+    import mmap
+
+    np = pytest.importorskip("numpy")
+    from mesh.store import dumps, loads
+
+    arr = np.arange(1 << 20, dtype=np.float64)  # 8 MiB
+    header, buffers = dumps(arr)
+    v = Value.of(header, buffers)
+    spill = FileSpillDir(str(tmp_path))
+    r = Receiver(window=4, stall_after=1.0, make_sink=lambda sizes: FileSink(spill, "k", sizes))
+    effects = pump(Sender(1, v, chunk_size=1 << 20, window=4), r)
+    got = next(e for e in effects if isinstance(e, Complete)).value
+    out = loads(got.header, got.buffers)
+    assert np.array_equal(out, arr) and not out.flags.writeable
+    assert isinstance(got.buffers[0].obj, mmap.mmap)
+    assert np.shares_memory(out, np.frombuffer(got.buffers[0], dtype=np.float64))
