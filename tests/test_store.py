@@ -163,6 +163,32 @@ class StoreSuite:
         assert s.get("a").same_bytes(v)
 
 
+    def test_a_value_adopted_with_its_file_is_never_written_again(self, spill):
+        s = self.local(spill, memory=150)
+        v = val(100, parts=2)
+        spill.write("in-a", v)
+        s.adopt("a", "in-a", A)
+        assert s.store.state("a") == CACHED
+        st = s.stats()
+        assert (st.memory_bytes, st.disk_bytes) == (100, 100)
+        s.put("b", val(100), A)  # over budget: a leaves memory without a write
+        assert s.store.state("a") == DISK and spill.names() == ["in-a"]
+        assert s.get("a").same_bytes(v)
+        s.release("a", A)
+        assert "in-a" not in spill.names()
+
+    def test_adopting_a_key_already_held_or_too_large_deletes_the_file(self, spill):
+        s = self.local(spill, memory=100, disk=100)
+        s.put("a", val(100), A)
+        spill.write("in-a", val(100, fill=7))
+        s.adopt("a", "in-a", (TASK, "t"))
+        assert spill.names() == [] and s.store.holders("a") == {A, (TASK, "t")}
+        spill.write("in-b", val(150))
+        with pytest.raises(OutOfStorage):
+            s.adopt("b", "in-b", A)
+        assert spill.names() == [] and "b" not in s.store
+
+
 class TestFileSpillDir(StoreSuite):
     def make_spill(self, tmp_path: Path) -> SpillDir:
         return FileSpillDir(str(tmp_path / "spill"))

@@ -73,6 +73,15 @@ class Model:
         self.make_room()
         return True
 
+    def adopt(self, key: str, size: int, holder) -> bool:
+        if key in self.size or sum(self.size.values()) + size > self.memory + self.disk:
+            return self.put(key, size, holder)
+        self.size[key], self.holders[key] = size, {holder}
+        self.in_memory.append(key)
+        self.files.add(key)  # in memory and on disk: eviction drops it without a write
+        self.make_room()
+        return True
+
     def get(self, key: str) -> None:
         if key in self.in_memory:
             self.in_memory.remove(key)
@@ -104,6 +113,20 @@ class StoreAgainstModel(RuleBasedStateMachine):
         expect = self.model.put(key, size, holder)
         try:
             self.local.put(key, make(key, size), holder)
+        except OutOfStorage:
+            assert not expect
+        else:
+            assert expect
+
+    @precondition(lambda self: hasattr(self, "model"))
+    @rule(key=KEYS, size=SIZES, holder=HOLDERS)
+    def adopt(self, key, size, holder):
+        self.arrivals = getattr(self, "arrivals", 0) + 1  # each arrival has its own file
+        name = f"in-{self.arrivals}"
+        self.spill.write(name, make(key, self.model.size.get(key, size)))
+        expect = self.model.adopt(key, size, holder)
+        try:
+            self.local.adopt(key, name, holder)
         except OutOfStorage:
             assert not expect
         else:

@@ -6,6 +6,7 @@ from mesh.errors import OutOfStorage
 from mesh.store._chunks import FileSink, MemorySink, Sink, value_digest
 from mesh.store._core import CACHED, DISK, LOADING, MEMORY, SPILLING, Store, StoreStats
 from mesh.store._events import (
+    Adopt,
     DeleteSpill,
     Deliver,
     DiskFull,
@@ -41,7 +42,7 @@ from mesh.store._transfer import (
 from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value
 
 __all__ = [
-    "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK",
+    "Adopt", "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK",
     "Cancel", "Chunk", "Complete", "Corrupt", "Credit", "DeleteSpill", "Deliver", "DiskFull",
     "FileSink", "FileSpillDir", "Freed", "Get", "Hold", "Holder", "Interleaver", "Loaded",
     "LocalStore", "MemorySink", "MemorySpillDir", "Missing", "Offer", "OutOfStorage", "Put",

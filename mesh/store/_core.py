@@ -10,8 +10,9 @@ Each value is in one state; moves between states follow ``TRANSITIONS``::
     MEMORY   --evict-->   SPILLING --Spilled-->  DISK --Get--> LOADING --Loaded--> CACHED
     SPILLING --SpillFailed--> MEMORY                        CACHED --evict--> DISK
 
-``CACHED`` is a value read back from its file: values are immutable, so the
-file stays and evicting it again costs no write. Memory holds ``MEMORY``,
+``CACHED`` is a value read back from its file (or adopted with its file,
+:class:`Adopt`): values are immutable, so the file stays and evicting it
+again costs no write. Memory holds ``MEMORY``,
 ``SPILLING`` (until its write is done) and ``CACHED`` values; the disk holds
 ``SPILLING`` (reserved), ``DISK``, ``LOADING`` and ``CACHED`` ones.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 from mesh.errors import OutOfStorage
 from mesh.store._events import (
+    Adopt,
     DeleteSpill,
     Deliver,
     DiskFull,
@@ -103,6 +105,8 @@ class _Entry:
     holders: set[Holder]
     state: str = MEMORY
     readers: list[object] = field(default_factory=list)
+    name: str = ""
+    """Its spill file: ``spill_name(serial)``, or the adopted file's name."""
 
 
 class Store:
@@ -165,21 +169,33 @@ class Store:
             name = cause if isinstance(cause, str) else getattr(cause, "__name__", cause)
             raise AssertionError(f"no transition from {entry.state} on {name}") from None
 
-    def _put(self, ev: Put, out: list[Effect]) -> None:
+    def _put(self, ev: Put | Adopt, out: list[Effect]) -> _Entry | None:
         entry = self._entries.get(ev.key)
         if entry is not None:
             entry.holders.add(ev.holder)
-            return
+            return None
         n = ev.value.nbytes
         if self.total_bytes + n > self.memory_limit + self.disk_limit:
             out.append(PutRefused(ev.key, OutOfStorage(
                 self.node, self.directory, self.disk_limit, n, self.disk_bytes)))
-            return
+            return None
         self._serial += 1
-        self._entries[ev.key] = _Entry(ev.key, self._serial, n, ev.value, {ev.holder})
+        entry = _Entry(ev.key, self._serial, n, ev.value, {ev.holder},
+                       name=spill_name(self._serial))
+        self._entries[ev.key] = entry
         self._lru[ev.key] = None
         self.memory_bytes += n
         self.total_bytes += n
+        return entry
+
+    def _adopt(self, ev: Adopt, out: list[Effect]) -> None:
+        entry = self._put(ev, out)
+        if entry is None:  # already held, or refused: the file is not needed
+            out.append(DeleteSpill(ev.name))
+            return
+        entry.state = CACHED
+        entry.name = ev.name
+        self.disk_bytes += entry.nbytes
 
     def _get(self, ev: Get, out: list[Effect]) -> None:
         entry = self._entries.get(ev.key)
@@ -194,7 +210,7 @@ class Store:
             entry.readers.append(ev.reader)
             if entry.state == DISK:
                 self._move(entry, Get)
-                out.append(ReadBack(ev.key, entry.serial, spill_name(entry.serial)))
+                out.append(ReadBack(ev.key, entry.serial, entry.name))
 
     def _hold(self, ev: Hold, out: list[Effect]) -> None:
         entry = self._entries.get(ev.key)
@@ -218,7 +234,7 @@ class Store:
         if entry.state == SPILLING:
             self._spilling_bytes -= entry.nbytes  # the file goes when its write is done
         elif entry.state in ON_DISK:
-            out.append(DeleteSpill(spill_name(entry.serial)))
+            out.append(DeleteSpill(entry.name))
         out.extend(Missing(ev.key, reader) for reader in entry.readers)
         out.append(Freed(ev.key, entry.nbytes))
 
@@ -282,11 +298,12 @@ class Store:
                 self.disk_bytes += entry.nbytes
                 self._spilling_bytes += entry.nbytes
                 excess -= entry.nbytes
-                out.append(WriteSpill(key, entry.serial, spill_name(entry.serial), entry.value))
+                out.append(WriteSpill(key, entry.serial, entry.name, entry.value))
 
 
 _HANDLERS = {
     Put: Store._put,
+    Adopt: Store._adopt,
     Get: Store._get,
     Hold: Store._hold,
     Release: Store._release,

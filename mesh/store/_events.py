@@ -25,6 +25,21 @@ class Put:
 
 
 @dataclass(frozen=True, slots=True)
+class Adopt:
+    """Take ``value``, already complete in spill file ``name`` (a transfer's
+    :class:`~mesh.store.FileSink`, a worker's file), as it is: in memory as
+    the file's memory map and on disk, so evicting it writes nothing. The
+    driver picks ``name``, unique among the files of the directory and not
+    ending in ``.spill`` (the store's own names). A key already present gains
+    the holder and the file is deleted."""
+
+    key: str
+    value: Value
+    name: str
+    holder: Holder
+
+
+@dataclass(frozen=True, slots=True)
 class Get:
     """Ask for a key's value on behalf of ``reader`` (any token the driver
     uses to route the answer)."""
@@ -72,7 +87,7 @@ class Loaded:
     value: Value
 
 
-Event = Put | Get | Hold | Release | Spilled | SpillFailed | Loaded
+Event = Put | Adopt | Get | Hold | Release | Spilled | SpillFailed | Loaded
 
 # -------------------------------------------------------------- effects out
 

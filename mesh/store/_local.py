@@ -11,6 +11,7 @@ from collections.abc import Callable
 from mesh.errors import OutOfStorage
 from mesh.store._core import Store, StoreStats
 from mesh.store._events import (
+    Adopt,
     DeleteSpill,
     Deliver,
     DiskFull,
@@ -67,6 +68,14 @@ class LocalStore:
     def put(self, key: str, value: Value, holder: Holder) -> None:
         """Store ``value``; raises :class:`OutOfStorage` when it does not fit."""
         for eff in self._run(Put(key, value, holder)):
+            if isinstance(eff, PutRefused):
+                raise eff.error
+
+    def adopt(self, key: str, name: str, holder: Holder) -> None:
+        """Take the value complete in spill file ``name`` as it is (no second
+        write); raises :class:`OutOfStorage` (and deletes the file) when it
+        does not fit."""
+        for eff in self._run(Adopt(key, self.spill.read(name), name, holder)):
             if isinstance(eff, PutRefused):
                 raise eff.error
 
