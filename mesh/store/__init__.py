@@ -42,7 +42,7 @@ from mesh.store._transfer import (
 from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value
 
 __all__ = [
-    "Adopt", "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK",
+    "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK", "Adopt",
     "Cancel", "Chunk", "Complete", "Corrupt", "Credit", "DeleteSpill", "Deliver", "DiskFull",
     "FileSink", "FileSpillDir", "Freed", "Get", "Hold", "Holder", "Interleaver", "Loaded",
     "LocalStore", "MemorySink", "MemorySpillDir", "Missing", "Offer", "OutOfStorage", "Put",
