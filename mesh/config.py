@@ -147,6 +147,39 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form settings for experiments; not read by mesh itself."""
 
+    # --- data plane (mesh.store; not yet read by the node) -------------------
+    memory_limit: int | None = None
+    """Bytes of values a node keeps in memory before it spills the least
+    recently used to disk (``--memory-limit``). None: ``memory_share`` of the
+    machine's RAM split among the nodes started on it
+    (:func:`mesh.store.default_memory_limit`), as Dask's ``memory_limit="auto"``
+    splits RAM among workers."""
+
+    memory_share: float = 0.5
+    """Share of the machine's RAM that the nodes on it give their stores. The
+    other half is left to the tasks' own working memory in the workers, the
+    OS and the client; Dask starts spilling at 60% of the RAM it splits."""
+
+    spill_reserve: int = 1 << 30
+    """Bytes of the spill directory's file system the store leaves free. A
+    full disk stops logs, the OS and other programs, not only mesh."""
+
+    transfer_chunk: int = 4 << 20
+    """Bytes per chunk of a value moving between nodes. Per-chunk costs (a
+    frame, a seal, a message) stay under 1% of copying 4 MiB, and a small
+    message waits behind at most one chunk: about 7 ms at 600 MB/s. Well
+    under ``max_http_body``."""
+
+    transfer_window: int = 4
+    """Chunks a sender may have in flight before the receiver grants more
+    credit: 16 MiB, more than a LAN carries in one round trip at 1 GB/s
+    (10 MB at 10 ms), while bounding a receiver's unwritten chunks."""
+
+    transfer_burst: int = 16
+    """Small messages the interleaver sends between two chunks when both are
+    waiting: they never wait behind more than one chunk, and a flood of them
+    still leaves the transfers 1 slot in 17."""
+
     def with_(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied."""
         return replace(self, **changes)

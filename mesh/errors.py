@@ -29,3 +29,20 @@ class WireError(MeshError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class OutOfStorage(MeshError):
+    """A node's memory budget and spill directory together cannot hold a value.
+    The message names the node, the directory and the limit; free values
+    (release futures), or raise ``--memory-limit`` or the disk's room."""
+
+    def __init__(self, node: str, directory: str, limit: int, needed: int, used: int) -> None:
+        super().__init__(
+            f"node {node}: out of storage: the spill directory {directory} cannot hold "
+            f"{needed} more bytes ({used} of its {limit} byte limit in use); release values "
+            f"you no longer need, or give the node more memory (--memory-limit) or disk")
+        self.node = node
+        self.directory = directory
+        self.limit = limit
+        self.needed = needed
+        self.used = used
