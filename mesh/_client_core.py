@@ -5,7 +5,7 @@ caller's for the async one) and keeps one channel to an entry node:
 
 * Submissions are queued and sent in batches, one frame per burst, only
   while the client has credit (``window`` tasks in flight, granted by the
-  node; each ``d`` result or ``c`` cancel acknowledgement returns one). A
+  node; each ``Done`` result returns one). A
   client that submits 100,000 tasks therefore waits in its own memory, and
   no node holds more than the window of its tasks.
 * Results arrive in batches (``d``) and resolve every future of their key.
@@ -37,6 +37,16 @@ from mesh._client_future import CANCELLED, ERROR, FINISHED, LOST, PENDING, Futur
 from mesh.errors import WireError
 from mesh.exec import _payload as P
 from mesh.exec._service import CLIENT_PATH, encode_frames
+from mesh.protocol.messages import (
+    Done,
+    Members,
+    Ping,
+    ProtocolViolation,
+    Release,
+    Submit,
+    decode_client_reply,
+    encode,
+)
 from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
 from mesh.secrets import format_address, parse_address
 from mesh.wire import Codec
@@ -51,6 +61,22 @@ KEEPALIVE_INTERVAL = 2.0
 KEEPALIVE_TIMEOUT = 10.0
 """Seconds of silence from the entry node after which the client reconnects."""
 _FN_CACHE = 128
+
+
+def check_call_options(*, pure: object, retries: object, key: object) -> None:
+    """Refuse bad ``submit``/``map`` options when called, naming the argument
+    (a bad value caught only on a node would fail far from the typo)."""
+    if type(pure) is not bool:
+        raise TypeError(f"pure must be True or False, not {type(pure).__name__} {pure!r:.40}")
+    if type(retries) is not int:
+        raise TypeError(f"retries must be an int, not {type(retries).__name__} {retries!r:.40}")
+    if retries < 0:
+        raise ValueError(f"retries must be 0 or more, not {retries}")
+    if key is not None:
+        if type(key) is not str:
+            raise TypeError(f"key must be a str, not {type(key).__name__} {key!r:.40}")
+        if not key:
+            raise ValueError("key must not be empty")
 
 
 class ClientCore:
@@ -177,6 +203,7 @@ class ClientCore:
         """Encode calls of ``func`` and queue them; returns one future each."""
         if not callable(func):
             raise TypeError(f"the first argument must be callable, not {type(func).__name__}")
+        check_call_options(pure=pure, retries=retries, key=key)
         fn, fn_digest, name = self._function(func)
         items = []
         for args, kwargs in calls:
@@ -255,7 +282,7 @@ class ClientCore:
             msgs: list = []
             with self.cond:
                 if self.releases:
-                    msgs = [["x", k] for k in self.releases]
+                    msgs = [encode(Release(k)) for k in self.releases]
                     self.releases = []
                 unsent = self.unsent
                 while unsent and self.credit > 0:
@@ -264,7 +291,7 @@ class ClientCore:
                         continue
                     st.sent = True
                     self.credit -= 1
-                    msgs.append(["s", st.key, *st.spec])
+                    msgs.append(encode(Submit(st.key, *st.spec)))
             if msgs:
                 try:
                     for frame in encode_frames(self.codec, msgs, self.max_body):
@@ -276,10 +303,12 @@ class ClientCore:
     async def _reader(self, ch: Channel) -> None:
         try:
             while True:
-                msgs = self.codec.open(await ch.recv())
+                frame = self.codec.open(await ch.recv())
+                if type(frame) is not list:
+                    raise ProtocolViolation("a frame from the node must be a list of messages")
                 self._last_rx = self._runtime.now()
-                self._on_messages(msgs)
-        except (ChannelClosed, WireError) as exc:
+                self._on_messages([decode_client_reply(m) for m in frame])
+        except (ChannelClosed, WireError, ProtocolViolation) as exc:
             if self._closed or ch is not self._channel:
                 return
             log.warning("lost the connection to node %s (%s); reconnecting", self.node, exc)
@@ -304,7 +333,7 @@ class ClientCore:
                 await ch.close()  # the reader sees the end and reconnects
                 continue
             with contextlib.suppress(ChannelClosed):
-                await ch.send(self.codec.seal([["p"]]))
+                await ch.send(self.codec.seal([encode(Ping())]))
 
     async def _reconnect(self) -> None:
         from mesh.exec._errors import MeshUnavailable
@@ -326,25 +355,22 @@ class ClientCore:
         with self.cond:
             states = self.states
             for m in msgs:
-                op = m[0]
-                if op == "d":
+                if type(m) is Done:
                     credit += 1
-                    st = states.get(m[1])
+                    st = states.get(m.key)
                     if st is not None and st.status == PENDING:
-                        kind = m[2]
-                        self._resolve(st, ERROR if kind in _FAILED else FINISHED, kind, m[3])
+                        kind = m.kind
+                        self._resolve(st, ERROR if kind in _FAILED else FINISHED, kind,
+                                      m.payload)
                         if st.callbacks:
                             callbacks.extend(st.callbacks)
                             st.callbacks = None
                         if st.afuts:
                             afuts.extend(st.afuts)
                             st.afuts = None
-                elif op == "c":
-                    credit += 1
-                elif op == "p":
-                    pass  # keepalive answer: receiving it was the point
-                elif op == "m":
-                    self._learn(m[1], first=self.addresses[0] if self.addresses else None)
+                elif type(m) is Members:
+                    self._learn(m.addresses, first=self.addresses[0] if self.addresses else None)
+                # Pong: a keepalive answer; receiving it was the point
             self.credit += credit
             self.cond.notify_all()
         for fut in afuts:

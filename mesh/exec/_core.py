@@ -1,9 +1,10 @@
 """The exec layer of one node as a sans-IO state machine.
 
 Events go in (client messages, peer messages, executor outcomes, view
-changes, ticks); messages come out in :attr:`ExecCore.to_peers` and
-:attr:`ExecCore.to_clients`, and jobs are pulled with :meth:`take_jobs`. No
-asyncio, no clock, no randomness: the same inputs give the same outputs.
+changes, ticks); each returns the effects it causes (messages to peers and
+clients, :mod:`mesh.exec._effects`), and jobs are pulled with
+:meth:`take_jobs`. No asyncio, no clock, no randomness: the same inputs give
+the same outputs.
 
 Protocol, per task key (``pref`` = the key's preference list over alive
 members, owner first, ``min(replicas, alive)`` long):
@@ -40,27 +41,44 @@ client resolves a future with the first result it receives, so a future
 resolves once; two runs of a non-deterministic task may leave different
 values on different holders.
 
-Every message is a list whose first item names it (see ``_PEER_HANDLERS``).
+Every message is a record of :mod:`mesh.protocol.messages` (the letters
+above are their wire codes); ``_PEER_HANDLERS`` maps each peer record to its
+handler.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
+from mesh.exec._effects import Effect, ToClient, ToPeer
 from mesh.exec._rebalance import ORPHAN_GRACE, ViewChanges
-from mesh.exec._records import RUNNING, SPEC_DEPS, SPEC_FN, WAITING, Session, Stored, Task
+from mesh.exec._records import RUNNING, SPEC_FN, WAITING, Session, Stored, Task
 from mesh.exec._ring import Ring
 from mesh.exec._running import FAILED_KINDS, Running
 from mesh.metrics import Metrics
 from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES
+from mesh.protocol.messages import (
+    Ack,
+    Confirm,
+    Done,
+    Grant,
+    Hold,
+    Need,
+    Ping,
+    Pong,
+    ProtocolViolation,
+    Release,
+    Result,
+    Steal,
+    Store,
+    Submit,
+    Unsubscribe,
+    Want,
+    decode_client,
+    decode_peer,
+)
 
 __all__ = ["ORPHAN_GRACE", "ExecCore", "ProtocolViolation"]
-
-
-class ProtocolViolation(Exception):
-    """A client or peer sent a message that breaks the protocol (unknown
-    operation, wrong shape, more tasks than its credit). The channel that
-    carried it is closed."""
 
 
 class ExecCore(ViewChanges, Running):
@@ -99,9 +117,9 @@ class ExecCore(ViewChanges, Running):
         self.pending: dict[str, list | None] = {}
         """Keys this node waits for, with the spec when a client gave it (so it
         can submit again if every holder dies)."""
-        # Outputs
-        self.to_peers: dict[str, list] = {}
-        self.to_clients: dict[int, list] = {}
+        # Outputs, drained into effects by every public input
+        self._to_peers: dict[str, list] = {}
+        self._to_clients: dict[int, list] = {}
         self._local: deque[list] = deque()
         self.now = 0.0
         self.completed = 0
@@ -115,27 +133,39 @@ class ExecCore(ViewChanges, Running):
         self._ri = 0
 
     # ----------------------------------------------------------------- output
-    def _send(self, dest: str, msg: list) -> None:
+    def _send(self, dest: str, msg: object) -> None:
         if dest == self.name:
             self._local.append(msg)
         else:
-            out = self.to_peers.get(dest)
+            out = self._to_peers.get(dest)
             if out is None:
-                self.to_peers[dest] = [msg]
+                self._to_peers[dest] = [msg]
             else:
                 out.append(msg)
 
-    def _to_client(self, sid: int, msg: list) -> None:
-        out = self.to_clients.get(sid)
+    def _to_client(self, sid: int, msg: object) -> None:
+        out = self._to_clients.get(sid)
         if out is None:
-            self.to_clients[sid] = [msg]
+            self._to_clients[sid] = [msg]
         else:
             out.append(msg)
 
     def _flush_local(self) -> None:
         local = self._local
         while local:
-            self._on_peer(self.name, local.popleft())
+            self._on_peer(local.popleft())
+
+    def _effects(self) -> list[Effect]:
+        """Handle messages to ourselves, then hand out what is to be sent."""
+        self._flush_local()
+        effects: list[Effect] = []
+        if self._to_peers:
+            effects = [ToPeer(d, m) for d, m in self._to_peers.items()]
+            self._to_peers = {}
+        if self._to_clients:
+            effects += [ToClient(s, m) for s, m in self._to_clients.items()]
+            self._to_clients = {}
+        return effects
 
     # --------------------------------------------------------------- sessions
     def open_session(self, sid: int) -> Session:
@@ -143,44 +173,39 @@ class ExecCore(ViewChanges, Running):
         self.sessions[sid] = sess
         return sess
 
-    def close_session(self, sid: int) -> None:
+    def close_session(self, sid: int) -> list[Effect]:
         """The client went away: release everything it held."""
         sess = self.sessions.pop(sid, None)
-        self.to_clients.pop(sid, None)
-        if sess is None:
-            return
-        for key in sorted(sess.keys):
-            self._session_release(sid, key)
-        self._flush_local()
+        self._to_clients.pop(sid, None)
+        if sess is not None:
+            for key in sorted(sess.keys):
+                self._session_release(sid, key)
+        return self._effects()
 
-    def client_messages(self, sid: int, msgs: list) -> None:
-        """Messages from a client session. Raises :class:`ProtocolViolation`."""
+    def client_messages(self, sid: int, msgs: list) -> list[Effect]:
+        """Messages (wire arrays) from a client session. Raises
+        :class:`ProtocolViolation`; the effects of the messages before the bad
+        one are still carried out by :meth:`close_session`'s caller."""
         sess = self.sessions.get(sid)
         if sess is None:
-            return
+            return []
         try:
-            for msg in msgs:
-                op = msg[0]
-                if op == "s":
-                    _, key, fn, akind, args, deps, retries = msg
-                    if not isinstance(key, str) or not isinstance(deps, list):
-                        raise ProtocolViolation("malformed submit")
+            for raw in msgs:
+                msg = decode_client(raw)
+                if type(msg) is Submit:
                     if sess.inflight >= sess.window:
                         raise ProtocolViolation(
                             f"client submitted beyond its credit of {sess.window} tasks")
-                    self._client_submit(sess, key, [fn, akind, args, deps, retries])
-                elif op == "x":
-                    if msg[1] in sess.keys:
-                        sess.keys.discard(msg[1])
-                        self._session_release(sid, msg[1])
-                elif op == "p":
-                    self._to_client(sid, ["p"])  # keepalive: the client checks we live
-                else:
-                    raise ProtocolViolation(f"unknown client operation {op!r}")
-        except (ValueError, TypeError, IndexError) as exc:
-            raise ProtocolViolation(f"malformed client message: {exc}") from None
+                    self._client_submit(sess, msg.key, msg.spec())
+                elif type(msg) is Release:
+                    if msg.key in sess.keys:
+                        sess.keys.discard(msg.key)
+                        self._session_release(sid, msg.key)
+                elif type(msg) is Ping:
+                    self._to_client(sid, Pong())  # keepalive: the client checks we live
         finally:
             self._flush_local()
+        return self._effects()
 
     def _intern(self, fn: bytes) -> bytes:
         """One copy of each pickled function: a map of 100,000 tasks carries
@@ -206,7 +231,7 @@ class ExecCore(ViewChanges, Running):
             held.add(sess.sid)
         st = self.results.get(key)
         if st is not None and st.confirmed:
-            self._to_client(sess.sid, ["d", key, st.kind, st.payload])
+            self._to_client(sess.sid, Done(key, st.kind, st.payload))
             sess.inflight -= 1
             return
         watchers = self.watch.get(key)
@@ -240,16 +265,16 @@ class ExecCore(ViewChanges, Running):
             return
         self.pending.pop(key, None)
         for n in self.ring.pref(key):
-            self._send(n, ["x", key, self.name])
+            self._send(n, Unsubscribe(key, self.name))
 
     def _request(self, key: str, spec: list | None) -> None:
         """Ask the key's holders for its result (submitting ``spec`` if known)."""
         pref = self.ring.pref(key)
         for n in pref:
             if spec is not None:
-                self._send(n, ["t", key, spec, [self.name], list(pref)])
+                self._send(n, Hold(key, spec, [self.name], list(pref)))
             else:
-                self._send(n, ["w", key, self.name])
+                self._send(n, Want(key, self.name))
 
     # ---------------------------------------------------------------- delivery
     def _deliver(self, key: str, kind: int, payload: bytes) -> None:
@@ -257,7 +282,7 @@ class ExecCore(ViewChanges, Running):
         self.pending.pop(key, None)
         watchers = self.watch.pop(key, None)
         if watchers:
-            msg = ["d", key, kind, payload]
+            msg = Done(key, kind, payload)
             for sid in sorted(watchers):
                 self._to_client(sid, msg)
                 sess = self.sessions.get(sid)
@@ -277,26 +302,21 @@ class ExecCore(ViewChanges, Running):
                     self._queue(task)
 
     # ------------------------------------------------------------------ peers
-    def peer_messages(self, src: str, msgs: list) -> None:
-        """Messages from another node. Raises :class:`ProtocolViolation`."""
+    def peer_messages(self, src: str, msgs: list) -> list[Effect]:
+        """Messages (wire arrays) from node ``src``. Raises
+        :class:`ProtocolViolation`."""
         try:
-            for msg in msgs:
-                self._on_peer(src, msg)
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-            raise ProtocolViolation(f"malformed peer message: {exc!r}") from None
+            for raw in msgs:
+                self._on_peer(decode_peer(raw))
         finally:
             self._flush_local()
+        return self._effects()
 
-    def _on_peer(self, src: str, msg: list) -> None:
-        handler = _PEER_HANDLERS.get(msg[0])
-        if handler is None:
-            raise ProtocolViolation(f"unknown peer operation {msg[0]!r}")
-        handler(self, msg)
+    def _on_peer(self, msg: object) -> None:
+        _PEER_HANDLERS[type(msg)](self, msg)
 
-    def _on_task(self, msg: list) -> None:
-        _, key, spec, subs, sent_to = msg
-        if len(spec) != 5 or not isinstance(spec[SPEC_DEPS], list):
-            raise ProtocolViolation("malformed task spec")
+    def _on_task(self, msg: Hold) -> None:
+        key, spec, subs, sent_to = msg.key, msg.spec, msg.subs, msg.sent_to
         st = self.results.get(key)
         if st is not None:
             self._on_want_result(key, st, subs)
@@ -316,14 +336,14 @@ class ExecCore(ViewChanges, Running):
         pref = self.ring.pref(key)
         missed = [n for n in pref if n not in sent_to and n != self.name]
         if missed:  # our views differ: make sure the holders we see get it too
-            fwd = ["t", key, spec, sorted(subs), sorted({*sent_to, *pref})]
+            fwd = Hold(key, spec, sorted(subs), sorted({*sent_to, *pref}))
             for n in missed:
                 self._send(n, fwd)
         if pref and pref[0] == self.name:
             self._activate(task)
 
-    def _on_want(self, msg: list) -> None:
-        _, key, sub = msg
+    def _on_want(self, msg: Want) -> None:
+        key, sub = msg.key, msg.sub
         st = self.results.get(key)
         if st is not None:
             self._on_want_result(key, st, [sub])
@@ -343,10 +363,11 @@ class ExecCore(ViewChanges, Running):
                 if sub == self.name:
                     self._deliver(key, st.kind, st.payload)
                 else:
-                    self._send(sub, ["r", key, st.kind, st.payload])
+                    self._send(sub, Result(key, st.kind, st.payload))
 
-    def _on_store(self, msg: list) -> None:
-        _, key, kind, payload, targets, subs, coord, confirmed = msg
+    def _on_store(self, msg: Store) -> None:
+        key, kind, payload, targets = msg.key, msg.kind, msg.payload, msg.targets
+        subs, coord, confirmed = msg.subs, msg.coord, msg.confirmed
         task = self.tasks.get(key)
         extra = set(self.orphan_wants.pop(key, ()))
         if task is not None:
@@ -364,8 +385,8 @@ class ExecCore(ViewChanges, Running):
             pref = self.ring.pref(key)
             missed = [n for n in pref if n not in targets and n != self.name]
             if missed:  # our views differ: make sure the holders we see get it too
-                fwd = ["s", key, kind, payload, sorted({*targets, *pref}), sorted(st.subs),
-                       self.name, st.confirmed]
+                fwd = Store(key, kind, payload, sorted({*targets, *pref}), sorted(st.subs),
+                            self.name, st.confirmed)
                 for n in missed:
                     self._send(n, fwd)
         else:
@@ -374,45 +395,45 @@ class ExecCore(ViewChanges, Running):
             if confirmed:
                 st.confirmed = True
         if coord != self.name:
-            self._send(coord, ["a", key, self.name])
+            self._send(coord, Ack(key, self.name))
         if st.confirmed and (key in self.watch or key in self.waiters or key in self.pending):
             self._deliver(key, kind, payload)
         for sub in sorted(wanted):  # subscribers the coordinator did not know about
-            self._send(sub, ["r", key, kind, payload])
+            self._send(sub, Result(key, kind, payload))
 
-    def _on_ack(self, msg: list) -> None:
-        _, key, holder = msg
+    def _on_ack(self, msg: Ack) -> None:
+        key, holder = msg.key, msg.holder
         st = self.results.get(key)
         if st is None or st.confirmed:
             return
         st.acks.add(holder)
         self._check_confirmed(key, st)
 
-    def _on_result(self, msg: list) -> None:
-        _, key, kind, payload = msg
+    def _on_result(self, msg: Result) -> None:
+        key, kind, payload = msg.key, msg.kind, msg.payload
         st = self.results.get(key)
         if st is not None and not st.confirmed:
             st.confirmed = True
         if key in self.watch or key in self.waiters or key in self.pending:
             self._deliver(key, kind, payload)
 
-    def _on_confirm(self, msg: list) -> None:
-        key = msg[1]
+    def _on_confirm(self, msg: Confirm) -> None:
+        key = msg.key
         st = self.results.get(key)
         if st is not None and not st.confirmed:
             st.confirmed = True
             if key in self.watch or key in self.waiters or key in self.pending:
                 self._deliver(key, st.kind, st.payload)
 
-    def _on_need(self, msg: list) -> None:
-        key = msg[1]
+    def _on_need(self, msg: Need) -> None:
+        key = msg.key
         spec = self.specs.get(key)
         if spec is not None:
             self.metrics.inc("exec_lost_keys_resubmitted")
             self._request(key, spec)
 
-    def _on_release(self, msg: list) -> None:
-        _, key, sub = msg
+    def _on_release(self, msg: Unsubscribe) -> None:
+        key, sub = msg.key, msg.sub
         wants = self.orphan_wants.get(key)
         if wants is not None:
             wants.discard(sub)
@@ -463,14 +484,14 @@ class ExecCore(ViewChanges, Running):
 
 
 _PEER_HANDLERS = {
-    "t": ExecCore._on_task,
-    "w": ExecCore._on_want,
-    "s": ExecCore._on_store,
-    "a": ExecCore._on_ack,
-    "r": ExecCore._on_result,
-    "k": ExecCore._on_confirm,
-    "x": ExecCore._on_release,
-    "n": ExecCore._on_need,
-    "st": ExecCore._on_steal,
-    "g": ExecCore._on_given,
+    Hold: ExecCore._on_task,
+    Want: ExecCore._on_want,
+    Store: ExecCore._on_store,
+    Ack: ExecCore._on_ack,
+    Result: ExecCore._on_result,
+    Confirm: ExecCore._on_confirm,
+    Unsubscribe: ExecCore._on_release,
+    Need: ExecCore._on_need,
+    Steal: ExecCore._on_steal,
+    Grant: ExecCore._on_given,
 }

@@ -6,8 +6,10 @@ protocol). Sans-IO like the rest of the core.
 
 from __future__ import annotations
 
+from mesh.exec._effects import Effect
 from mesh.exec._records import HELD, READY, RUNNING, STOLEN, WAITING, Stored, Task
 from mesh.exec._ring import Ring
+from mesh.protocol.messages import Hold, Need, Store
 
 STOLEN_PATIENCE = 3
 """Ticks a stolen task may go without a result before its owner runs it
@@ -22,7 +24,7 @@ class ViewChanges:
     """``set_view``, ``rebalance_step`` and ``tick`` of :class:`ExecCore`."""
 
     # ------------------------------------------------------------------- view
-    def set_view(self, members: list[tuple[str, int]], now: float) -> None:
+    def set_view(self, members: list[tuple[str, int]], now: float) -> list[Effect]:
         """The alive members changed: ``[(name, workers), ...]`` including this
         node. Re-sends what this node waits for at once, and starts a
         rebalancing pass over the keys it holds (see :meth:`rebalance_step`):
@@ -44,20 +46,20 @@ class ViewChanges:
         for key in list(self.pending):
             if dead or old.pref(key) != new.pref(key):
                 self._request(key, self.pending[key])
-        self._flush_local()
+        return self._effects()
 
     def rebalancing(self) -> bool:
         """Whether a rebalancing pass is in progress."""
         return self._base is not None
 
-    def rebalance_step(self, budget: int) -> bool:
-        """Examine up to ``budget`` held keys after a view change; returns True
-        while keys remain. A pass over tens of thousands of stored results
-        takes a second of CPU, so the driver runs it in slices and lets the
-        event loop (and gossip) breathe in between."""
+    def rebalance_step(self, budget: int) -> list[Effect]:
+        """Examine up to ``budget`` held keys after a view change;
+        :meth:`rebalancing` says whether keys remain. A pass over tens of
+        thousands of stored results takes a second of CPU, so the driver runs
+        it in slices and lets the event loop (and gossip) breathe in between."""
         base, new = self._base, self.ring
         if base is None:
-            return False
+            return []
         alive = new.names
         dead = base.names - alive
         tasks, results = self.tasks, self.results
@@ -75,12 +77,10 @@ class ViewChanges:
             st = results.get(key)
             if st is not None:
                 self._rebalance_result(key, st, base, new, alive, dead)
-        self._flush_local()
-        if self._ti < len(self._todo_tasks) or self._ri < len(self._todo_results):
-            return True
-        self._base = None
-        self._todo_tasks, self._todo_results = [], []
-        return False
+        if self._ti >= len(self._todo_tasks) and self._ri >= len(self._todo_results):
+            self._base = None
+            self._todo_tasks, self._todo_results = [], []
+        return self._effects()
 
     def _rebalance_task(self, key: str, task: Task, base: Ring, new: Ring,
                         alive: frozenset[str], dead: frozenset[str]) -> None:
@@ -99,7 +99,7 @@ class ViewChanges:
         if handler == self.name:
             for n in newp:
                 if n not in oldp:
-                    self._send(n, ["t", key, task.spec, sorted(task.subs), list(newp)])
+                    self._send(n, Hold(key, task.spec, sorted(task.subs), list(newp)))
         if newp[0] == self.name:
             if task.state == HELD:
                 self._activate(task)
@@ -123,8 +123,8 @@ class ViewChanges:
             if handler == self.name:
                 for n in newp:
                     if n not in oldp:
-                        self._send(n, ["s", key, st.kind, st.payload, list(newp),
-                                       sorted(st.subs), self.name, True])
+                        self._send(n, Store(key, st.kind, st.payload, list(newp),
+                                            sorted(st.subs), self.name, True))
             if self.name not in newp and (st.coord != self.name or st.confirmed):
                 del self.results[key]
                 return
@@ -134,7 +134,7 @@ class ViewChanges:
             st.confirmed = True  # its coordinator died: we hold a copy, so do others
             self._on_confirmed(key, st)
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> list[Effect]:
         """Drop results and tasks nobody re-attached to within the grace, and
         ask again for keys this node has been waiting for since the last tick
         (a request may have reached a node that was no holder in the end)."""
@@ -149,7 +149,7 @@ class ViewChanges:
                 for tkey in self.waiters.get(key, ()):
                     task = self.tasks.get(tkey)
                     for sub in sorted(task.subs) if task is not None else ():
-                        self._send(sub, ["n", key])
+                        self._send(sub, Need(key))
         self._stale = set(self.pending)
         # Stores (or their acknowledgements) lost with a broken channel: send
         # the result again to the targets that have not acknowledged it.
@@ -160,8 +160,8 @@ class ViewChanges:
                     subs = sorted(st.subs)
                     for n in st.targets:
                         if n not in st.acks and n in alive:
-                            self._send(n, ["s", key, st.kind, st.payload, st.targets, subs,
-                                           self.name, False])
+                            self._send(n, Store(key, st.kind, st.payload, st.targets, subs,
+                                                self.name, False))
                 st.stale = True
         for task in self.tasks.values():
             if task.state == STOLEN:
@@ -178,3 +178,4 @@ class ViewChanges:
             task = self.tasks.get(key)
             if task is not None and not task.subs and task.state != RUNNING:
                 self._drop_task(key)
+        return self._effects()

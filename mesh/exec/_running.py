@@ -8,6 +8,7 @@ protocol). Sans-IO like the rest of the core.
 from __future__ import annotations
 
 from mesh.exec import _payload as P
+from mesh.exec._effects import Effect
 from mesh.exec._executor import Job, Outcome
 from mesh.exec._records import (
     READY,
@@ -22,6 +23,7 @@ from mesh.exec._records import (
     Stored,
     Task,
 )
+from mesh.protocol.messages import Confirm, Grant, Result, Steal, Store
 
 FAILED_KINDS = (P.ERROR, P.KILLED, P.FAILED)
 
@@ -98,14 +100,14 @@ class Running:
             ready.popleft()  # a stale entry: dropped, handed over or running
         return None
 
-    def steal_from(self, victim: str, n: int) -> None:
+    def steal_from(self, victim: str, n: int) -> list[Effect]:
         """This node is idle: ask ``victim`` for up to ``n`` queued tasks."""
-        self._send(victim, ["st", n, self.name])
-        self._flush_local()
+        self._send(victim, Steal(n, self.name))
+        return self._effects()
 
-    def _on_steal(self, msg: list) -> None:
+    def _on_steal(self, msg: Steal) -> None:
         """Give up to ``n`` of our queued tasks (the newest) to an idle node."""
-        _, n, thief = msg
+        n, thief = msg.n, msg.thief
         if thief == self.name or thief not in self.ring.names:
             return
         keep = []
@@ -123,14 +125,14 @@ class Running:
             task.thief = thief
             task.stale = 0
             given += 1
-            self._send(thief, ["g", key, task.spec, sorted(task.subs), task.depvals])
+            self._send(thief, Grant(key, task.spec, sorted(task.subs), task.depvals))
         ready.extend(reversed(keep))
         if given:
             self.metrics.inc("exec_tasks_given", given)
 
-    def _on_given(self, msg: list) -> None:
+    def _on_given(self, msg: Grant) -> None:
         """Run a task an overloaded owner gave us; we coordinate its result."""
-        _, key, spec, subs, depvals = msg
+        key, spec, subs, depvals = msg.key, msg.spec, msg.subs, msg.depvals
         if key in self.results:
             return
         task = self.tasks.get(key)
@@ -149,7 +151,7 @@ class Running:
         self.metrics.inc("exec_tasks_taken")
         self._queue(task)
 
-    def outcomes(self, outs: list[Outcome]) -> None:
+    def outcomes(self, outs: list[Outcome]) -> list[Effect]:
         """Results from the executor."""
         tasks = self.tasks
         for tid, kind, payload in outs:
@@ -175,7 +177,7 @@ class Running:
                 self._queue(task)
                 continue
             self._complete(task, kind, payload)
-        self._flush_local()
+        return self._effects()
 
     def _complete(self, task: Task, kind: int, payload: bytes) -> None:
         """Store the result of a task this node owned and start replication."""
@@ -194,7 +196,7 @@ class Running:
         subs = sorted(task.subs)
         for n in targets:
             if n != me:
-                self._send(n, ["s", key, kind, payload, list(targets), subs, me, False])
+                self._send(n, Store(key, kind, payload, list(targets), subs, me, False))
         self._check_confirmed(key, st)
 
     def _check_confirmed(self, key: str, st: Stored) -> None:
@@ -211,11 +213,11 @@ class Running:
             if sub == me:
                 self._deliver(key, st.kind, st.payload)
             elif sub not in st.notified:
-                self._send(sub, ["r", key, st.kind, st.payload])
+                self._send(sub, Result(key, st.kind, st.payload))
         if len(st.targets) > 2:
             for n in st.targets:
                 if n != me:
-                    self._send(n, ["k", key])
+                    self._send(n, Confirm(key))
         if me not in st.targets:
             del self.results[key]
 

@@ -31,9 +31,11 @@ import msgpack
 
 from mesh.errors import ConfigError, WireError
 from mesh.exec import _payload as P
-from mesh.exec._core import ExecCore, ProtocolViolation
+from mesh.exec._core import ExecCore
+from mesh.exec._effects import Effect, ToPeer
 from mesh.exec._executor import Executor, Outcome
 from mesh.metrics import RateLimitedLog
+from mesh.protocol.messages import Members, ProtocolViolation, encode
 from mesh.runtime import Channel, ChannelClosed, Unreachable
 from mesh.wire import OVERHEAD
 
@@ -164,8 +166,7 @@ class ExecService:
     def _tick(self) -> None:
         if self._stopped or self.node is None or self.core is None:
             return
-        self.core.tick(self.node.runtime.now())
-        self._flush()
+        self._carry(self.core.tick(self.node.runtime.now()))
         self._timer = self.node.runtime.call_later(_TICK, self._tick)
 
     def _steal_tick(self) -> None:
@@ -192,8 +193,7 @@ class ExecService:
                         and queue >= _STEAL_MIN_QUEUE and (best is None or queue > best[0])):
                     best = (queue, m.name)
             if best is not None:
-                core.steal_from(best[1], max(1, min(best[0] // 2, free)))
-                self._flush()
+                self._carry(core.steal_from(best[1], max(1, min(best[0] // 2, free))))
                 self._steal_wait_until = now + 4 * _STEAL_INTERVAL
         self._steal_timer = node.runtime.call_later(_STEAL_INTERVAL, self._steal_tick)
 
@@ -219,47 +219,44 @@ class ExecService:
         if members == self._members:
             return  # only metadata such as queue depth changed: placement did not
         self._members = members
-        self.core.set_view(members, self.node.runtime.now())
+        effects = self.core.set_view(members, self.node.runtime.now())
         if self._rebalancer is None or self._rebalancer.done():
             self._rebalancer = self._spawn(self._rebalance())
-        members_msg = ["m", self.member_addresses()]
-        for sid in self._sessions:
-            self.core.to_clients.setdefault(sid, []).append(members_msg)
-        self._flush()
+        members_msg = encode(Members(self.member_addresses()))
+        for box in self._sessions.values():
+            box.push([members_msg])
+        self._carry(effects)
 
     async def _rebalance(self) -> None:
         """Run the core's rebalancing pass in slices, yielding to the loop."""
         assert self.node is not None and self.core is not None
-        while self.core.rebalance_step(_REBALANCE_SLICE):
-            self._flush()
+        while self.core.rebalancing():
+            self._carry(self.core.rebalance_step(_REBALANCE_SLICE))
             await self.node.runtime.sleep(0)
-        self._flush()
+        self._carry([])
 
     def member_addresses(self) -> list[str]:
         return [f"{a[0]}:{a[1]}" for _, a in sorted(self._addrs.items())]
 
     # ------------------------------------------------------------- plumbing
-    def _flush(self) -> None:
-        """Hand the core's outputs to their channels and feed the executor."""
+    def _carry(self, effects: list[Effect]) -> None:
+        """Carry the core's effects out to their channels and feed the executor."""
         core = self.core
         assert core is not None
-        if core.to_peers:
-            out, core.to_peers = core.to_peers, {}
-            for dest, msgs in out.items():
-                box = self._links.get(dest)
+        for eff in effects:
+            if type(eff) is ToPeer:
+                box = self._links.get(eff.dest)
                 if box is None:
-                    if dest not in self._addrs:
+                    if eff.dest not in self._addrs:
                         self.node.metrics.inc("exec_msgs_to_departed")  # type: ignore[union-attr]
                         continue
-                    box = self._links[dest] = _Outbox()
-                    box.task = self._spawn(self._peer_sender(dest, box))
-                box.push(msgs)
-        if core.to_clients:
-            out, core.to_clients = core.to_clients, {}
-            for sid, msgs in out.items():
-                box = self._sessions.get(sid)
-                if box is not None:
-                    box.push(msgs)
+                    box = self._links[eff.dest] = _Outbox()
+                    box.task = self._spawn(self._peer_sender(eff.dest, box))
+            else:
+                box = self._sessions.get(eff.sid)
+                if box is None:
+                    continue
+            box.push([encode(m) for m in eff.msgs])
         if core.ready:
             cap = self.executor.capacity(core.next_function())
             if cap > 0:
@@ -279,8 +276,7 @@ class ExecService:
                        f"max_http_body ({self._limit}); return something smaller, or store "
                        "large data elsewhere and return a reference to it")
                 outs[i] = (tid, P.FAILED, msg.encode())
-        self.core.outcomes(outs)
-        self._flush()
+        self._carry(self.core.outcomes(outs))
 
     def _open(self, frame: bytes, what: str) -> Any:
         assert self.node is not None and self._noise is not None
@@ -350,12 +346,10 @@ class ExecService:
                 for i in range(0, len(msgs), _MSG_SLICE):
                     if i:
                         await self.node.runtime.sleep(0)
-                    self.core.peer_messages(src, msgs[i:i + _MSG_SLICE])
-                    self._flush()
+                    self._carry(self.core.peer_messages(src, msgs[i:i + _MSG_SLICE]))
             except ProtocolViolation as exc:
                 self.node.metrics.inc("exec_protocol_violation")
                 self._noise.warning("exec-peer-violation", "closing channel from %s: %s", src, exc)
-                self._flush()
                 return
 
     # --------------------------------------------------------------- clients
@@ -382,16 +376,14 @@ class ExecService:
                 for i in range(0, len(msgs), _MSG_SLICE):
                     if i:
                         await node.runtime.sleep(0)
-                    core.client_messages(sid, msgs[i:i + _MSG_SLICE])
-                    self._flush()
+                    self._carry(core.client_messages(sid, msgs[i:i + _MSG_SLICE]))
         except ProtocolViolation as exc:
             node.metrics.inc("exec_protocol_violation")
             self._noise.warning("exec-client-violation", "closing client channel: %s", exc)
         finally:
             del self._sessions[sid]
             box.task.cancel()
-            core.close_session(sid)
-            self._flush()
+            self._carry(core.close_session(sid))
 
     async def _client_sender(self, channel: Channel, box: _Outbox) -> None:
         assert self.node is not None
