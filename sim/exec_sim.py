@@ -331,8 +331,8 @@ def _describe(key: str, services: list[ExecService | None], running: list[Node |
         r = st and (sorted(st.subs), st.targets, st.confirmed)
         parts.append(
             f"{core.name}{down}: view={sorted(core.ring.names)} pref={core.ring.pref(key)} "
-            f"task={t} result={r} pending={key in core.pending} watch={core.watch.get(key)} "
-            f"orphan_wants={core.orphan_wants.get(key)}")
+            f"task={t} result={r} pending={key in core.pending} watch={core.table.watch.get(key)} "
+            f"orphan_wants={core.table.orphan_wants.get(key)}")
     return f"state of {key}: " + " | ".join(parts)
 
 

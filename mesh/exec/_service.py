@@ -257,7 +257,7 @@ class ExecService:
                 if box is None:
                     continue
             box.push([encode(m) for m in eff.msgs])
-        if core.ready:
+        if core.has_ready():
             cap = self.executor.capacity(core.next_function())
             if cap > 0:
                 jobs, solo = core.take_jobs(cap)
@@ -420,7 +420,7 @@ class ExecService:
                  "queued": core.queue_depth(), "tasks": len(core.tasks),
                  "results": len(core.results), "workers": self.executor.workers,
                  "sessions": len(core.sessions), "waiting_for": len(core.pending),
-                 "waiters": len(core.waiters), "orphan_wants": len(core.orphan_wants),
+                 "waiters": len(core.table.waiters), "orphan_wants": len(core.table.orphan_wants),
                  "states": core.state_counts()}
         request = self.node.http_codec.open(body)
         if isinstance(request, dict) and isinstance(request.get("key"), str):
