@@ -51,14 +51,14 @@ from mesh.gossip._messages import (
     encode,
     parse_state,
 )
-from mesh.gossip._probe import Probing, _Probe, _Relay
+from mesh.gossip._probe import Prober
 from mesh.gossip._state import Address, Member, Status
 from mesh.gossip._suspicion import Suspicion, Suspicions
 from mesh.metrics import Metrics
 from mesh.wire import OVERHEAD
 
 
-class Membership(Probing):
+class Membership:
     """One node's view of the cluster and its SWIM/Lifeguard protocol state.
 
     Not thread-safe and not re-entrant; the driver calls it from one task.
@@ -93,10 +93,6 @@ class Membership(Probing):
         self._events: list[MemberEvent] = []
         self._out: list[Send | PushPull] = []
         self._seq = 0
-        self._probe: _Probe | None = None
-        self._probe_order: list[str] = []
-        self._probe_index = 0
-        self._relays: dict[int, _Relay] = {}
         self._live: list[str] = []  # sorted names of alive/suspect peers
         # Dead or left peers and when they went, oldest first (they are only
         # ever added at the time they go): the ones to forget are a prefix,
@@ -104,7 +100,10 @@ class Membership(Probing):
         self._gone_names: list[str] = []
         self._gone_at: list[float] = []
         self._leaving = False
-        self._next_probe = now + rng.random() * config.probe_interval
+        self._prober = Prober(
+            name, config, self.metrics, rng, self._awareness, self._members,
+            send=self._send, suspect=self._on_suspect, live_peers=self._live_peers,
+            next_seq=self._next_seq, next_probe=now + rng.random() * config.probe_interval)
         self._next_gossip = now + rng.random() * config.gossip_interval
         # A fresh node syncs early, see Config.fresh_syncs.
         delays = [f * (1 + rng.random()) * config.probe_interval for f in config.fresh_syncs]
@@ -157,20 +156,15 @@ class Membership(Probing):
 
     def next_deadline(self) -> float:
         """When :meth:`tick` next has work to do."""
-        d = min(self._next_probe, self._next_push_pull)
+        d = min(self._prober.next_deadline(), self._next_push_pull)
         # Gossip rounds and reaping only matter when there is something to
         # spread or forget; an idle node then wakes about once per probe.
         if len(self._broadcasts):
             d = min(d, self._next_gossip)
         if self._gone_names:
             d = min(d, self._next_reap)
-        probe = self._probe
-        if probe is not None and not probe.acked and not probe.indirect_sent:
-            d = min(d, probe.direct_deadline)
         if self._suspicions:
             d = min(d, self._suspicions.next_deadline())
-        if self._relays:
-            d = min(d, next(iter(self._relays.values())).deadline)
         return d
 
     # ----------------------------------------------------------------- inputs
@@ -186,9 +180,9 @@ class Membership(Probing):
         """Run every timer that is due at ``now``."""
         for name in self._suspicions.expired(now):
             self._suspicion_expired(name, now)
-        self._expire_relays(now)
+        self._prober.expire_relays(now)
         if not self._leaving:
-            self._tick_probe(now)
+            self._prober.tick(now)
         if now >= self._next_gossip:
             self._gossip(now)
             self._next_gossip = now + self.config.gossip_interval
@@ -265,13 +259,13 @@ class Membership(Probing):
     def _dispatch(self, msg: Message, src: Address, now: float) -> None:
         match msg:
             case Ping():
-                self._on_ping(msg, src)
+                self._prober.on_ping(msg, src)
             case IndirectPing():
-                self._on_indirect(msg, src, now)
+                self._prober.on_indirect(msg, src, now)
             case Ack():
-                self._on_ack(msg)
+                self._prober.on_ack(msg)
             case Nack():
-                self._on_nack(msg)
+                self._prober.on_nack(msg)
             case Alive():
                 self._on_alive(msg, now)
             case Suspect():
