@@ -34,11 +34,11 @@ import cloudpickle
 
 from mesh.config import Config
 from mesh.exec import ExecService, KilledWorker
-from mesh.exec import _payload as P
 from mesh.exec._executor import Job, OutcomeHandler
 from mesh.node import Node
 from mesh.placement import Member as PMember
 from mesh.placement import Placement
+from mesh.protocol import payload as P
 from mesh.protocol.messages import Done
 from sim._loop import SimLoop
 from sim.network import Host, NetConfig, Network

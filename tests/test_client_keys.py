@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesh._client_core import ClientCore
-from mesh.exec import _payload as P
+from mesh.protocol import payload as P
 
 
 def inc(x: int) -> int:
@@ -66,4 +66,4 @@ def test_bad_submit_options_are_refused_when_called(options: dict, error: type,
     call = {"pure": True, "retries": 0, **options}
     with pytest.raises(error, match=name):
         c.build(inc, [((1,), {})], **call)
-    assert not c.states  # nothing was queued
+    assert not c.proto.states  # nothing was queued

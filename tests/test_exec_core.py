@@ -7,10 +7,10 @@ import msgpack
 import pytest
 
 from mesh.exec import ExecCore, ProtocolViolation
-from mesh.exec import _payload as P
 from mesh.exec._effects import ToClient, ToPeer
 from mesh.exec._records import HELD, READY, RUNNING
 from mesh.metrics import Metrics
+from mesh.protocol import payload as P
 from mesh.protocol.messages import Ack, Done, Release, Submit, decode_client_reply, encode
 
 FN = b"fn"  # the core never looks inside a function

@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from mesh.exec import ProcessExecutor
-from mesh.exec import _payload as P
+from mesh.protocol import payload as P
 
 
 def inc(x: int) -> int:

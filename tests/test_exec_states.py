@@ -11,8 +11,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mesh.exec import _payload as P
 from mesh.exec import _records as R
+from mesh.protocol import payload as P
 from mesh.protocol.messages import Release, encode
 from tests.test_exec_core import Router, spec
 

@@ -59,17 +59,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mesh.config import DEFAULT
 from mesh.exec._effects import Effect, ToClient, ToPeer
 from mesh.exec._executor import Job, Outcome
 from mesh.exec._holder import Holder
-from mesh.exec._rebalance import ORPHAN_GRACE, STOLEN_PATIENCE, ViewChanges
+from mesh.exec._rebalance import ViewChanges
 from mesh.exec._records import STATE_NAMES, Session, Stored, Task
 from mesh.exec._ring import Ring
 from mesh.exec._running import Running
 from mesh.exec._subscriber import Subscriber
 from mesh.exec._table import Table
 from mesh.metrics import Metrics
-from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES
 from mesh.protocol.messages import (
     Ack,
     Confirm,
@@ -90,7 +90,7 @@ from mesh.protocol.messages import (
     decode_peer,
 )
 
-__all__ = ["ORPHAN_GRACE", "ExecCore", "ProtocolViolation"]
+__all__ = ["ExecCore", "ProtocolViolation"]
 
 
 class ExecCore:
@@ -98,9 +98,10 @@ class ExecCore:
     returns the effects it caused."""
 
     def __init__(self, name: str, *, replicas: int, max_crashes: int, metrics: Metrics,
-                 window: int = 4096, vnodes: int = DEFAULT_VNODES,
-                 probes: int = DEFAULT_PROBES, orphan_grace: float = ORPHAN_GRACE,
-                 stolen_patience: int = STOLEN_PATIENCE) -> None:
+                 window: int = DEFAULT.client_window, vnodes: int = DEFAULT.placement_vnodes,
+                 probes: int = DEFAULT.placement_probes,
+                 orphan_grace: float = DEFAULT.orphan_grace,
+                 stolen_patience: int = DEFAULT.stolen_patience) -> None:
         ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes)
         self.table = t = Table(name, replicas, max_crashes, metrics, window, ring,
                                vnodes, probes)

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import msgpack
 
-from mesh.exec import _payload as P
 from mesh.exec._executor import Job, Outcome, OutcomeHandler
+from mesh.protocol import payload as P
 
 __all__ = ["ProcessExecutor"]
 

@@ -6,27 +6,20 @@ protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 
 from __future__ import annotations
 
+from mesh.config import DEFAULT
 from mesh.exec._records import HELD, READY, RUNNING, STOLEN, WAITING, Stored, Task, move
 from mesh.exec._ring import Ring
 from mesh.exec._running import Running
 from mesh.exec._table import Subscriptions, Table
 from mesh.protocol.messages import Hold, Need, Store
 
-STOLEN_PATIENCE = 3
-"""Ticks a stolen task may go without a result before its owner runs it
-itself (the thief may have never received it)."""
-
-ORPHAN_GRACE = 60.0
-"""Seconds a result or task whose every subscriber died is kept, so that a
-client whose entry node died can re-attach through another node."""
-
 
 class ViewChanges:
     """``set_view``, ``rebalance_step`` and ``tick`` of one node's exec core."""
 
     def __init__(self, table: Table, subs: Subscriptions, running: Running, *,
-                 orphan_grace: float = ORPHAN_GRACE,
-                 stolen_patience: int = STOLEN_PATIENCE) -> None:
+                 orphan_grace: float = DEFAULT.orphan_grace,
+                 stolen_patience: int = DEFAULT.stolen_patience) -> None:
         self.t = table
         self.subs = subs
         self.running = running

@@ -6,7 +6,6 @@ protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 
 from __future__ import annotations
 
-from mesh.exec import _payload as P
 from mesh.exec._executor import Job, Outcome
 from mesh.exec._records import (
     READY,
@@ -23,10 +22,8 @@ from mesh.exec._records import (
     move,
 )
 from mesh.exec._table import Subscriptions, Table
+from mesh.protocol import payload as P
 from mesh.protocol.messages import Confirm, Grant, Result, Steal, Store
-
-FAILED_KINDS = (P.ERROR, P.KILLED, P.FAILED)
-"""Result kinds that fail a future (and every task that depends on it)."""
 
 
 def killed_message(key: str, crashes: int, node: str) -> str:
@@ -76,7 +73,7 @@ class Running:
         """Record the value of ``dep`` for ``task``; a failed dependency fails
         the task with the same error (returns True then)."""
         task.depvals[dep] = [kind, payload]
-        if kind in FAILED_KINDS:
+        if P.is_failure(kind):
             self.complete(task, kind, payload)
             return True
         return False

@@ -1,24 +1,17 @@
 """The exec service: the asyncio driver around :class:`~mesh.exec._core.ExecCore`.
 
-It plugs into a :class:`mesh.node.Node` under ``/v1/exec/``:
+It plugs into a :class:`mesh.node.Node` under ``/v1/exec/`` (the channels and
+their first frames are in :mod:`mesh.protocol.framing`) and serves
+``/v1/exec/stats``: ``{"node", "completed", "queued", "tasks", "results",
+"workers", "sessions", "waiting_for", "waiters", "orphan_wants", "states"}``;
+with ``{"key": k}`` in the request also where task ``k`` stands on this node,
+with ``{"pending": true}`` the first keys it waits for.
 
-* ``/v1/exec/client`` -- a channel per client (``mesh.Client``): batches of
-  submits and releases in, batches of results out. The first frame from the
-  client is ``{"client": id}``; the node answers ``{"node": name, "window":
-  credit, "members": ["host:port", ...]}``.
-* ``/v1/exec/peer`` -- one channel per ordered pair of nodes, opened lazily by
-  the sender; the first frame is ``{"from": name}``.
-* ``/v1/exec/stats`` (HTTP) -- ``{"node", "completed", "queued", "tasks",
-  "results", "workers", "sessions", "waiting_for", "waiters", "orphan_wants",
-  "states"}``; with ``{"key": k}`` in the request also where task ``k``
-  stands on this node, with ``{"pending": true}`` the first keys it waits for.
-
-Every frame is sealed with the node's HTTP codec (HMAC of the whole batch,
-once per frame) and opened before anything reads it; a frame that fails to
-open or breaks the protocol closes its channel and is counted and logged.
-Outgoing messages are appended to per-destination buffers and sent as one
-frame per buffer whenever the channel is free, so a burst of tasks costs a
-handful of frames, not one per task.
+Every frame is opened with the node's HTTP codec before anything reads it; a
+frame that fails to open or breaks the protocol closes its channel and is
+counted and logged. The core's effects are appended to per-destination
+buffers and sent as one frame per buffer whenever the channel is free, so a
+burst of tasks costs a handful of frames, not one per task.
 """
 
 from __future__ import annotations
@@ -27,17 +20,17 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
+from mesh.addresses import format_address
 from mesh.errors import ConfigError, WireError
-from mesh.exec import _payload as P
 from mesh.exec._core import ExecCore
 from mesh.exec._effects import Effect, ToPeer
 from mesh.exec._executor import Executor, Outcome
 from mesh.metrics import RateLimitedLog
+from mesh.placement import member_weight
+from mesh.protocol import payload as P
+from mesh.protocol.framing import CLIENT_PATH, PEER_PATH, PREFIX, STATS_PATH, encode_frames
 from mesh.protocol.messages import Members, ProtocolViolation, encode
 from mesh.runtime import Channel, ChannelClosed, Unreachable
-from mesh.wire import OVERHEAD
 
 if TYPE_CHECKING:
     from mesh.gossip import MemberEvent
@@ -46,39 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["CLIENT_PATH", "PEER_PATH", "STATS_PATH", "ExecService"]
 
 log = logging.getLogger("mesh.exec")
-
-PREFIX = "/v1/exec/"
-CLIENT_PATH = PREFIX + "client"
-PEER_PATH = PREFIX + "peer"
-STATS_PATH = PREFIX + "stats"
-_TICK = 5.0
-_CONNECT_TIMEOUT = 2.0
-_REBALANCE_SLICE = 500
-"""Keys examined per slice of a rebalancing pass (under 10 ms of CPU)."""
-_MSG_SLICE = 512
-"""Messages of one incoming frame handled before yielding to the event loop,
-so a frame of thousands of tasks does not delay gossip acknowledgements."""
-_STEAL_INTERVAL = 0.2
-"""Seconds between looks at our own queue (published in gossip metadata as
-``queue``) and, when idle, at our peers' queues to steal from."""
-_STEAL_MIN_QUEUE = 4
-"""A peer is worth stealing from once it has at least this many queued tasks."""
-_FRAME_TARGET = 1 << 20
-"""Bytes of messages after which an outgoing batch is cut into another frame."""
-
-
-def encode_frames(codec: Any, msgs: list, limit: int) -> list[bytes]:
-    """Seal ``msgs`` as few frames as fit under ``limit`` bytes each. A single
-    message that cannot fit is dropped (the caller prevents those)."""
-    body = msgpack.packb(msgs, use_bin_type=True)
-    if len(body) + OVERHEAD <= min(limit, _FRAME_TARGET) or len(msgs) == 1:
-        if len(body) + OVERHEAD > limit:
-            log.error("dropping one %d-byte message: larger than the frame limit", len(body))
-            return []
-        return [codec.seal_body(body)]
-    half = len(msgs) // 2
-    return encode_frames(codec, msgs[:half], limit) + encode_frames(codec, msgs[half:], limit)
-
 
 class _Outbox:
     """Messages for one destination and the task that sends them."""
@@ -109,9 +69,11 @@ class ExecService:
 
     prefix = PREFIX
 
-    def __init__(self, executor: Executor, *, window: int = 4096) -> None:
+    def __init__(self, executor: Executor, *, window: int | None = None) -> None:
         self.executor = executor
-        self.window = window
+        self._window = window
+        self.window = 0
+        """Credit per client: ``window`` or the node's ``Config.client_window``."""
         self.node: Node | None = None
         self.core: ExecCore | None = None
         self._links: dict[str, _Outbox] = {}
@@ -132,17 +94,20 @@ class ExecService:
     # ------------------------------------------------------------- lifecycle
     async def start(self, node: Node) -> None:
         self.node = node
+        cfg = node.config
+        self.window = self._window or cfg.client_window
         self._noise = RateLimitedLog(log, node.runtime.now)
         self._limit = node.config.max_http_body
         self.core = ExecCore(node.name, replicas=node.config.replicas,
                              max_crashes=node.config.max_task_crashes, metrics=node.metrics,
-                             window=self.window, vnodes=node.config.placement_vnodes,
-                             probes=node.config.placement_probes)
+                             window=self.window, vnodes=cfg.placement_vnodes,
+                             probes=cfg.placement_probes, orphan_grace=cfg.orphan_grace,
+                             stolen_patience=cfg.stolen_patience)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
         self._update_view()
-        self._timer = node.runtime.call_later(_TICK, self._tick)
-        self._steal_timer = node.runtime.call_later(_STEAL_INTERVAL, self._steal_tick)
+        self._timer = node.runtime.call_later(cfg.exec_tick, self._tick)
+        self._steal_timer = node.runtime.call_later(cfg.steal_interval, self._steal_tick)
 
     async def stop(self, graceful: bool) -> None:
         self._stopped = True
@@ -167,7 +132,7 @@ class ExecService:
         if self._stopped or self.node is None or self.core is None:
             return
         self._carry(self.core.tick(self.node.runtime.now()))
-        self._timer = self.node.runtime.call_later(_TICK, self._tick)
+        self._timer = self.node.runtime.call_later(self.node.config.exec_tick, self._tick)
 
     def _steal_tick(self) -> None:
         """Publish our queue depth (rounded to a power of two, to keep gossip
@@ -175,6 +140,7 @@ class ExecService:
         if self._stopped or self.node is None or self.core is None:
             return
         node, core = self.node, self.core
+        cfg = node.config
         depth = core.queue_depth()
         bucket = 0 if depth == 0 else 1 << (depth.bit_length() - 1)
         if bucket != self._published_queue:
@@ -190,12 +156,12 @@ class ExecService:
             for m in node.membership.alive():  # sorted by name: ties are deterministic
                 queue = m.meta.get("queue", 0) if isinstance(m.meta, dict) else 0
                 if (m.name != node.name and isinstance(queue, int)
-                        and queue >= _STEAL_MIN_QUEUE and (best is None or queue > best[0])):
+                        and queue >= cfg.steal_min_queue and (best is None or queue > best[0])):
                     best = (queue, m.name)
             if best is not None:
                 self._carry(core.steal_from(best[1], max(1, min(best[0] // 2, free))))
-                self._steal_wait_until = now + 4 * _STEAL_INTERVAL
-        self._steal_timer = node.runtime.call_later(_STEAL_INTERVAL, self._steal_tick)
+                self._steal_wait_until = now + 4 * cfg.steal_interval
+        self._steal_timer = node.runtime.call_later(cfg.steal_interval, self._steal_tick)
 
     # ------------------------------------------------------------------ view
     def on_member_event(self, event: MemberEvent) -> None:
@@ -207,8 +173,7 @@ class ExecService:
         members = []
         addrs = {}
         for m in self.node.membership.alive():
-            workers = m.meta.get("workers", 1) if isinstance(m.meta, dict) else 1
-            members.append((m.name, workers if isinstance(workers, int) else 1))
+            members.append((m.name, member_weight(m.meta)))
             addrs[m.name] = m.addr
         moved = [n for n in self._links if addrs.get(n) != self._addrs.get(n)]
         self._addrs = addrs
@@ -231,12 +196,12 @@ class ExecService:
         """Run the core's rebalancing pass in slices, yielding to the loop."""
         assert self.node is not None and self.core is not None
         while self.core.rebalancing():
-            self._carry(self.core.rebalance_step(_REBALANCE_SLICE))
+            self._carry(self.core.rebalance_step(self.node.config.rebalance_slice))
             await self.node.runtime.sleep(0)
         self._carry([])
 
     def member_addresses(self) -> list[str]:
-        return [f"{a[0]}:{a[1]}" for _, a in sorted(self._addrs.items())]
+        return [format_address(a) for _, a in sorted(self._addrs.items())]
 
     # ------------------------------------------------------------- plumbing
     def _carry(self, effects: list[Effect]) -> None:
@@ -294,7 +259,8 @@ class ExecService:
         delay = 0.05
         while not self._stopped and dest in self._addrs:
             try:
-                ch = await node.runtime.connect(self._addrs[dest], PEER_PATH, _CONNECT_TIMEOUT)
+                ch = await node.runtime.connect(self._addrs[dest], PEER_PATH,
+                                               node.config.exec_connect_timeout)
             except Unreachable as exc:
                 node.metrics.inc("exec_peer_connect_failed")
                 self._noise.warning(f"exec-connect-{dest}", "cannot reach %s: %s", dest, exc)
@@ -310,7 +276,8 @@ class ExecService:
                     await box.wake.wait()
                     if box.broken:
                         raise ChannelClosed("the peer closed the channel")
-                    for frame in encode_frames(node.http_codec, box.take(), self._limit):
+                    for frame in encode_frames(node.http_codec, box.take(), self._limit,
+                                               node.config.frame_target):
                         await ch.send(frame)
             except ChannelClosed:
                 node.metrics.inc("exec_peer_channel_lost")
@@ -343,10 +310,11 @@ class ExecService:
             try:
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a peer frame must be a list of messages")
-                for i in range(0, len(msgs), _MSG_SLICE):
+                step = self.node.config.message_slice
+                for i in range(0, len(msgs), step):
                     if i:
                         await self.node.runtime.sleep(0)
-                    self._carry(self.core.peer_messages(src, msgs[i:i + _MSG_SLICE]))
+                    self._carry(self.core.peer_messages(src, msgs[i:i + step]))
             except ProtocolViolation as exc:
                 self.node.metrics.inc("exec_protocol_violation")
                 self._noise.warning("exec-peer-violation", "closing channel from %s: %s", src, exc)
@@ -373,10 +341,11 @@ class ExecService:
                 msgs = self._open(await channel.recv(), "client")
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a client frame must be a list of messages")
-                for i in range(0, len(msgs), _MSG_SLICE):
+                step = node.config.message_slice
+                for i in range(0, len(msgs), step):
                     if i:
                         await node.runtime.sleep(0)
-                    self._carry(core.client_messages(sid, msgs[i:i + _MSG_SLICE]))
+                    self._carry(core.client_messages(sid, msgs[i:i + step]))
         except ProtocolViolation as exc:
             node.metrics.inc("exec_protocol_violation")
             self._noise.warning("exec-client-violation", "closing client channel: %s", exc)
@@ -391,7 +360,8 @@ class ExecService:
         try:
             while True:
                 await box.wake.wait()
-                for frame in encode_frames(codec, box.take(), self._limit):
+                for frame in encode_frames(codec, box.take(), self._limit,
+                                           self.node.config.frame_target):
                     await channel.send(frame)
         except ChannelClosed:
             await channel.close()
