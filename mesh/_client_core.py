@@ -1,90 +1,96 @@
-"""The client's engine, shared by :class:`mesh.Client` and :class:`mesh.AsyncClient`.
+"""The client's asyncio driver, shared by :class:`mesh.Client` and
+:class:`mesh.AsyncClient`.
 
 It runs on one asyncio loop (a background thread's for the sync client, the
-caller's for the async one) and keeps one channel to an entry node:
+caller's for the async one), keeps one channel to an entry node and carries
+out what the sans-IO :class:`~mesh._client_protocol.ClientProtocol` decides:
 
 * Submissions are queued and sent in batches, one frame per burst, only
   while the client has credit (``window`` tasks in flight, granted by the
-  node; each ``d`` result or ``c`` cancel acknowledgement returns one). A
-  client that submits 100,000 tasks therefore waits in its own memory, and
-  no node holds more than the window of its tasks.
-* Results arrive in batches (``d``) and resolve every future of their key.
+  node; each ``Done`` result returns one). A client that submits 100,000
+  tasks therefore waits in its own memory, and no node holds more than the
+  window of its tasks.
+* Results arrive in batches and resolve every future of their key.
 * If the channel breaks, the client reconnects to another node it knows
-  (the node tells it the member addresses) and submits every live key again:
-  holders of a result or a queued task re-attach to it, lost tasks run again.
-  A key resolves at most once; a second result for it is ignored.
+  (the node tells it the member addresses) and submits every live key again.
 
-Code on the user's side of the thread boundary only touches shared state
-under ``cond`` (a condition on a re-entrant lock, so a future collected by
-the garbage collector in the middle of an update can still release itself).
+The bridge to the user's threads is here too: code on the user's side only
+touches shared state under ``cond`` (a condition on a re-entrant lock, so a
+future collected by the garbage collector in the middle of an update can
+still release itself), and :meth:`ClientCore.wait_states` blocks a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import itertools
 import logging
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from mesh._client_future import CANCELLED, ERROR, FINISHED, LOST, PENDING, Future, KeyState
-from mesh.errors import WireError
-from mesh.exec import _payload as P
-from mesh.exec._service import CLIENT_PATH, encode_frames
+from mesh._client_future import CANCELLED, LOST, Future, KeyState
+from mesh._client_protocol import ClientProtocol, check_call_options
+from mesh.addresses import format_address, parse_address
+from mesh.config import DEFAULT
+from mesh.errors import MeshUnavailable, WireError
+from mesh.protocol.framing import CLIENT_PATH, encode_frames
+from mesh.protocol.messages import Ping, ProtocolViolation, decode_client_reply, encode
 from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
-from mesh.secrets import format_address, parse_address
 from mesh.wire import Codec
 
-__all__ = ["ClientCore"]
+__all__ = ["ClientCore", "check_call_options"]
 
 log = logging.getLogger("mesh.client")
 
-_FAILED = (P.ERROR, P.KILLED, P.FAILED)
-KEEPALIVE_INTERVAL = 2.0
-"""Seconds between pings to the entry node while tasks are pending."""
-KEEPALIVE_TIMEOUT = 10.0
-"""Seconds of silence from the entry node after which the client reconnects."""
-_FN_CACHE = 128
+KEEPALIVE_INTERVAL = DEFAULT.client_keepalive_interval
+KEEPALIVE_TIMEOUT = DEFAULT.client_keepalive_timeout
 
 
 class ClientCore:
-    """Connection, credit, and key states of one client."""
+    """Connection, threads and waiting for one client's protocol."""
 
     def __init__(self, addresses: Sequence[str], secret: bytes | None, *, max_body: int,
                  connect_timeout: float, reconnect_timeout: float,
                  runtime: Runtime | None = None, client_id: str | None = None) -> None:
-        self.addresses: list[Address] = [parse_address(a) for a in addresses]
+        if runtime is None:
+            from mesh.realtime import RealRuntime
+
+            runtime = RealRuntime(max_body=max_body)
+            self._own_runtime = True
+        else:
+            self._own_runtime = False
+        self._runtime: Any = runtime
+        self.proto = ClientProtocol([parse_address(a) for a in addresses],
+                                    client_id or f"{runtime.rng.getrandbits(64):016x}", max_body)
         self.codec = Codec(secret, max_body)
         self.max_body = max_body
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
-        self.client_id = client_id or os.urandom(8).hex()
         self.cond = threading.Condition(threading.RLock())
-        self.states: dict[str, KeyState] = {}
         self.inbox: deque[KeyState] = deque()
-        self.unsent: deque[KeyState] = deque()
-        self.releases: list[str] = []
-        self.credit = 0
         self.node = ""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: int | None = None
         self._kick: asyncio.Event | None = None
         self._wake_pending = False
         self._channel: Channel | None = None
-        self._runtime: Any = runtime
-        self._own_runtime = runtime is None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
-        self._last_rx = 0.0
-        self._window = 0
-        self._counter = itertools.count()
-        self._fns: dict[int, tuple[Any, bytes, bytes, str]] = {}
+
+    @property
+    def addresses(self) -> list[Address]:
+        return self.proto.addresses
+
+    @property
+    def client_id(self) -> str:
+        return self.proto.client_id
+
+    @property
+    def unsent(self) -> deque[KeyState]:
+        return self.proto.unsent
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -92,12 +98,8 @@ class ClientCore:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self._kick = asyncio.Event()
-        if self._runtime is None:
-            from mesh.realtime import RealRuntime
-
-            self._runtime = RealRuntime(max_body=self.max_body)
         try:
-            await self._connect(self.addresses, self.connect_timeout)
+            await self._connect(self.proto.addresses, self.connect_timeout)
         except BaseException:
             if self._own_runtime:
                 await self._runtime.close()
@@ -112,19 +114,15 @@ class ClientCore:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._channel is not None:
             await self._channel.close()
-        if self._own_runtime and self._runtime is not None:
+        if self._own_runtime:
             await self._runtime.close()
         with self.cond:
-            for st in list(self.states.values()):
-                if st.status == PENDING:
-                    self._resolve(st, LOST, P.FAILED, b"the client was closed")
+            self.proto.fail_pending(LOST, b"the client was closed")
             self.cond.notify_all()
 
     async def _connect(self, addresses: list[Address], budget: float) -> None:
         """Connect to the first of ``addresses`` that answers, retrying for up
         to ``budget`` seconds; raises :class:`MeshUnavailable` otherwise."""
-        from mesh.exec._errors import MeshUnavailable
-
         rt = self._runtime
         deadline = rt.now() + budget
         delay = 0.05
@@ -132,13 +130,20 @@ class ClientCore:
         while not self._closed:
             for addr in addresses:
                 try:
-                    ch = await self._runtime.connect(addr, CLIENT_PATH, self.connect_timeout)
-                    await ch.send(self.codec.seal({"client": self.client_id}))
+                    ch = await rt.connect(addr, CLIENT_PATH, self.connect_timeout)
+                    await ch.send(self.codec.seal({"client": self.proto.client_id}))
                     welcome = self.codec.open(await ch.recv())
                 except (Unreachable, ChannelClosed, WireError) as exc:
                     last = exc
                     continue
-                self._adopt(ch, welcome, addr)
+                self._channel = ch
+                self.node = welcome.get("node", "") if isinstance(welcome, dict) else ""
+                with self.cond:
+                    self.proto.connected(welcome if isinstance(welcome, dict) else {}, addr,
+                                         rt.now())
+                assert self.loop is not None
+                self._tasks.append(self.loop.create_task(self._reader(ch)))
+                self._wake()
                 return
             if rt.now() + delay > deadline:
                 names = ", ".join(format_address(a) for a in addresses)
@@ -148,81 +153,21 @@ class ClientCore:
             await rt.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    def _adopt(self, ch: Channel, welcome: dict, addr: Address) -> None:
-        self._channel = ch
-        self.node = welcome.get("node", "")
-        self._learn(welcome.get("members", []), first=addr)
-        with self.cond:
-            self.credit = self._window = int(welcome.get("window", 1))
-            self._last_rx = self._runtime.now()
-            # Submit every live key again, in creation order (dependencies first).
-            self.unsent = deque(st for st in self.states.values()
-                                if st.status == PENDING or st.refs > 0)
-            for st in self.unsent:
-                st.sent = False
-            self.releases.clear()
-        assert self.loop is not None
-        self._tasks.append(self.loop.create_task(self._reader(ch)))
-        self._wake()
-
-    def _learn(self, members: list[str], first: Address | None = None) -> None:
-        known = [parse_address(m) for m in members if isinstance(m, str)]
-        merged = ([first] if first else []) + [a for a in known if a != first]
-        merged += [a for a in self.addresses if a not in merged]
-        self.addresses = merged
-
     # ------------------------------------------------------------ submitting
     def build(self, func: Callable[..., Any], calls: Iterable[tuple[tuple, dict]], *,
               pure: bool, retries: int, key: str | None = None) -> list[Future]:
         """Encode calls of ``func`` and queue them; returns one future each."""
-        if not callable(func):
-            raise TypeError(f"the first argument must be callable, not {type(func).__name__}")
-        fn, fn_digest, name = self._function(func)
-        items = []
-        for args, kwargs in calls:
-            akind, payload, dep_futs = P.dumps_args(args, kwargs)
-            for f in dep_futs:
-                if f._core is not self:
-                    raise ValueError(f"future {f.key} belongs to another client")
-            if len(payload) + len(fn) > self.max_body // 2:
-                raise ValueError(
-                    f"the arguments of {name} are {len(payload) + len(fn)} bytes pickled, more "
-                    f"than half the frame limit ({self.max_body}); pass large data by "
-                    "reference (a path or URL) instead")
-            deps = [f.key for f in dep_futs]
-            if key is not None:
-                k = key
-            elif pure:
-                h = hashlib.blake2b(fn_digest, digest_size=16)
-                h.update(bytes((akind,)))
-                h.update(payload)
-                k = f"{name}-{h.hexdigest()}"
-            else:
-                k = f"{name}-{self.client_id}-{next(self._counter)}"
-            items.append((k, [fn, akind, payload, deps, retries], dep_futs))
+        items = self.proto.build(func, calls, pure=pure, retries=retries, key=key,
+                                 own=lambda f: f._core is self)
         return self.add(items)
-
-    def _function(self, func: Callable[..., Any]) -> tuple[bytes, bytes, str]:
-        cached = self._fns.get(id(func))
-        if cached is not None and cached[0] is func:
-            return cached[1], cached[2], cached[3]
-        fn = P.dumps_function(func)
-        digest = hashlib.blake2b(fn, digest_size=16).digest()
-        name = getattr(func, "__name__", type(func).__name__)
-        if len(self._fns) >= _FN_CACHE:
-            self._fns.pop(next(iter(self._fns)))
-        self._fns[id(func)] = (func, fn, digest, name)
-        return fn, digest, name
 
     def add(self, items: list[tuple[str, list, list[Future]]]) -> list[Future]:
         futures = []
         fresh = []
         with self.cond:
             for key, spec, deps in items:
-                st = self.states.get(key)
-                if st is None:
-                    st = KeyState(key, spec, deps)
-                    self.states[key] = st
+                st, new = self.proto.state(key, spec, deps)
+                if new:
                     fresh.append(st)
                 futures.append(Future(st, self))
         if fresh:
@@ -248,23 +193,12 @@ class ClientCore:
             self._wake_pending = False
             inbox = self.inbox
             while inbox:
-                self.unsent.append(inbox.popleft())
+                self.proto.unsent.append(inbox.popleft())
             ch = self._channel
             if ch is None:
                 continue
-            msgs: list = []
             with self.cond:
-                if self.releases:
-                    msgs = [["x", k] for k in self.releases]
-                    self.releases = []
-                unsent = self.unsent
-                while unsent and self.credit > 0:
-                    st = unsent.popleft()
-                    if st.sent or st.refs <= 0 or st.status == CANCELLED:
-                        continue
-                    st.sent = True
-                    self.credit -= 1
-                    msgs.append(["s", st.key, *st.spec])
+                msgs = self.proto.outgoing()
             if msgs:
                 try:
                     for frame in encode_frames(self.codec, msgs, self.max_body):
@@ -276,10 +210,11 @@ class ClientCore:
     async def _reader(self, ch: Channel) -> None:
         try:
             while True:
-                msgs = self.codec.open(await ch.recv())
-                self._last_rx = self._runtime.now()
-                self._on_messages(msgs)
-        except (ChannelClosed, WireError) as exc:
+                frame = self.codec.open(await ch.recv())
+                if type(frame) is not list:
+                    raise ProtocolViolation("a frame from the node must be a list of messages")
+                self._on_messages([decode_client_reply(m) for m in frame])
+        except (ChannelClosed, WireError, ProtocolViolation) as exc:
             if self._closed or ch is not self._channel:
                 return
             log.warning("lost the connection to node %s (%s); reconnecting", self.node, exc)
@@ -288,64 +223,42 @@ class ClientCore:
         self._tasks.append(asyncio.get_running_loop().create_task(self._reconnect()))
 
     async def _keepalive(self) -> None:
-        """While tasks are pending, ping the node; a node that stays silent for
-        ``KEEPALIVE_TIMEOUT`` seconds is taken for lost (a crashed machine or a
-        partition closes no connection) and the client moves to another one."""
+        """While tasks are pending, ping the node; move to another node when
+        the protocol says this one stayed silent too long."""
         rt = self._runtime
         while True:
             await rt.sleep(KEEPALIVE_INTERVAL)
             ch = self._channel
-            if ch is None or self.credit >= self._window:  # nothing in flight
-                self._last_rx = rt.now()
-                continue
-            if rt.now() - self._last_rx > KEEPALIVE_TIMEOUT:
+            with self.cond:
+                action = self.proto.keepalive(rt.now(), ch is not None, KEEPALIVE_TIMEOUT)
+            if action == "reconnect" and ch is not None:
                 log.warning("node %s did not answer for %.0f s; reconnecting", self.node,
-                            rt.now() - self._last_rx)
+                            rt.now() - self.proto.last_rx)
                 await ch.close()  # the reader sees the end and reconnects
-                continue
-            with contextlib.suppress(ChannelClosed):
-                await ch.send(self.codec.seal([["p"]]))
+            elif action == "ping" and ch is not None:
+                with contextlib.suppress(ChannelClosed):
+                    await ch.send(self.codec.seal([encode(Ping())]))
 
     async def _reconnect(self) -> None:
-        from mesh.exec._errors import MeshUnavailable
-
+        addrs = self.proto.addresses
         try:
-            await self._connect(self.addresses[1:] + self.addresses[:1],
-                                self.reconnect_timeout)
+            await self._connect(addrs[1:] + addrs[:1], self.reconnect_timeout)
         except MeshUnavailable as exc:
             with self.cond:
-                for st in list(self.states.values()):
-                    if st.status == PENDING:
-                        self._resolve(st, LOST, P.FAILED, str(exc).encode())
+                self.proto.fail_pending(LOST, str(exc).encode())
                 self.cond.notify_all()
 
     def _on_messages(self, msgs: list) -> None:
         callbacks: list[Callable[[], None]] = []
         afuts: list[asyncio.Future[None]] = []
-        credit = 0
         with self.cond:
-            states = self.states
-            for m in msgs:
-                op = m[0]
-                if op == "d":
-                    credit += 1
-                    st = states.get(m[1])
-                    if st is not None and st.status == PENDING:
-                        kind = m[2]
-                        self._resolve(st, ERROR if kind in _FAILED else FINISHED, kind, m[3])
-                        if st.callbacks:
-                            callbacks.extend(st.callbacks)
-                            st.callbacks = None
-                        if st.afuts:
-                            afuts.extend(st.afuts)
-                            st.afuts = None
-                elif op == "c":
-                    credit += 1
-                elif op == "p":
-                    pass  # keepalive answer: receiving it was the point
-                elif op == "m":
-                    self._learn(m[1], first=self.addresses[0] if self.addresses else None)
-            self.credit += credit
+            for st in self.proto.received(msgs, self._runtime.now()):
+                if st.callbacks:
+                    callbacks.extend(st.callbacks)
+                    st.callbacks = None
+                if st.afuts:
+                    afuts.extend(st.afuts)
+                    st.afuts = None
             self.cond.notify_all()
         for fut in afuts:
             if not fut.done():
@@ -355,18 +268,13 @@ class ClientCore:
                 cb()
             except Exception:  # a user callback's bug must not stop result delivery
                 log.exception("future callback failed")
-        if credit and self.unsent:
+        if self.proto.credit and self.proto.unsent:
             self._wake()
 
-    def _resolve(self, st: KeyState, status: str, kind: int, payload: bytes) -> None:
-        st.status = status
-        st.kind = kind
-        st.payload = payload
-        st.deps = []
-
-    # ------------------------------------------------------------- waiting
+    # ------------------------------------------------------- the sync bridge
     def wait_states(self, states: Sequence[KeyState], timeout: float | None) -> None:
-        """Block the calling thread until every state is done."""
+        """Block the calling (user) thread until every state is done. The
+        user's thread lives in real time, so its deadline does too."""
         if threading.get_ident() == self.loop_thread:
             raise RuntimeError("result() would block the client's event loop; "
                                "use `await future` in async code")
@@ -415,30 +323,19 @@ class ClientCore:
     # ----------------------------------------------------- release / cancel
     def unref(self, st: KeyState) -> None:
         with self.cond:
-            st.refs -= 1
-            if st.refs > 0:
-                return
-            if self.states.get(st.key) is st:
-                del self.states[st.key]
-            if st.sent and st.status != CANCELLED:
-                self.releases.append(st.key)
+            self.proto.unref(st)
         self._wake()
 
     def cancel(self, st: KeyState) -> bool:
-        callbacks: list[Callable[[], None]] = []
         with self.cond:
-            if st.status == CANCELLED:
-                return True
-            if st.done:
+            was = st.status
+            if not self.proto.cancel(st):
                 return False
-            self._resolve(st, CANCELLED, P.FAILED, b"")
+            if was == CANCELLED:
+                return True
             callbacks = st.callbacks or []
             st.callbacks = None
             afuts, st.afuts = st.afuts or [], None
-            if self.states.get(st.key) is st:
-                del self.states[st.key]
-            if st.sent:
-                self.releases.append(st.key)
             self.cond.notify_all()
         if self.loop is not None:
             for fut in afuts:

@@ -17,8 +17,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from mesh.exec import _payload as P
-from mesh.exec._errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.protocol import payload as P
 
 if TYPE_CHECKING:
     from mesh._client_core import ClientCore

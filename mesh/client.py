@@ -36,8 +36,10 @@ from typing import Any
 
 from mesh._client_core import ClientCore
 from mesh._client_future import Future, as_completed
+from mesh._loop import new_event_loop
+from mesh.addresses import format_address
 from mesh.config import DEFAULT
-from mesh.exec._errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.errors import KilledWorker, MeshUnavailable, TaskFailed
 from mesh.runtime import Runtime
 from mesh.secrets import ENV_VAR
 
@@ -97,7 +99,7 @@ class _Api:
     @property
     def addresses(self) -> list[str]:
         """Node addresses this client knows (the current one first)."""
-        return [f"{h}:{p}" for h, p in self._core.addresses]
+        return [format_address(a) for a in self._core.addresses]
 
 
 class Client(_Api):
@@ -109,7 +111,7 @@ class Client(_Api):
         self._core = ClientCore(_addresses(address), _secret(secret), max_body=max_body,
                                 connect_timeout=connect_timeout,
                                 reconnect_timeout=reconnect_timeout)
-        self._loop = _new_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mesh-client",
                                         daemon=True)
         self._thread.start()
@@ -308,9 +310,4 @@ class MeshExecutor(concurrent.futures.Executor):
             concurrent.futures.wait(pending)
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+

@@ -144,6 +144,65 @@ class Config:
     """A task that kills its worker process this many times is failed with
     ``KilledWorker`` instead of being retried forever (Dask uses 3 as well)."""
 
+    # --- execution timers and limits -----------------------------------------
+    exec_tick: float = 5.0
+    """Seconds between the exec layer's housekeeping rounds: ask again for
+    results waited on since the last round, resend unacknowledged stores,
+    expire orphans. Lost messages only happen when a channel breaks, so a
+    slow round costs nothing in the common case."""
+
+    orphan_grace: float = 60.0
+    """Seconds a result or task whose every subscriber died is kept, so that a
+    client whose entry node died can re-attach through another node (it
+    reconnects within its reconnect timeout, 30 s by default)."""
+
+    stolen_patience: int = 3
+    """Exec ticks a stolen task may go without a result before its owner runs
+    it itself (the thief may never have received it)."""
+
+    steal_interval: float = 0.2
+    """Seconds between looks at our own queue (published in gossip metadata as
+    ``queue``) and, when idle, at our peers' queues to steal from. The
+    gossip interval: a fresher depth could not travel faster anyway."""
+
+    steal_min_queue: int = 4
+    """A peer is worth stealing from once it has at least this many queued
+    tasks; below that the round trip costs more than it saves."""
+
+    client_window: int = 4096
+    """Tasks one client may have in flight through its entry node (its
+    credit). Keeps a node's memory per client bounded while hiding the round
+    trip: 4,096 no-op tasks are about 0.2 s of work on a 2-worker node."""
+
+    client_keepalive_interval: float = 2.0
+    """Seconds between a client's pings to its entry node while tasks are
+    pending."""
+
+    client_keepalive_timeout: float = 10.0
+    """Seconds of silence from the entry node after which a client with tasks
+    pending moves to another node (a crashed machine or a partition closes
+    no connection). Five keepalives: one lost datagram is no reason."""
+
+    exec_connect_timeout: float = 2.0
+    """Seconds to open an exec channel to a peer before retrying with backoff."""
+
+    rebalance_slice: int = 500
+    """Held keys examined per slice of a rebalancing pass (under 10 ms of CPU),
+    so a view change over many keys never stalls gossip."""
+
+    message_slice: int = 512
+    """Messages of one incoming exec frame handled before yielding to the event
+    loop, so a frame of thousands of tasks does not delay gossip acks."""
+
+    frame_target: int = 1 << 20
+    """Bytes of exec messages after which an outgoing batch is cut into
+    another frame: large enough to amortise sealing, small enough to keep
+    the receiver's loop responsive."""
+
+    leave_timeout: float = 2.0
+    """Seconds a leaving node gives the news to spread before it exits (ten
+    gossip rounds)."""
+
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form settings for experiments; not read by mesh itself."""
 

@@ -32,6 +32,8 @@ from mesh.config import Config
 from mesh.errors import WireError
 from mesh.gossip import PUSH_PULL_PATH, GossipDriver, MemberEvent, Membership
 from mesh.metrics import Metrics, RateLimitedLog
+from mesh.placement import Member as PMember
+from mesh.placement import Placement, member_weight
 from mesh.runtime import Address, Channel, Runtime, Server
 from mesh.wire import Codec
 
@@ -223,16 +225,9 @@ class Node:
     def ring_shares(self) -> dict[str, float]:
         """Each live member's share of the key space, weighted by its
         ``workers`` metadata (default 1)."""
-        from mesh.placement import Member as PMember
-        from mesh.placement import Placement
-
         members = [
-            PMember(m.name, _weight(m.meta)) for m in self.membership.alive()
+            PMember(m.name, member_weight(m.meta)) for m in self.membership.alive()
         ]
-        shares = Placement(members).shares()
+        shares = Placement(members, vnodes=self.config.placement_vnodes,
+                           probes=self.config.placement_probes).shares()
         return {name: shares[name] for name in sorted(shares)}
-
-
-def _weight(meta: dict[str, Any]) -> int:
-    workers = meta.get("workers", 1)
-    return workers if type(workers) is int and workers > 0 else 1

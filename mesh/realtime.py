@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from mesh import _http
+from mesh import _http, _loop
 from mesh.config import DEFAULT
 from mesh.runtime import (
     Address,
@@ -160,8 +160,4 @@ class RealRuntime:
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on a fresh uvloop event loop (plain asyncio
     where uvloop is not available) and return its result."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        return asyncio.run(main)
-    return uvloop.run(main)
+    return _loop.run(main)

@@ -2,8 +2,8 @@
 
 * :func:`load_secret` -- the secret from ``--secret-file`` or ``MESH_SECRET``.
 * :func:`check_bind` -- refuses a non-loopback bind without a secret.
-* :func:`parse_address` -- ``HOST:PORT`` (``[v6]:PORT`` for IPv6) into an
-  :data:`~mesh.runtime.Address`, with errors that name the bad value.
+* :func:`parse_address`, :func:`format_address` -- re-exported from
+  :mod:`mesh.addresses`, the one place that reads and writes ``HOST:PORT``.
 
 Nothing here opens a socket; resolving host names is left to the caller.
 """
@@ -14,8 +14,8 @@ import ipaddress
 import os
 from collections.abc import Mapping
 
+from mesh.addresses import DEFAULT_BIND, DEFAULT_PORT, format_address, parse_address
 from mesh.errors import ConfigError, InsecureBindError
-from mesh.runtime import Address
 
 __all__ = [
     "DEFAULT_BIND",
@@ -27,12 +27,6 @@ __all__ = [
     "load_secret",
     "parse_address",
 ]
-
-DEFAULT_PORT = 7946
-"""memberlist's port; mesh uses it for both UDP gossip and the HTTP API."""
-
-DEFAULT_BIND: Address = ("127.0.0.1", DEFAULT_PORT)
-"""Loopback by default: a node is reachable from elsewhere only on purpose."""
 
 ENV_VAR = "MESH_SECRET"
 
@@ -88,41 +82,3 @@ def check_bind(host: str, secret: bytes | None) -> None:
         f"Give every node the same secret with --secret-file PATH or the {ENV_VAR} "
         f"environment variable, or bind to 127.0.0.1 to stay on this host."
     )
-
-
-def parse_address(text: str, what: str = "address") -> Address:
-    """Parse ``HOST:PORT`` or ``[IPV6]:PORT``. ``localhost`` becomes
-    ``127.0.0.1`` so the address can be used for datagrams as is. Raises
-    :class:`ConfigError` naming ``what`` and the value."""
-    bad = f"invalid {what} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:{DEFAULT_PORT}"
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ConfigError(bad)
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ConfigError(f"{bad} ({host!r} is not an IPv6 address)") from None
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host or ":" in host:
-            raise ConfigError(bad)
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"{bad} (port {port_text!r} is not a number)") from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"{bad} (port {port} is outside 1-65535)")
-    if any(c.isspace() for c in host):
-        raise ConfigError(bad)
-    if host == "localhost":
-        host = "127.0.0.1"
-    return (host, port)
-
-
-def format_address(addr: Address) -> str:
-    """The inverse of :func:`parse_address`."""
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,6 +1,6 @@
 """``mesh sim``: run the simulator from the command line.
 
-``mesh/cli.py`` registers the subcommand with :func:`add_parser` and calls
+``mesh/cli/sim.py`` registers the subcommand with :func:`add_parser` and calls
 :func:`run`; ``python -m sim`` does the same on its own. Examples::
 
     mesh sim --nodes 1000 --seed 7 --duration 120 --loss 0.05 --crash 20 --partition 1 --json

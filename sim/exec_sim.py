@@ -15,7 +15,7 @@ and checks the invariants:
 
 * every submitted future resolves (nothing is lost);
 * every value is the right one, and no future resolves twice or with two
-  different values (every ``d`` message for a key carries the same result);
+  different values (every ``Done`` message for a key carries the same result);
 * a task that always crashes its worker ends in ``KilledWorker``.
 
 Everything is drawn from the seed, so a seed gives one run.
@@ -34,11 +34,12 @@ import cloudpickle
 
 from mesh.config import Config
 from mesh.exec import ExecService, KilledWorker
-from mesh.exec import _payload as P
 from mesh.exec._executor import Job, OutcomeHandler
 from mesh.node import Node
 from mesh.placement import Member as PMember
 from mesh.placement import Placement
+from mesh.protocol import payload as P
+from mesh.protocol.messages import Done
 from sim._loop import SimLoop
 from sim.network import Host, NetConfig, Network
 from sim.runtime import SimRuntime, node_rng
@@ -235,8 +236,8 @@ async def _scenario(seed: int, nodes: int, tasks: int, crash_nodes: bool,
 
     def spy(msgs: list) -> None:
         for m in msgs:
-            if m[0] == "d":
-                seen.setdefault(m[1], set()).add(bytes([m[2]]) + bytes(m[3]))
+            if isinstance(m, Done):
+                seen.setdefault(m.key, set()).add(bytes([m.kind]) + bytes(m.payload))
         original(msgs)
 
     core._on_messages = spy  # type: ignore[method-assign]
@@ -330,8 +331,8 @@ def _describe(key: str, services: list[ExecService | None], running: list[Node |
         r = st and (sorted(st.subs), st.targets, st.confirmed)
         parts.append(
             f"{core.name}{down}: view={sorted(core.ring.names)} pref={core.ring.pref(key)} "
-            f"task={t} result={r} pending={key in core.pending} watch={core.watch.get(key)} "
-            f"orphan_wants={core.orphan_wants.get(key)}")
+            f"task={t} result={r} pending={key in core.pending} watch={core.table.watch.get(key)} "
+            f"orphan_wants={core.table.orphan_wants.get(key)}")
     return f"state of {key}: " + " | ".join(parts)
 
 

@@ -45,9 +45,6 @@ from sim.scenario import FaultSpec, Scenario
 if TYPE_CHECKING:
     from sim.runner import Simulation
 
-KINDS = frozenset(
-    {"crash", "restart", "pause", "slow", "skew", "partition", "clog", "swizzle", "flap", "network"}
-)
 
 _HEALTHY_MIN = 0.6
 """Fraction of the cluster never touched at once by node faults."""

@@ -47,6 +47,11 @@ from sim.network import NetConfig
 
 MODES = ("liveness", "safety")
 
+KINDS = frozenset(
+    {"crash", "restart", "pause", "slow", "skew", "partition", "clog", "swizzle", "flap", "network"}
+)
+"""Fault kinds a scenario's ``[[fault]]`` entries may name (run by sim.faults)."""
+
 ROLLING_KINDS = (
     "crash", "restart", "pause", "slow", "skew", "partition", "one_way", "swizzle", "flap",
 )
@@ -136,8 +141,6 @@ class Scenario:
             if key not in ROLLING_KINDS:
                 raise ConfigError(f"scenario {self.name}: unknown rolling fault {key!r}; "
                                   f"known: {', '.join(ROLLING_KINDS)}")
-        from sim.faults import KINDS
-
         for f in self.faults:
             if f.kind not in KINDS:
                 raise ConfigError(f"scenario {self.name}: unknown fault kind {f.kind!r}; "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench._ports import free_ports
+from mesh.addresses import format_address
 from mesh.config import DEFAULT
 from mesh.wire import Codec
 
@@ -71,7 +72,7 @@ def api(
     """POST a sealed ``payload`` to a node's HTTP API and open the sealed reply."""
     codec = Codec(secret, DEFAULT.max_http_body)
     req = urllib.request.Request(
-        f"http://{addr[0]}:{addr[1]}{path}",
+        f"http://{format_address(addr)}{path}",
         data=codec.seal({} if payload is None else payload),
         method="POST",
         headers={"Content-Type": "application/octet-stream"},
@@ -113,7 +114,7 @@ class MeshProc:
 
     @property
     def bind(self) -> str:
-        return f"{self.addr[0]}:{self.addr[1]}"
+        return format_address(self.addr)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -154,10 +155,10 @@ class Cluster:
         host: str = "127.0.0.1",
     ) -> MeshProc:
         port = port if port is not None else free_ports(1)[0]
-        args = [*MESH, "join", "--bind", f"{host}:{port}", "--name", name]
+        args = [*MESH, "join", "--bind", format_address((host, port)), "--name", name]
         for seed in seeds:
             addr = seed.addr if isinstance(seed, MeshProc) else seed
-            args += ["--seed", f"{addr[0]}:{addr[1]}"]
+            args += ["--seed", format_address(addr)]
         args += config_flags(config or {})
         if secret is not None:
             self._n += 1

@@ -25,7 +25,7 @@ def test_join_defaults_bind_to_loopback_7946_with_a_worker_per_core() -> None:
 
 
 def test_up_shares_the_cores_among_its_nodes_unless_workers_is_given() -> None:
-    from mesh._up import node_args
+    from mesh.cli.up import node_args
 
     args = build_parser().parse_args(["up", "--nodes", "3"])
     argv = node_args(args, 0)

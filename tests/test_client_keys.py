@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesh._client_core import ClientCore
-from mesh.exec import _payload as P
+from mesh.protocol import payload as P
 
 
 def inc(x: int) -> int:
@@ -48,3 +48,22 @@ def test_futures_of_another_client_are_refused() -> None:
     dep = core().build(inc, [((1,), {})], pure=True, retries=0)[0]
     with pytest.raises(ValueError, match="another client"):
         core().build(inc, [((dep,), {})], pure=True, retries=0)
+
+
+@pytest.mark.parametrize("options, error, name", [
+    ({"retries": "2"}, TypeError, "retries"),
+    ({"retries": 1.0}, TypeError, "retries"),
+    ({"retries": True}, TypeError, "retries"),
+    ({"retries": -1}, ValueError, "retries"),
+    ({"pure": "yes"}, TypeError, "pure"),
+    ({"pure": None}, TypeError, "pure"),
+    ({"key": 7}, TypeError, "key"),
+    ({"key": ""}, ValueError, "key"),
+])
+def test_bad_submit_options_are_refused_when_called(options: dict, error: type,
+                                                    name: str) -> None:
+    c = core()
+    call = {"pure": True, "retries": 0, **options}
+    with pytest.raises(error, match=name):
+        c.build(inc, [((1,), {})], **call)
+    assert not c.proto.states  # nothing was queued

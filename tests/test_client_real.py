@@ -229,6 +229,15 @@ def test_retries_run_a_raising_task_again(client: Client, tmp_path: Path) -> Non
         client.submit(flaky, counter2, 2, retries=1, pure=False).result(20)
 
 
+def test_a_typo_in_retries_is_refused_at_the_call_and_the_mesh_keeps_serving(
+        client: Client) -> None:
+    with pytest.raises(TypeError, match="retries"):
+        client.submit(boom, 1, retries="2")
+    with pytest.raises(ValueError, match="retries"):
+        client.map(boom, [1, 2], retries=-1)
+    assert client.submit(inc, 41, pure=False).result(timeout=30) == 42
+
+
 def test_result_timeout_raises_and_the_task_keeps_running(client: Client) -> None:
     fut = client.submit(slow_inc, 1, 0.5, pure=False)
     start = time.monotonic()

@@ -13,6 +13,8 @@ import pytest
 from mesh.config import DEFAULT
 from mesh.gossip import MemberEvent
 from mesh.node import Node
+from mesh.placement import Member as PMember
+from mesh.placement import Placement
 from mesh.realtime import RealRuntime, run
 from mesh.runtime import Channel, ChannelClosed, Unreachable
 from mesh.wire import Codec
@@ -139,6 +141,12 @@ def test_ring_shares_weight_each_live_member_by_its_workers() -> None:
         # weights 1, 2, 3 (workers meta): bigger members own more of the key space
         assert shares["n0"] < shares["n1"] < shares["n2"]
         assert shares == nodes[2].ring_shares()
+        # The shares follow the node's placement settings (mesh join --set ...).
+        node = nodes[0]
+        expected = Placement([PMember("n0", 1), PMember("n1", 2), PMember("n2", 3)],
+                             vnodes=4, probes=1).shares()
+        node.config = node.config.with_(placement_vnodes=4, placement_probes=1)
+        assert node.ring_shares() == expected != shares
 
     _with_nodes(3, scenario)
 

@@ -7,9 +7,11 @@ import msgpack
 import pytest
 
 from mesh.exec import ExecCore, ProtocolViolation
-from mesh.exec import _payload as P
+from mesh.exec._effects import ToClient, ToPeer
 from mesh.exec._records import HELD, READY, RUNNING
 from mesh.metrics import Metrics
+from mesh.protocol import payload as P
+from mesh.protocol.messages import Ack, Done, Release, Submit, decode_client_reply, encode
 
 FN = b"fn"  # the core never looks inside a function
 
@@ -18,21 +20,52 @@ def spec(*args: int, deps: list[str] | None = None, retries: int = 0) -> list:
     return [FN, P.ARGS_MSGPACK, msgpack.packb(list(args)), deps or [], retries]
 
 
+_INPUTS = {"set_view", "rebalance_step", "tick", "client_messages", "peer_messages",
+           "close_session", "outcomes", "steal_from"}
+
+
+class Driven:
+    """A core whose inputs' effects are collected into ``effects`` (the test's
+    driver); everything else is the core's."""
+
+    def __init__(self, core: ExecCore) -> None:
+        self.core = core
+        self.effects: list = []
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.core, name)
+        if name not in _INPUTS:
+            return attr
+
+        def call(*args, **kwargs):
+            effects = attr(*args, **kwargs)
+            self.effects += effects
+            return effects
+        return call
+
+
 class Router:
-    """Cores wired together; ``down`` nodes receive nothing."""
+    """Cores wired together; ``down`` nodes receive nothing. Messages travel
+    in their wire form, through the codecs."""
 
     def __init__(self, names: list[str], replicas: int = 2, window: int = 16) -> None:
-        self.cores = {n: ExecCore(n, replicas=replicas, max_crashes=3, metrics=Metrics(),
-                                  window=window) for n in names}
+        self.replicas = replicas
+        self.cores = {n: Driven(ExecCore(n, replicas=replicas, max_crashes=3, metrics=Metrics(),
+                                         window=window)) for n in names}
         self.down: set[str] = set()
         self.client_msgs: dict[str, list] = {n: [] for n in names}
         self.view(names)
 
+    def add(self, name: str) -> None:
+        self.cores[name] = Driven(ExecCore(name, replicas=self.replicas, max_crashes=3,
+                                           metrics=Metrics()))
+        self.client_msgs[name] = []
+
     def view(self, names: list[str]) -> None:
         for n in names:
             self.cores[n].set_view([(m, 1) for m in names], 0.0)
-            while self.cores[n].rebalance_step(7):
-                pass
+            while self.cores[n].rebalancing():
+                self.cores[n].rebalance_step(7)
         self.deliver()
 
     def deliver(self) -> None:
@@ -41,21 +74,23 @@ class Router:
             moved = False
             for name in sorted(self.cores):
                 core = self.cores[name]
-                out, core.to_peers = core.to_peers, {}
-                for msgs in core.to_clients.values():
-                    self.client_msgs[name] += msgs
-                core.to_clients = {}
-                for dest, msgs in sorted(out.items()):
-                    if dest in self.down:
+                effects, core.effects = core.effects, []
+                for eff in effects:
+                    if isinstance(eff, ToClient):
+                        self.client_msgs[name] += [
+                            decode_client_reply(encode(m)) for m in eff.msgs]
+                        continue
+                    assert isinstance(eff, ToPeer) and eff.dest != name
+                    if eff.dest in self.down:
                         continue
                     moved = True
-                    self.cores[dest].peer_messages(name, msgs)
+                    self.cores[eff.dest].peer_messages(name, [encode(m) for m in eff.msgs])
 
     def submit(self, entry: str, key: str, s: list) -> None:
         core = self.cores[entry]
         if 1 not in core.sessions:
             core.open_session(1)
-        core.client_messages(1, [["s", key, *s]])
+        core.client_messages(1, [encode(Submit(key, *s))])
         self.deliver()
 
     def run(self, name: str, result: int | None = None, kind: int = P.OK_MSGPACK) -> list[str]:
@@ -77,10 +112,10 @@ class Router:
     def delivered(self, entry: str) -> dict[str, tuple[int, object]]:
         out = {}
         for m in self.client_msgs[entry]:
-            if m[0] == "d":
-                assert m[1] not in out, f"{m[1]} delivered twice"
-                value = msgpack.unpackb(m[3]) if m[2] == P.OK_MSGPACK else m[3]
-                out[m[1]] = (m[2], value)
+            if isinstance(m, Done):
+                assert m.key not in out, f"{m.key} delivered twice"
+                value = msgpack.unpackb(m.payload) if m.kind == P.OK_MSGPACK else m.payload
+                out[m.key] = (m.kind, value)
         return out
 
 
@@ -105,7 +140,7 @@ def test_result_reaches_the_client_only_once_every_replica_holds_it() -> None:
     assert key not in r.delivered("a")
     assert not r.cores[owner].results[key].confirmed
     r.down.discard(backup)
-    r.cores[owner].peer_messages(backup, [["a", key, backup]])
+    r.cores[owner].peer_messages(backup, [encode(Ack(key, backup))])
     r.deliver()
     assert r.delivered("a")[key] == (P.OK_MSGPACK, 42)
 
@@ -184,7 +219,7 @@ def test_release_drops_stored_results_and_queued_tasks() -> None:
                              if j[0] == "done"])
     r.deliver()
     for key in ("done", "queued"):
-        r.cores["a"].client_messages(1, [["x", key]])
+        r.cores["a"].client_messages(1, [encode(Release(key))])
     r.deliver()
     for core in r.cores.values():
         assert "done" not in core.results
@@ -196,8 +231,7 @@ def test_a_joining_node_receives_the_keys_it_now_holds() -> None:
     keys = [f"k{i}" for i in range(40)]
     for k in keys:
         r.submit("a", k, spec(1))
-    r.cores["c"] = ExecCore("c", replicas=2, max_crashes=3, metrics=Metrics())
-    r.client_msgs["c"] = []
+    r.add("c")
     r.view(["a", "b", "c"])
     moved = [k for k in keys if "c" in r.cores["a"].ring.pref(k)]
     assert moved

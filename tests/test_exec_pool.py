@@ -6,7 +6,7 @@ import asyncio
 import os
 
 from mesh.exec import ProcessExecutor
-from mesh.exec import _payload as P
+from mesh.protocol import payload as P
 
 
 def inc(x: int) -> int:
@@ -89,6 +89,30 @@ async def test_a_dead_worker_is_replaced_and_its_jobs_reported_crashed() -> None
         assert out.got["d"][0] == P.CRASHED
         assert ex.restarts == 1
         ex.run([job("after", inc, 1)])
+        await out.wait(2)
+        assert P.loads_value(*out.got["after"]) == 2
+    finally:
+        await ex.stop()
+
+
+async def test_an_outcome_handler_error_fails_the_tasks_and_the_pool_keeps_running() -> None:
+    out = Collector()
+    calls = []
+
+    def handler(outs: list) -> None:
+        calls.append(outs)
+        if any(tid == "boom" for tid, _, _ in outs) and len(calls) == 1:
+            raise TypeError("'<' not supported between instances of 'int' and 'str'")
+        out(outs)
+
+    ex = ProcessExecutor(1)
+    await ex.start(handler)
+    try:
+        ex.run([job("boom", fail, 1)])
+        await out.wait(1)
+        kind, payload = out.got["boom"]
+        assert kind == P.FAILED and b"TypeError" in payload and b"'boom'" in payload
+        ex.run([job("after", inc, 1)])  # the same worker's reader still reads
         await out.wait(2)
         assert P.loads_value(*out.got["after"]) == 2
     finally:

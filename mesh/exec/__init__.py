@@ -9,15 +9,14 @@
 The client is :mod:`mesh.client`.
 """
 
-from mesh.exec._core import ORPHAN_GRACE, ExecCore, ProtocolViolation
-from mesh.exec._errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.exec._core import ExecCore, ProtocolViolation
 from mesh.exec._executor import Executor, Job, Outcome
 from mesh.exec._pool import ProcessExecutor
 from mesh.exec._service import CLIENT_PATH, PEER_PATH, STATS_PATH, ExecService
 
 __all__ = [
     "CLIENT_PATH",
-    "ORPHAN_GRACE",
     "PEER_PATH",
     "STATS_PATH",
     "ExecCore",

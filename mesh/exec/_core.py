@@ -1,9 +1,10 @@
 """The exec layer of one node as a sans-IO state machine.
 
 Events go in (client messages, peer messages, executor outcomes, view
-changes, ticks); messages come out in :attr:`ExecCore.to_peers` and
-:attr:`ExecCore.to_clients`, and jobs are pulled with :meth:`take_jobs`. No
-asyncio, no clock, no randomness: the same inputs give the same outputs.
+changes, ticks); each returns the effects it causes (messages to peers and
+clients, :mod:`mesh.exec._effects`), and jobs are pulled with
+:meth:`take_jobs`. No asyncio, no clock, no randomness: the same inputs give
+the same outputs.
 
 Protocol, per task key (``pref`` = the key's preference list over alive
 members, owner first, ``min(replicas, alive)`` long):
@@ -40,437 +41,255 @@ client resolves a future with the first result it receives, so a future
 resolves once; two runs of a non-deterministic task may leave different
 values on different holders.
 
-Every message is a list whose first item names it (see ``_PEER_HANDLERS``).
+The core is a facade over components that share one
+:class:`~mesh.exec._table.Table`: :class:`~mesh.exec._subscriber.Subscriber`
+(sessions, requests, delivery, release), :class:`~mesh.exec._holder.Holder`
+(specs and results held for the preference list),
+:class:`~mesh.exec._running.Running` (queue, executor outcomes, replication,
+stealing) and :class:`~mesh.exec._rebalance.ViewChanges` (view changes, ticks).
+A task moves between states only along :data:`mesh.exec._records.TRANSITIONS`.
+
+Every message is a record of :mod:`mesh.protocol.messages` (the letters
+above are their wire codes); ``_PEER_HANDLERS`` maps each peer record to its
+handler.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Callable
+from typing import Any
 
-from mesh.exec._rebalance import ORPHAN_GRACE, ViewChanges
-from mesh.exec._records import RUNNING, SPEC_DEPS, SPEC_FN, WAITING, Session, Stored, Task
+from mesh.config import DEFAULT
+from mesh.exec._effects import Effect, ToClient, ToPeer
+from mesh.exec._executor import Job, Outcome
+from mesh.exec._holder import Holder
+from mesh.exec._rebalance import ViewChanges
+from mesh.exec._records import STATE_NAMES, Session, Stored, Task
 from mesh.exec._ring import Ring
-from mesh.exec._running import FAILED_KINDS, Running
+from mesh.exec._running import Running
+from mesh.exec._subscriber import Subscriber
+from mesh.exec._table import Table
 from mesh.metrics import Metrics
-from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES
+from mesh.protocol.messages import (
+    Ack,
+    Confirm,
+    Grant,
+    Hold,
+    Need,
+    Ping,
+    Pong,
+    ProtocolViolation,
+    Release,
+    Result,
+    Steal,
+    Store,
+    Submit,
+    Unsubscribe,
+    Want,
+    decode_client,
+    decode_peer,
+)
 
-__all__ = ["ORPHAN_GRACE", "ExecCore", "ProtocolViolation"]
+__all__ = ["ExecCore", "ProtocolViolation"]
 
 
-class ProtocolViolation(Exception):
-    """A client or peer sent a message that breaks the protocol (unknown
-    operation, wrong shape, more tasks than its credit). The channel that
-    carried it is closed."""
-
-
-class ExecCore(ViewChanges, Running):
-    """Task ownership, replication and delivery for one node. View changes
-    live in :mod:`mesh.exec._rebalance`, running tasks in
-    :mod:`mesh.exec._running`."""
+class ExecCore:
+    """Task ownership, replication and delivery for one node. Every input
+    returns the effects it caused."""
 
     def __init__(self, name: str, *, replicas: int, max_crashes: int, metrics: Metrics,
-                 window: int = 4096, vnodes: int = DEFAULT_VNODES,
-                 probes: int = DEFAULT_PROBES) -> None:
-        self.name = name
-        self.replicas = replicas
-        self.max_crashes = max_crashes
-        self.metrics = metrics
-        self.window = window
-        self._ring_opts = {"vnodes": vnodes, "probes": probes}
-        self.ring = Ring([(name, 1)], replicas, **self._ring_opts)
-        self.tasks: dict[str, Task] = {}
-        self.results: dict[str, Stored] = {}
-        self.ready: deque[str] = deque()
-        self.orphan_wants: dict[str, set[str]] = {}
-        self.orphaned: dict[str, float] = {}
-        # This node as a subscriber:
-        self.sessions: dict[int, Session] = {}
-        self.watch: dict[str, set[int]] = {}
-        """Sessions waiting for a key's result."""
-        self.held: dict[str, set[int]] = {}
-        """Sessions holding a key (until they release it)."""
-        self.waiters: dict[str, list[str]] = {}
-        """Local tasks waiting for a dependency."""
-        self.interest: dict[str, int] = {}
-        """How many local tasks use a dependency."""
-        self.specs: dict[str, list] = {}
-        """Specs of the keys clients attached here hold, to run them again if
-        every copy of their result is lost while a dependent still needs it."""
-        self.pending: dict[str, list | None] = {}
-        """Keys this node waits for, with the spec when a client gave it (so it
-        can submit again if every holder dies)."""
-        # Outputs
-        self.to_peers: dict[str, list] = {}
-        self.to_clients: dict[int, list] = {}
-        self._local: deque[list] = deque()
-        self.now = 0.0
-        self.completed = 0
-        self._stale: set[str] = set()
-        self._fns: dict[bytes, bytes] = {}
-        self._base: Ring | None = None
-        """The ring in force when the current rebalancing pass began."""
-        self._todo_tasks: list[str] = []
-        self._todo_results: list[str] = []
-        self._ti = 0
-        self._ri = 0
+                 window: int = DEFAULT.client_window, vnodes: int = DEFAULT.placement_vnodes,
+                 probes: int = DEFAULT.placement_probes,
+                 orphan_grace: float = DEFAULT.orphan_grace,
+                 stolen_patience: int = DEFAULT.stolen_patience) -> None:
+        ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes)
+        self.table = t = Table(name, replicas, max_crashes, metrics, window, ring,
+                               vnodes, probes)
+        self.subscriber = Subscriber(t)
+        self.running = Running(t, self.subscriber)
+        self.subscriber.running = self.running
+        self.holder = Holder(t, self.subscriber, self.running)
+        self.views = ViewChanges(t, self.subscriber, self.running,
+                                 orphan_grace=orphan_grace, stolen_patience=stolen_patience)
+        h, r, sub = self.holder, self.running, self.subscriber
+        self._peer_handlers: dict[type, Callable[[Any], None]] = {
+            Hold: h.on_hold, Want: h.on_want, Store: h.on_store, Ack: h.on_ack,
+            Result: sub.on_result, Confirm: h.on_confirm, Unsubscribe: h.on_unsubscribe,
+            Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given,
+        }
+
+    # ------------------------------------------------------- read-only views
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def ring(self) -> Ring:
+        return self.table.ring
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        return self.table.tasks
+
+    @property
+    def results(self) -> dict[str, Stored]:
+        return self.table.results
+
+    @property
+    def sessions(self) -> dict[int, Session]:
+        return self.table.sessions
+
+    @property
+    def pending(self) -> dict[str, list | None]:
+        return self.table.pending
+
+    @property
+    def completed(self) -> int:
+        return self.table.completed
 
     # ----------------------------------------------------------------- output
-    def _send(self, dest: str, msg: list) -> None:
-        if dest == self.name:
-            self._local.append(msg)
-        else:
-            out = self.to_peers.get(dest)
-            if out is None:
-                self.to_peers[dest] = [msg]
-            else:
-                out.append(msg)
-
-    def _to_client(self, sid: int, msg: list) -> None:
-        out = self.to_clients.get(sid)
-        if out is None:
-            self.to_clients[sid] = [msg]
-        else:
-            out.append(msg)
-
     def _flush_local(self) -> None:
-        local = self._local
+        local = self.table.local
+        handlers = self._peer_handlers
         while local:
-            self._on_peer(self.name, local.popleft())
+            msg = local.popleft()
+            handlers[type(msg)](msg)
+
+    def _effects(self) -> list[Effect]:
+        """Handle messages to ourselves, then hand out what is to be sent."""
+        self._flush_local()
+        t = self.table
+        effects: list[Effect] = []
+        if t.to_peers:
+            effects = [ToPeer(d, m) for d, m in t.to_peers.items()]
+            t.to_peers = {}
+        if t.to_clients:
+            effects += [ToClient(s, m) for s, m in t.to_clients.items()]
+            t.to_clients = {}
+        return effects
 
     # --------------------------------------------------------------- sessions
     def open_session(self, sid: int) -> Session:
-        sess = Session(sid, self.window)
-        self.sessions[sid] = sess
+        sess = Session(sid, self.table.window)
+        self.table.sessions[sid] = sess
         return sess
 
-    def close_session(self, sid: int) -> None:
+    def close_session(self, sid: int) -> list[Effect]:
         """The client went away: release everything it held."""
-        sess = self.sessions.pop(sid, None)
-        self.to_clients.pop(sid, None)
-        if sess is None:
-            return
-        for key in sorted(sess.keys):
-            self._session_release(sid, key)
-        self._flush_local()
+        t = self.table
+        sess = t.sessions.pop(sid, None)
+        t.to_clients.pop(sid, None)
+        if sess is not None:
+            for key in sorted(sess.keys):
+                self.subscriber.session_release(sid, key)
+        return self._effects()
 
-    def client_messages(self, sid: int, msgs: list) -> None:
-        """Messages from a client session. Raises :class:`ProtocolViolation`."""
-        sess = self.sessions.get(sid)
+    def client_messages(self, sid: int, msgs: list) -> list[Effect]:
+        """Messages (wire arrays) from a client session. Raises
+        :class:`ProtocolViolation`; what the messages before the bad one
+        caused goes out with the next input's effects."""
+        sess = self.table.sessions.get(sid)
         if sess is None:
-            return
+            return []
+        sub = self.subscriber
         try:
-            for msg in msgs:
-                op = msg[0]
-                if op == "s":
-                    _, key, fn, akind, args, deps, retries = msg
-                    if not isinstance(key, str) or not isinstance(deps, list):
-                        raise ProtocolViolation("malformed submit")
+            for raw in msgs:
+                msg = decode_client(raw)
+                if type(msg) is Submit:
                     if sess.inflight >= sess.window:
                         raise ProtocolViolation(
                             f"client submitted beyond its credit of {sess.window} tasks")
-                    self._client_submit(sess, key, [fn, akind, args, deps, retries])
-                elif op == "x":
-                    if msg[1] in sess.keys:
-                        sess.keys.discard(msg[1])
-                        self._session_release(sid, msg[1])
-                elif op == "p":
-                    self._to_client(sid, ["p"])  # keepalive: the client checks we live
-                else:
-                    raise ProtocolViolation(f"unknown client operation {op!r}")
-        except (ValueError, TypeError, IndexError) as exc:
-            raise ProtocolViolation(f"malformed client message: {exc}") from None
+                    sub.submit(sess, msg.key, msg.spec())
+                elif type(msg) is Release:
+                    if msg.key in sess.keys:
+                        sess.keys.discard(msg.key)
+                        sub.session_release(sid, msg.key)
+                elif type(msg) is Ping:
+                    self.table.to_client(sid, Pong())  # keepalive: the client checks we live
         finally:
             self._flush_local()
-
-    def _intern(self, fn: bytes) -> bytes:
-        """One copy of each pickled function: a map of 100,000 tasks carries
-        the same function bytes in every spec."""
-        got = self._fns.get(fn)
-        if got is None:
-            if len(self._fns) >= 1024:
-                self._fns.clear()
-            self._fns[fn] = got = fn
-        return got
-
-    def _client_submit(self, sess: Session, key: str, spec: list) -> None:
-        if key in sess.keys:
-            return  # a client submits each key once per session
-        sess.keys.add(key)
-        spec[SPEC_FN] = self._intern(spec[SPEC_FN])
-        self.specs[key] = spec
-        sess.inflight += 1
-        held = self.held.get(key)
-        if held is None:
-            self.held[key] = {sess.sid}
-        else:
-            held.add(sess.sid)
-        st = self.results.get(key)
-        if st is not None and st.confirmed:
-            self._to_client(sess.sid, ["d", key, st.kind, st.payload])
-            sess.inflight -= 1
-            return
-        watchers = self.watch.get(key)
-        if watchers is None:
-            self.watch[key] = {sess.sid}
-        else:
-            watchers.add(sess.sid)
-        if key not in self.pending or self.pending[key] is None:
-            self.pending[key] = spec
-            self._request(key, spec)
-
-    def _session_release(self, sid: int, key: str) -> None:
-        held = self.held.get(key)
-        if held is not None:
-            held.discard(sid)
-            if not held:
-                del self.held[key]
-                self.specs.pop(key, None)
-        watchers = self.watch.get(key)
-        if watchers is not None and sid in watchers:
-            watchers.discard(sid)
-            sess = self.sessions.get(sid)
-            if sess is not None:
-                sess.inflight -= 1
-            if not watchers:
-                del self.watch[key]
-        self._maybe_release(key)
-
-    def _maybe_release(self, key: str) -> None:
-        if key in self.held or self.interest.get(key) or key in self.watch or key in self.waiters:
-            return
-        self.pending.pop(key, None)
-        for n in self.ring.pref(key):
-            self._send(n, ["x", key, self.name])
-
-    def _request(self, key: str, spec: list | None) -> None:
-        """Ask the key's holders for its result (submitting ``spec`` if known)."""
-        pref = self.ring.pref(key)
-        for n in pref:
-            if spec is not None:
-                self._send(n, ["t", key, spec, [self.name], list(pref)])
-            else:
-                self._send(n, ["w", key, self.name])
-
-    # ---------------------------------------------------------------- delivery
-    def _deliver(self, key: str, kind: int, payload: bytes) -> None:
-        """A confirmed result reached this node as a subscriber."""
-        self.pending.pop(key, None)
-        watchers = self.watch.pop(key, None)
-        if watchers:
-            msg = ["d", key, kind, payload]
-            for sid in sorted(watchers):
-                self._to_client(sid, msg)
-                sess = self.sessions.get(sid)
-                if sess is not None:
-                    sess.inflight -= 1
-        waiting = self.waiters.pop(key, None)
-        if waiting:
-            for tkey in waiting:
-                task = self.tasks.get(tkey)
-                if task is None or task.state != WAITING or key not in task.missing:
-                    continue
-                task.missing.discard(key)
-                task.depvals[key] = [kind, payload]
-                if kind in FAILED_KINDS:
-                    self._complete(task, kind, payload)
-                elif not task.missing:
-                    self._queue(task)
+        return self._effects()
 
     # ------------------------------------------------------------------ peers
-    def peer_messages(self, src: str, msgs: list) -> None:
-        """Messages from another node. Raises :class:`ProtocolViolation`."""
+    def peer_messages(self, src: str, msgs: list) -> list[Effect]:
+        """Messages (wire arrays) from node ``src``. Raises
+        :class:`ProtocolViolation`."""
+        handlers = self._peer_handlers
         try:
-            for msg in msgs:
-                self._on_peer(src, msg)
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-            raise ProtocolViolation(f"malformed peer message: {exc!r}") from None
+            for raw in msgs:
+                msg = decode_peer(raw)
+                handlers[type(msg)](msg)
         finally:
             self._flush_local()
+        return self._effects()
 
-    def _on_peer(self, src: str, msg: list) -> None:
-        handler = _PEER_HANDLERS.get(msg[0])
-        if handler is None:
-            raise ProtocolViolation(f"unknown peer operation {msg[0]!r}")
-        handler(self, msg)
+    # -------------------------------------------------------------- execution
+    def take_jobs(self, n: int) -> tuple[list[Job], list[Job]]:
+        """Up to ``n`` queued tasks as executor jobs: ``(batchable, solo)``."""
+        return self.running.take_jobs(n)
 
-    def _on_task(self, msg: list) -> None:
-        _, key, spec, subs, sent_to = msg
-        if len(spec) != 5 or not isinstance(spec[SPEC_DEPS], list):
-            raise ProtocolViolation("malformed task spec")
-        st = self.results.get(key)
-        if st is not None:
-            self._on_want_result(key, st, subs)
-            return
-        task = self.tasks.get(key)
-        if task is not None:
-            task.subs.update(subs)
-            self.orphaned.pop(key, None)
-            return
-        subs = set(subs)
-        extra = self.orphan_wants.pop(key, None)
-        if extra:
-            subs |= extra
-        spec[SPEC_FN] = self._intern(spec[SPEC_FN])
-        task = Task(key, spec, subs)
-        self.tasks[key] = task
-        pref = self.ring.pref(key)
-        missed = [n for n in pref if n not in sent_to and n != self.name]
-        if missed:  # our views differ: make sure the holders we see get it too
-            fwd = ["t", key, spec, sorted(subs), sorted({*sent_to, *pref})]
-            for n in missed:
-                self._send(n, fwd)
-        if pref and pref[0] == self.name:
-            self._activate(task)
+    def has_ready(self) -> bool:
+        return bool(self.table.ready)
 
-    def _on_want(self, msg: list) -> None:
-        _, key, sub = msg
-        st = self.results.get(key)
-        if st is not None:
-            self._on_want_result(key, st, [sub])
-            return
-        task = self.tasks.get(key)
-        if task is not None:
-            task.subs.add(sub)
-            self.orphaned.pop(key, None)
-            return
-        self.orphan_wants.setdefault(key, set()).add(sub)
+    def next_function(self) -> bytes | None:
+        return self.running.next_function()
 
-    def _on_want_result(self, key: str, st: Stored, subs: list[str]) -> None:
-        self.orphaned.pop(key, None)
-        for sub in subs:
-            st.subs.add(sub)
-            if st.confirmed or st.coord != self.name:
-                if sub == self.name:
-                    self._deliver(key, st.kind, st.payload)
-                else:
-                    self._send(sub, ["r", key, st.kind, st.payload])
+    def outcomes(self, outs: list[Outcome]) -> list[Effect]:
+        """Results from the executor."""
+        self.running.outcomes(outs)
+        return self._effects()
 
-    def _on_store(self, msg: list) -> None:
-        _, key, kind, payload, targets, subs, coord, confirmed = msg
-        task = self.tasks.get(key)
-        extra = set(self.orphan_wants.pop(key, ()))
-        if task is not None:
-            extra |= task.subs
-            if task.state != RUNNING:
-                self._drop_task(key)
-            else:
-                task.subs.clear()  # the outcome of our own run is no longer needed
-        wanted = extra - set(subs) - {self.name}
-        st = self.results.get(key)
-        if st is None:
-            st = Stored(kind, payload, set(subs) | extra, list(targets), coord)
-            st.confirmed = confirmed or set(targets) <= {coord, self.name}
-            self.results[key] = st
-            pref = self.ring.pref(key)
-            missed = [n for n in pref if n not in targets and n != self.name]
-            if missed:  # our views differ: make sure the holders we see get it too
-                fwd = ["s", key, kind, payload, sorted({*targets, *pref}), sorted(st.subs),
-                       self.name, st.confirmed]
-                for n in missed:
-                    self._send(n, fwd)
-        else:
-            st.subs.update(subs)
-            st.subs |= extra
-            if confirmed:
-                st.confirmed = True
-        if coord != self.name:
-            self._send(coord, ["a", key, self.name])
-        if st.confirmed and (key in self.watch or key in self.waiters or key in self.pending):
-            self._deliver(key, kind, payload)
-        for sub in sorted(wanted):  # subscribers the coordinator did not know about
-            self._send(sub, ["r", key, kind, payload])
+    def steal_from(self, victim: str, n: int) -> list[Effect]:
+        """This node is idle: ask ``victim`` for up to ``n`` queued tasks."""
+        self.running.steal_from(victim, n)
+        return self._effects()
 
-    def _on_ack(self, msg: list) -> None:
-        _, key, holder = msg
-        st = self.results.get(key)
-        if st is None or st.confirmed:
-            return
-        st.acks.add(holder)
-        self._check_confirmed(key, st)
+    # ------------------------------------------------------------ view, time
+    def set_view(self, members: list[tuple[str, int]], now: float) -> list[Effect]:
+        """The alive members changed (see :meth:`ViewChanges.set_view`)."""
+        self.views.set_view(members, now)
+        return self._effects()
 
-    def _on_result(self, msg: list) -> None:
-        _, key, kind, payload = msg
-        st = self.results.get(key)
-        if st is not None and not st.confirmed:
-            st.confirmed = True
-        if key in self.watch or key in self.waiters or key in self.pending:
-            self._deliver(key, kind, payload)
+    def rebalancing(self) -> bool:
+        return self.views.rebalancing()
 
-    def _on_confirm(self, msg: list) -> None:
-        key = msg[1]
-        st = self.results.get(key)
-        if st is not None and not st.confirmed:
-            st.confirmed = True
-            if key in self.watch or key in self.waiters or key in self.pending:
-                self._deliver(key, st.kind, st.payload)
+    def rebalance_step(self, budget: int) -> list[Effect]:
+        """Examine up to ``budget`` held keys; :meth:`rebalancing` says
+        whether keys remain."""
+        self.views.rebalance_step(budget)
+        return self._effects()
 
-    def _on_need(self, msg: list) -> None:
-        key = msg[1]
-        spec = self.specs.get(key)
-        if spec is not None:
-            self.metrics.inc("exec_lost_keys_resubmitted")
-            self._request(key, spec)
-
-    def _on_release(self, msg: list) -> None:
-        _, key, sub = msg
-        wants = self.orphan_wants.get(key)
-        if wants is not None:
-            wants.discard(sub)
-            if not wants:
-                del self.orphan_wants[key]
-        st = self.results.get(key)
-        if st is not None:
-            st.subs.discard(sub)
-            if not st.subs:
-                del self.results[key]
-                self.orphaned.pop(key, None)
-        task = self.tasks.get(key)
-        if task is not None:
-            task.subs.discard(sub)
-            if not task.subs and task.state != RUNNING:
-                self._drop_task(key)
-                self.metrics.inc("exec_tasks_cancelled")
+    def tick(self, now: float) -> list[Effect]:
+        self.views.tick(now)
+        self._flush_local()
+        self.views.expire_orphans(now)
+        return self._effects()
 
     # ----------------------------------------------------------------- status
     def queue_depth(self) -> int:
-        return len(self.ready)
+        return len(self.table.ready)
 
     def describe(self, key: str) -> dict[str, object]:
         """Where ``key`` stands on this node (for operators and tests)."""
-        task = self.tasks.get(key)
-        st = self.results.get(key)
-        names = ("held", "waiting", "ready", "running", "stolen")
+        t = self.table
+        task = t.tasks.get(key)
+        st = t.results.get(key)
         return {
-            "pref": list(self.ring.pref(key)),
+            "pref": list(t.ring.pref(key)),
             "task": None if task is None else {
-                "state": names[task.state], "subs": sorted(task.subs),
+                "state": STATE_NAMES[task.state], "subs": sorted(task.subs),
                 "missing": sorted(task.missing), "crashes": task.crashes},
             "result": None if st is None else {
                 "subs": sorted(st.subs), "targets": st.targets, "coord": st.coord,
                 "confirmed": st.confirmed, "acks": sorted(st.acks)},
-            "pending": key in self.pending,
-            "watched_by": len(self.watch.get(key, ())),
-            "orphan_wants": sorted(self.orphan_wants.get(key, ())),
+            "pending": key in t.pending,
+            "watched_by": len(t.watch.get(key, ())),
+            "orphan_wants": sorted(t.orphan_wants.get(key, ())),
         }
 
     def state_counts(self) -> dict[str, int]:
         """How many held specs are in each state (for stats)."""
-        counts = dict.fromkeys(("held", "waiting", "ready", "running", "stolen"), 0)
-        names = ("held", "waiting", "ready", "running", "stolen")
-        for task in self.tasks.values():
-            counts[names[task.state]] += 1
+        counts = dict.fromkeys(STATE_NAMES, 0)
+        for task in self.table.tasks.values():
+            counts[STATE_NAMES[task.state]] += 1
         return counts
-
-
-_PEER_HANDLERS = {
-    "t": ExecCore._on_task,
-    "w": ExecCore._on_want,
-    "s": ExecCore._on_store,
-    "a": ExecCore._on_ack,
-    "r": ExecCore._on_result,
-    "k": ExecCore._on_confirm,
-    "x": ExecCore._on_release,
-    "n": ExecCore._on_need,
-    "st": ExecCore._on_steal,
-    "g": ExecCore._on_given,
-}

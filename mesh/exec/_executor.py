@@ -17,7 +17,7 @@ exact shape a worker reads (see :mod:`mesh.exec._worker`). ``tid`` is the
 task key."""
 
 Outcome = tuple[str, int, bytes]
-"""``(tid, kind, payload)`` with a result kind from :mod:`mesh.exec._payload`;
+"""``(tid, kind, payload)`` with a result kind from :mod:`mesh.protocol.payload`;
 ``CRASHED`` when the process running the job died."""
 
 OutcomeHandler = Callable[[list[Outcome]], None]

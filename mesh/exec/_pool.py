@@ -27,8 +27,8 @@ from pathlib import Path
 
 import msgpack
 
-from mesh.exec import _payload as P
 from mesh.exec._executor import Job, Outcome, OutcomeHandler
+from mesh.protocol import payload as P
 
 __all__ = ["ProcessExecutor"]
 
@@ -180,8 +180,28 @@ class ProcessExecutor:
             self._fn_seconds.popitem(last=False)
 
     def _deliver(self, outcomes: list[Outcome]) -> None:
-        if outcomes and self._on_outcomes is not None and not self._stopping:
+        """Hand outcomes to the node. A bug in the handler must not kill the
+        worker's reader (its tasks would hang with nothing said): the
+        handler's error fails those tasks with a message and is logged."""
+        if not outcomes or self._on_outcomes is None or self._stopping:
+            return
+        try:
             self._on_outcomes(outcomes)
+        except Exception as exc:
+            log.exception("recording the outcomes of %d task(s) failed; failing them",
+                          len(outcomes))
+            self._fail(outcomes, exc)
+
+    def _fail(self, outcomes: list[Outcome], exc: Exception) -> None:
+        failed: list[Outcome] = [
+            (tid, P.FAILED, (f"mesh could not record the outcome of task {tid!r}: "
+                             f"{type(exc).__name__}: {exc} (see the node's log)").encode())
+            for tid, _kind, _payload in outcomes]
+        try:
+            self._on_outcomes(failed)  # type: ignore[misc]
+        except Exception:
+            log.exception("failing %d task(s) failed too; they are lost on this node "
+                          "(their clients submit them again elsewhere)", len(failed))
 
     async def _on_death(self, worker: _Worker) -> None:
         if worker in self._pool:

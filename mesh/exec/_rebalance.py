@@ -1,25 +1,38 @@
 """View changes of the exec core: rebalancing held keys, and periodic ticks.
 
-Part of :class:`mesh.exec._core.ExecCore` (a mixin; see that module for the
-protocol). Sans-IO like the rest of the core.
+A component of :class:`mesh.exec._core.ExecCore` (see that module for the
+protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 """
 
 from __future__ import annotations
 
-from mesh.exec._records import HELD, READY, RUNNING, STOLEN, WAITING, Stored, Task
+from mesh.config import DEFAULT
+from mesh.exec._records import HELD, READY, RUNNING, STOLEN, WAITING, Stored, Task, move
 from mesh.exec._ring import Ring
-
-STOLEN_PATIENCE = 3
-"""Ticks a stolen task may go without a result before its owner runs it
-itself (the thief may have never received it)."""
-
-ORPHAN_GRACE = 60.0
-"""Seconds a result or task whose every subscriber died is kept, so that a
-client whose entry node died can re-attach through another node."""
+from mesh.exec._running import Running
+from mesh.exec._table import Subscriptions, Table
+from mesh.protocol.messages import Hold, Need, Store
 
 
 class ViewChanges:
-    """``set_view``, ``rebalance_step`` and ``tick`` of :class:`ExecCore`."""
+    """``set_view``, ``rebalance_step`` and ``tick`` of one node's exec core."""
+
+    def __init__(self, table: Table, subs: Subscriptions, running: Running, *,
+                 orphan_grace: float = DEFAULT.orphan_grace,
+                 stolen_patience: int = DEFAULT.stolen_patience) -> None:
+        self.t = table
+        self.subs = subs
+        self.running = running
+        self.orphan_grace = orphan_grace
+        self.stolen_patience = stolen_patience
+        self._base: Ring | None = None
+        """The ring in force when the current rebalancing pass began."""
+        self._todo_tasks: list[str] = []
+        self._todo_results: list[str] = []
+        self._ti = 0
+        self._ri = 0
+        self._stale: set[str] = set()
+        """Keys waited for at the previous tick."""
 
     # ------------------------------------------------------------------- view
     def set_view(self, members: list[tuple[str, int]], now: float) -> None:
@@ -28,153 +41,178 @@ class ViewChanges:
         rebalancing pass over the keys it holds (see :meth:`rebalance_step`):
         handing over specs and results whose holders changed, and taking over
         tasks whose owner left."""
-        self.now = now
-        if self.name not in dict(members):
-            members = [*members, (self.name, 1)]
-        old = self.ring
-        new = Ring(members, self.replicas, **self._ring_opts)
-        self.ring = new
+        t = self.t
+        t.now = now
+        if t.name not in dict(members):
+            members = [*members, (t.name, 1)]
+        old = t.ring
+        new = t.new_ring(members)
+        t.ring = new
         if self._base is None:
             self._base = old
         # (Re)start the pass over every key held, against the ring in force
         # when the pass began: re-examining a key is harmless (idempotent).
-        self._todo_tasks, self._ti = sorted(self.tasks), 0
-        self._todo_results, self._ri = sorted(self.results), 0
+        self._todo_tasks, self._ti = sorted(t.tasks), 0
+        self._todo_results, self._ri = sorted(t.results), 0
         dead = old.names - new.names
-        for key in list(self.pending):
+        for key in list(t.pending):
             if dead or old.pref(key) != new.pref(key):
-                self._request(key, self.pending[key])
-        self._flush_local()
+                self.subs.request(key, t.pending[key])
 
     def rebalancing(self) -> bool:
         """Whether a rebalancing pass is in progress."""
         return self._base is not None
 
-    def rebalance_step(self, budget: int) -> bool:
-        """Examine up to ``budget`` held keys after a view change; returns True
-        while keys remain. A pass over tens of thousands of stored results
-        takes a second of CPU, so the driver runs it in slices and lets the
-        event loop (and gossip) breathe in between."""
-        base, new = self._base, self.ring
+    def rebalance_step(self, budget: int) -> None:
+        """Examine up to ``budget`` held keys after a view change. A pass over
+        tens of thousands of stored results takes a second of CPU, so the
+        driver runs it in slices and lets the event loop (and gossip) breathe
+        in between."""
+        base, new = self._base, self.t.ring
         if base is None:
-            return False
+            return
         alive = new.names
         dead = base.names - alive
-        tasks, results = self.tasks, self.results
+        tasks, results = self.t.tasks, self.t.results
         while budget > 0 and self._ti < len(self._todo_tasks):
             key = self._todo_tasks[self._ti]
             self._ti += 1
             budget -= 1
             task = tasks.get(key)
             if task is not None:
-                self._rebalance_task(key, task, base, new, alive, dead)
+                self.rebalance_task(key, task, base, new, alive, dead)
         while budget > 0 and self._ri < len(self._todo_results):
             key = self._todo_results[self._ri]
             self._ri += 1
             budget -= 1
             st = results.get(key)
             if st is not None:
-                self._rebalance_result(key, st, base, new, alive, dead)
-        self._flush_local()
-        if self._ti < len(self._todo_tasks) or self._ri < len(self._todo_results):
+                self.rebalance_result(key, st, base, new, alive, dead)
+        if self._ti >= len(self._todo_tasks) and self._ri >= len(self._todo_results):
+            self._base = None
+            self._todo_tasks, self._todo_results = [], []
+
+    def forget_dead_subscribers(self, key: str, subs: set[str], dead: frozenset[str]) -> None:
+        """Drop subscribers that died; a key nobody subscribes to any more is
+        kept for :attr:`orphan_grace` seconds (its client may re-attach)."""
+        if dead and subs & dead:
+            subs -= dead
+            if not subs:
+                self.t.orphaned.setdefault(key, self.t.now)
+
+    def reclaim_if_thief_died(self, task: Task, alive: frozenset[str]) -> bool:
+        """A task an idle node took runs here again if that node died."""
+        if task.state == STOLEN and task.thief not in alive:
+            self.running.queue(task, "reclaim")
             return True
-        self._base = None
-        self._todo_tasks, self._todo_results = [], []
         return False
 
-    def _rebalance_task(self, key: str, task: Task, base: Ring, new: Ring,
-                        alive: frozenset[str], dead: frozenset[str]) -> None:
-        if dead and task.subs & dead:
-            task.subs -= dead
-            if not task.subs:
-                self.orphaned.setdefault(key, self.now)
-        if task.state == STOLEN and task.thief not in alive:
-            self._queue(task)  # the thief died: run it here (or hand it over below)
-        elif task.thief == self.name:
+    def rebalance_task(self, key: str, task: Task, base: Ring, new: Ring,
+                       alive: frozenset[str], dead: frozenset[str]) -> None:
+        me = self.t.name
+        self.forget_dead_subscribers(key, task.subs, dead)
+        if not self.reclaim_if_thief_died(task, alive) and task.thief == me:
             return  # we took it from its owner and run it wherever the key lives
         oldp, newp = base.compare(new, key)
         if oldp == newp:
             return
-        handler = next((n for n in oldp if n in alive), self.name)
-        if handler == self.name:
-            for n in newp:
-                if n not in oldp:
-                    self._send(n, ["t", key, task.spec, sorted(task.subs), list(newp)])
-        if newp[0] == self.name:
+        self.hand_over(oldp, newp, alive,
+                       Hold(key, task.spec, sorted(task.subs), list(newp)))
+        if newp[0] == me:
             if task.state == HELD:
-                self._activate(task)
+                self.running.activate(task)
         elif task.state in (READY, WAITING):
-            self._release_deps(task)  # the new owner queues it
-            task.state = HELD
+            self.running.release_deps(task)  # the new owner queues it
+            move(task, "hand_over")
             task.missing.clear()
             task.depvals.clear()
-        if self.name not in newp and task.state != RUNNING:
-            self._drop_task(key)
+        if me not in newp and task.state != RUNNING:
+            self.running.drop_task(key)
 
-    def _rebalance_result(self, key: str, st: Stored, base: Ring, new: Ring,
-                          alive: frozenset[str], dead: frozenset[str]) -> None:
-        if dead and st.subs & dead:
-            st.subs -= dead
-            if not st.subs:
-                self.orphaned.setdefault(key, self.now)
+    def hand_over(self, oldp: tuple[str, ...], newp: tuple[str, ...],
+                  alive: frozenset[str], msg: Hold | Store) -> None:
+        """The first surviving holder of the old list sends the key's spec or
+        result to the nodes that joined its list."""
+        if self.handler(oldp, alive) == self.t.name:
+            for n in newp:
+                if n not in oldp:
+                    self.t.send(n, msg)
+
+    def handler(self, oldp: tuple[str, ...], alive: frozenset[str]) -> str:
+        return next((n for n in oldp if n in alive), self.t.name)
+
+    def rebalance_result(self, key: str, st: Stored, base: Ring, new: Ring,
+                         alive: frozenset[str], dead: frozenset[str]) -> None:
+        t, me = self.t, self.t.name
+        self.forget_dead_subscribers(key, st.subs, dead)
         oldp, newp = base.compare(new, key)
         if oldp != newp:
-            handler = next((n for n in oldp if n in alive), self.name)
-            if handler == self.name:
-                for n in newp:
-                    if n not in oldp:
-                        self._send(n, ["s", key, st.kind, st.payload, list(newp),
-                                       sorted(st.subs), self.name, True])
-            if self.name not in newp and (st.coord != self.name or st.confirmed):
-                del self.results[key]
+            self.hand_over(oldp, newp, alive, Store(key, st.kind, st.payload, list(newp),
+                                                    sorted(st.subs), me, True))
+            if me not in newp and (st.coord != me or st.confirmed):
+                del t.results[key]
                 return
-        if not st.confirmed and st.coord == self.name:
-            self._check_confirmed(key, st)
-        elif not st.confirmed and newp and newp[0] == self.name:
+        if not st.confirmed and st.coord == me:
+            self.running.check_confirmed(key, st)
+        elif not st.confirmed and newp and newp[0] == me:
             st.confirmed = True  # its coordinator died: we hold a copy, so do others
-            self._on_confirmed(key, st)
+            self.running.on_confirmed(key, st)
 
+    # ------------------------------------------------------------------- tick
     def tick(self, now: float) -> None:
-        """Drop results and tasks nobody re-attached to within the grace, and
-        ask again for keys this node has been waiting for since the last tick
-        (a request may have reached a node that was no holder in the end)."""
-        self.now = now
-        stale = [k for k in self.pending if k in self._stale]
+        """Ask again for keys this node has been waiting for since the last
+        tick (a request may have reached a node that was no holder in the
+        end), resend unacknowledged stores, reclaim silent stolen tasks. The
+        core then handles its own messages and calls :meth:`expire_orphans`."""
+        t = self.t
+        t.now = now
+        self.ask_again()
+        self.resend_unacknowledged()
+        for task in t.tasks.values():
+            if task.state == STOLEN:
+                task.stale += 1
+                if task.stale > self.stolen_patience:
+                    t.metrics.inc("exec_stolen_tasks_reclaimed")
+                    self.running.queue(task, "reclaim")
+
+    def ask_again(self) -> None:
+        t = self.t
+        stale = [k for k in t.pending if k in self._stale]
         for key in stale:
-            spec = self.pending[key]
-            self._request(key, spec)
+            spec = t.pending[key]
+            self.subs.request(key, spec)
             if spec is None:
                 # A dependency nobody answered for: its holders may all have
                 # died. Ask the dependents' subscribers, who may hold its spec.
-                for tkey in self.waiters.get(key, ()):
-                    task = self.tasks.get(tkey)
+                for tkey in t.waiters.get(key, ()):
+                    task = t.tasks.get(tkey)
                     for sub in sorted(task.subs) if task is not None else ():
-                        self._send(sub, ["n", key])
-        self._stale = set(self.pending)
-        # Stores (or their acknowledgements) lost with a broken channel: send
-        # the result again to the targets that have not acknowledged it.
-        alive = self.ring.names
-        for key, st in self.results.items():
-            if st.coord == self.name and not st.confirmed:
+                        t.send(sub, Need(key))
+        self._stale = set(t.pending)
+
+    def resend_unacknowledged(self) -> None:
+        """Stores (or their acknowledgements) lost with a broken channel: send
+        the result again to the targets that have not acknowledged it."""
+        t = self.t
+        alive = t.ring.names
+        for key, st in t.results.items():
+            if st.coord == t.name and not st.confirmed:
                 if st.stale:
                     subs = sorted(st.subs)
                     for n in st.targets:
                         if n not in st.acks and n in alive:
-                            self._send(n, ["s", key, st.kind, st.payload, st.targets, subs,
-                                           self.name, False])
+                            t.send(n, Store(key, st.kind, st.payload, st.targets, subs,
+                                            t.name, False))
                 st.stale = True
-        for task in self.tasks.values():
-            if task.state == STOLEN:
-                task.stale += 1
-                if task.stale > STOLEN_PATIENCE:
-                    self.metrics.inc("exec_stolen_tasks_reclaimed")
-                    self._queue(task)
-        self._flush_local()
-        for key in [k for k, t in self.orphaned.items() if now - t >= ORPHAN_GRACE]:
-            del self.orphaned[key]
-            st = self.results.get(key)
+
+    def expire_orphans(self, now: float) -> None:
+        """Drop results and tasks nobody re-attached to within the grace."""
+        t = self.t
+        for key in [k for k, since in t.orphaned.items() if now - since >= self.orphan_grace]:
+            del t.orphaned[key]
+            st = t.results.get(key)
             if st is not None and not st.subs:
-                del self.results[key]
-            task = self.tasks.get(key)
+                del t.results[key]
+            task = t.tasks.get(key)
             if task is not None and not task.subs and task.state != RUNNING:
-                self._drop_task(key)
+                self.running.drop_task(key)

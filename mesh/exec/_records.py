@@ -20,6 +20,39 @@ STOLEN = 4
 """Owned here, but an idle node took it to run (``Task.thief``); it comes back
 if the thief dies or never answers."""
 
+STATE_NAMES = ("held", "waiting", "ready", "running", "stolen")
+
+TRANSITIONS: dict[tuple[int, str], int] = {
+    (HELD, "own"): WAITING,          # this node became the key's owner
+    (HELD, "take"): READY,           # an overloaded owner gave it to this idle node
+    (WAITING, "deps_ready"): READY,  # every dependency's value arrived
+    (WAITING, "hand_over"): HELD,    # a view change made another node its owner
+    (WAITING, "take"): READY,
+    (READY, "start"): RUNNING,       # handed to the executor
+    (READY, "give"): STOLEN,         # an idle node took it
+    (READY, "hand_over"): HELD,
+    (RUNNING, "retry"): READY,       # it raised with retries left, or crashed its worker
+    (STOLEN, "reclaim"): READY,      # the thief died or stayed silent
+    (STOLEN, "take"): READY,
+}
+"""Every move a task may make, ``(state, event) -> state``. A task leaves the
+table (it is dropped) when its result is stored or nobody wants it."""
+
+
+class IllegalTransition(AssertionError):
+    """A task was asked to make a move :data:`TRANSITIONS` does not allow: a
+    bug in the exec core."""
+
+
+def move(task: Task, event: str) -> None:
+    """Move ``task`` along ``event`` (see :data:`TRANSITIONS`)."""
+    new = TRANSITIONS.get((task.state, event))
+    if new is None:
+        raise IllegalTransition(
+            f"task {task.key!r}: no move {event!r} from {STATE_NAMES[task.state]}")
+    task.state = new
+
+
 SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES = range(5)
 """Indexes into a spec: ``[function bytes, args kind, args payload, dependency
 keys, retries]``."""

@@ -1,13 +1,11 @@
-"""Running tasks in the exec core: queueing, executor outcomes, storing and
-confirming results.
+"""Running tasks: queueing, executor outcomes, storing and confirming results.
 
-Part of :class:`mesh.exec._core.ExecCore` (a mixin; see that module for the
-protocol). Sans-IO like the rest of the core.
+A component of :class:`mesh.exec._core.ExecCore` (see that module for the
+protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 """
 
 from __future__ import annotations
 
-from mesh.exec import _payload as P
 from mesh.exec._executor import Job, Outcome
 from mesh.exec._records import (
     READY,
@@ -21,9 +19,11 @@ from mesh.exec._records import (
     WAITING,
     Stored,
     Task,
+    move,
 )
-
-FAILED_KINDS = (P.ERROR, P.KILLED, P.FAILED)
+from mesh.exec._table import Subscriptions, Table
+from mesh.protocol import payload as P
+from mesh.protocol.messages import Confirm, Grant, Result, Steal, Store
 
 
 def killed_message(key: str, crashes: int, node: str) -> str:
@@ -37,52 +37,78 @@ def killed_message(key: str, crashes: int, node: str) -> str:
 
 
 class Running:
-    """Task execution and result replication of :class:`ExecCore`."""
+    """Task execution and result replication on one node."""
+
+    def __init__(self, table: Table, subs: Subscriptions) -> None:
+        self.t = table
+        self.subs = subs
 
     # ------------------------------------------------------------- execution
-    def _activate(self, task: Task) -> None:
+    def activate(self, task: Task) -> None:
         """This node owns ``task`` now: queue it, or wait for its dependencies."""
-        task.state = WAITING
+        t = self.t
+        move(task, "own")
         for dep in task.spec[SPEC_DEPS]:
             if dep in task.depvals:
                 continue
-            self.interest[dep] = self.interest.get(dep, 0) + 1
-            st = self.results.get(dep)
+            t.interest[dep] = t.interest.get(dep, 0) + 1
+            st = t.results.get(dep)
             if st is not None and st.confirmed:
-                task.depvals[dep] = [st.kind, st.payload]
-                if st.kind in FAILED_KINDS:
-                    self._complete(task, st.kind, st.payload)
+                if self.take_dependency(task, dep, st.kind, st.payload):
                     return
                 continue
             task.missing.add(dep)
-            waiting = self.waiters.get(dep)
+            waiting = t.waiters.get(dep)
             if waiting is None:
-                self.waiters[dep] = [task.key]
-                if dep not in self.pending:
-                    self.pending[dep] = None
-                    self._request(dep, None)
+                t.waiters[dep] = [task.key]
+                if dep not in t.pending:
+                    t.pending[dep] = None
+                    self.subs.request(dep, None)
             else:
                 waiting.append(task.key)
         if not task.missing:
-            self._queue(task)
+            self.queue(task, "deps_ready")
 
-    def _queue(self, task: Task) -> None:
-        task.state = READY
-        self.ready.append(task.key)
+    def take_dependency(self, task: Task, dep: str, kind: int, payload: bytes) -> bool:
+        """Record the value of ``dep`` for ``task``; a failed dependency fails
+        the task with the same error (returns True then)."""
+        task.depvals[dep] = [kind, payload]
+        if P.is_failure(kind):
+            self.complete(task, kind, payload)
+            return True
+        return False
+
+    def dependency_arrived(self, dep: str, kind: int, payload: bytes) -> None:
+        """A confirmed result of ``dep`` reached this node: wake its waiters."""
+        waiting = self.t.waiters.pop(dep, None)
+        if not waiting:
+            return
+        tasks = self.t.tasks
+        for tkey in waiting:
+            task = tasks.get(tkey)
+            if task is None or task.state != WAITING or dep not in task.missing:
+                continue
+            task.missing.discard(dep)
+            if not self.take_dependency(task, dep, kind, payload) and not task.missing:
+                self.queue(task, "deps_ready")
+
+    def queue(self, task: Task, event: str) -> None:
+        move(task, event)
+        self.t.ready.append(task.key)
 
     def take_jobs(self, n: int) -> tuple[list[Job], list[Job]]:
         """Up to ``n`` queued tasks as executor jobs: ``(batchable, solo)``;
         tasks that crashed a worker before are solo."""
         jobs: list[Job] = []
         solo: list[Job] = []
-        ready = self.ready
-        tasks = self.tasks
+        ready = self.t.ready
+        tasks = self.t.tasks
         while ready and len(jobs) + len(solo) < n:
             key = ready.popleft()
             task = tasks.get(key)
             if task is None or task.state != READY:
                 continue
-            task.state = RUNNING
+            move(task, "start")
             spec = task.spec
             job = [key, spec[SPEC_FN], spec[SPEC_AKIND], spec[SPEC_ARGS], task.depvals or None]
             (solo if task.crashes else jobs).append(job)
@@ -90,7 +116,7 @@ class Running:
 
     def next_function(self) -> bytes | None:
         """The pickled function of the next queued task (None if none)."""
-        ready, tasks = self.ready, self.tasks
+        ready, tasks = self.t.ready, self.t.tasks
         while ready:
             task = tasks.get(ready[0])
             if task is not None and task.state == READY:
@@ -98,95 +124,108 @@ class Running:
             ready.popleft()  # a stale entry: dropped, handed over or running
         return None
 
+    # -------------------------------------------------------------- stealing
     def steal_from(self, victim: str, n: int) -> None:
         """This node is idle: ask ``victim`` for up to ``n`` queued tasks."""
-        self._send(victim, ["st", n, self.name])
-        self._flush_local()
+        self.t.send(victim, Steal(n, self.t.name))
 
-    def _on_steal(self, msg: list) -> None:
+    def on_steal(self, msg: Steal) -> None:
         """Give up to ``n`` of our queued tasks (the newest) to an idle node."""
-        _, n, thief = msg
-        if thief == self.name or thief not in self.ring.names:
+        t = self.t
+        n, thief = msg.n, msg.thief
+        if thief == t.name or thief not in t.ring.names:
             return
         keep = []
         given = 0
-        ready = self.ready
+        ready = t.ready
         while ready and given < min(n, len(ready) // 2 + 1):
             key = ready.pop()
-            task = self.tasks.get(key)
+            task = t.tasks.get(key)
             if task is None or task.state != READY:
                 continue
             if task.crashes:  # a crash suspect stays under our eye
                 keep.append(key)
                 continue
-            task.state = STOLEN
+            move(task, "give")
             task.thief = thief
             task.stale = 0
             given += 1
-            self._send(thief, ["g", key, task.spec, sorted(task.subs), task.depvals])
+            t.send(thief, Grant(key, task.spec, sorted(task.subs), task.depvals))
         ready.extend(reversed(keep))
         if given:
-            self.metrics.inc("exec_tasks_given", given)
+            t.metrics.inc("exec_tasks_given", given)
 
-    def _on_given(self, msg: list) -> None:
+    def on_given(self, msg: Grant) -> None:
         """Run a task an overloaded owner gave us; we coordinate its result."""
-        _, key, spec, subs, depvals = msg
-        if key in self.results:
+        t = self.t
+        key, spec, subs, depvals = msg.key, msg.spec, msg.subs, msg.depvals
+        if key in t.results:
             return
-        task = self.tasks.get(key)
+        task = t.tasks.get(key)
         if task is None:
             task = Task(key, spec, set(subs))
-            self.tasks[key] = task
+            t.tasks[key] = task
         else:
             task.subs.update(subs)
             if task.state in (READY, RUNNING):
                 return
-        for dep in spec[SPEC_DEPS]:  # balanced by _release_deps when it is done
-            self.interest[dep] = self.interest.get(dep, 0) + 1
+        for dep in spec[SPEC_DEPS]:  # balanced by release_deps when it is done
+            t.interest[dep] = t.interest.get(dep, 0) + 1
         task.depvals = dict(depvals)
         task.missing.clear()
-        task.thief = self.name
-        self.metrics.inc("exec_tasks_taken")
-        self._queue(task)
+        task.thief = t.name
+        t.metrics.inc("exec_tasks_taken")
+        self.queue(task, "take")
 
+    # -------------------------------------------------------------- outcomes
     def outcomes(self, outs: list[Outcome]) -> None:
         """Results from the executor."""
-        tasks = self.tasks
+        t = self.t
+        tasks = t.tasks
         for tid, kind, payload in outs:
             task = tasks.get(tid)
             if task is None or task.state != RUNNING:
-                self.metrics.inc("exec_outcomes_ignored")
+                t.metrics.inc("exec_outcomes_ignored")
                 continue
-            if not task.subs and tid not in self.orphaned:
-                self._drop_task(tid)  # released or stored by another owner meanwhile
+            if not task.subs and tid not in t.orphaned:
+                self.drop_task(tid)  # released or stored by another owner meanwhile
                 continue
             if kind == P.CRASHED:
-                task.crashes += 1
-                self.metrics.inc("exec_worker_crashes")
-                if task.crashes >= self.max_crashes:
-                    msg = killed_message(tid, task.crashes, self.name)
-                    self._complete(task, P.KILLED, msg.encode())
-                else:
-                    self._queue(task)
-                continue
-            if kind == P.ERROR and task.tries < (task.spec[SPEC_RETRIES] or 0):
+                self.crashed(task)
+            elif self.should_retry(task, kind):
                 task.tries += 1
-                self.metrics.inc("exec_task_retries")
-                self._queue(task)
-                continue
-            self._complete(task, kind, payload)
-        self._flush_local()
+                t.metrics.inc("exec_task_retries")
+                self.queue(task, "retry")
+            else:
+                self.complete(task, kind, payload)
 
-    def _complete(self, task: Task, kind: int, payload: bytes) -> None:
+    def crashed(self, task: Task) -> None:
+        """``task`` killed its worker: run it again, or give up after
+        ``max_crashes`` with :class:`~mesh.exec.KilledWorker`."""
+        task.crashes += 1
+        self.t.metrics.inc("exec_worker_crashes")
+        if task.crashes >= self.t.max_crashes:
+            msg = killed_message(task.key, task.crashes, self.t.name)
+            self.complete(task, P.KILLED, msg.encode())
+        else:
+            self.queue(task, "retry")
+
+    def should_retry(self, task: Task, kind: int) -> bool:
+        """Whether a task that finished with ``kind`` runs again (it raised and
+        has retries left); its failed result is then never stored."""
+        return kind == P.ERROR and task.tries < task.spec[SPEC_RETRIES]
+
+    def complete(self, task: Task, kind: int, payload: bytes) -> None:
         """Store the result of a task this node owned and start replication."""
+        t = self.t
         key = task.key
-        self.completed += 1
-        self._drop_task(key)
-        targets = self.ring.pref(key)
-        me = self.name
+        t.completed += 1
+        self.drop_task(key)
+        targets = t.ring.pref(key)
+        me = t.name
         st = Stored(kind, payload, task.subs, list(targets), me)
         st.acks.add(me)
-        self.results[key] = st
+        t.results[key] = st
         # A subscriber that is itself a target resolves from our store message
         # when the targets are just it and us; the others get a result message.
         tset = set(targets)
@@ -194,51 +233,54 @@ class Running:
         subs = sorted(task.subs)
         for n in targets:
             if n != me:
-                self._send(n, ["s", key, kind, payload, list(targets), subs, me, False])
-        self._check_confirmed(key, st)
+                t.send(n, Store(key, kind, payload, list(targets), subs, me, False))
+        self.check_confirmed(key, st)
 
-    def _check_confirmed(self, key: str, st: Stored) -> None:
-        alive = self.ring.names
-        for t in st.targets:
-            if t not in st.acks and t in alive:
+    def check_confirmed(self, key: str, st: Stored) -> None:
+        """Confirm a result once every alive target acknowledged holding it."""
+        alive = self.t.ring.names
+        for target in st.targets:
+            if target not in st.acks and target in alive:
                 return
         st.confirmed = True
-        self._on_confirmed(key, st)
+        self.on_confirmed(key, st)
 
-    def _on_confirmed(self, key: str, st: Stored) -> None:
-        me = self.name
+    def on_confirmed(self, key: str, st: Stored) -> None:
+        t = self.t
+        me = t.name
         for sub in sorted(st.subs):
             if sub == me:
-                self._deliver(key, st.kind, st.payload)
+                self.subs.deliver(key, st.kind, st.payload)
             elif sub not in st.notified:
-                self._send(sub, ["r", key, st.kind, st.payload])
+                t.send(sub, Result(key, st.kind, st.payload))
         if len(st.targets) > 2:
             for n in st.targets:
                 if n != me:
-                    self._send(n, ["k", key])
+                    t.send(n, Confirm(key))
         if me not in st.targets:
-            del self.results[key]
+            del t.results[key]
 
-    def _drop_task(self, key: str) -> None:
-        task = self.tasks.pop(key, None)
+    def drop_task(self, key: str) -> None:
+        task = self.t.tasks.pop(key, None)
         if task is None:
             return
-        self.orphaned.pop(key, None)
+        self.t.orphaned.pop(key, None)
         if task.state in (WAITING, READY, RUNNING, STOLEN):
-            self._release_deps(task)
+            self.release_deps(task)
 
-    def _release_deps(self, task: Task) -> None:
+    def release_deps(self, task: Task) -> None:
         """``task`` no longer runs here: stop holding its dependencies."""
+        t = self.t
         key = task.key
         for dep in task.spec[SPEC_DEPS]:
-            waiting = self.waiters.get(dep)
+            waiting = t.waiters.get(dep)
             if waiting is not None and key in waiting:
                 waiting.remove(key)
                 if not waiting:
-                    del self.waiters[dep]
-            n = self.interest.get(dep, 0) - 1
+                    del t.waiters[dep]
+            n = t.interest.get(dep, 0) - 1
             if n > 0:
-                self.interest[dep] = n
+                t.interest[dep] = n
             else:
-                self.interest.pop(dep, None)
-                self._maybe_release(dep)
+                t.interest.pop(dep, None)
+                self.subs.maybe_release(dep)

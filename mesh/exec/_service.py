@@ -1,24 +1,17 @@
 """The exec service: the asyncio driver around :class:`~mesh.exec._core.ExecCore`.
 
-It plugs into a :class:`mesh.node.Node` under ``/v1/exec/``:
+It plugs into a :class:`mesh.node.Node` under ``/v1/exec/`` (the channels and
+their first frames are in :mod:`mesh.protocol.framing`) and serves
+``/v1/exec/stats``: ``{"node", "completed", "queued", "tasks", "results",
+"workers", "sessions", "waiting_for", "waiters", "orphan_wants", "states"}``;
+with ``{"key": k}`` in the request also where task ``k`` stands on this node,
+with ``{"pending": true}`` the first keys it waits for.
 
-* ``/v1/exec/client`` -- a channel per client (``mesh.Client``): batches of
-  submits and releases in, batches of results out. The first frame from the
-  client is ``{"client": id}``; the node answers ``{"node": name, "window":
-  credit, "members": ["host:port", ...]}``.
-* ``/v1/exec/peer`` -- one channel per ordered pair of nodes, opened lazily by
-  the sender; the first frame is ``{"from": name}``.
-* ``/v1/exec/stats`` (HTTP) -- ``{"node", "completed", "queued", "tasks",
-  "results", "workers", "sessions", "waiting_for", "waiters", "orphan_wants",
-  "states"}``; with ``{"key": k}`` in the request also where task ``k``
-  stands on this node, with ``{"pending": true}`` the first keys it waits for.
-
-Every frame is sealed with the node's HTTP codec (HMAC of the whole batch,
-once per frame) and opened before anything reads it; a frame that fails to
-open or breaks the protocol closes its channel and is counted and logged.
-Outgoing messages are appended to per-destination buffers and sent as one
-frame per buffer whenever the channel is free, so a burst of tasks costs a
-handful of frames, not one per task.
+Every frame is opened with the node's HTTP codec before anything reads it; a
+frame that fails to open or breaks the protocol closes its channel and is
+counted and logged. The core's effects are appended to per-destination
+buffers and sent as one frame per buffer whenever the channel is free, so a
+burst of tasks costs a handful of frames, not one per task.
 """
 
 from __future__ import annotations
@@ -27,15 +20,17 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
+from mesh.addresses import format_address
 from mesh.errors import ConfigError, WireError
-from mesh.exec import _payload as P
-from mesh.exec._core import ExecCore, ProtocolViolation
+from mesh.exec._core import ExecCore
+from mesh.exec._effects import Effect, ToPeer
 from mesh.exec._executor import Executor, Outcome
 from mesh.metrics import RateLimitedLog
+from mesh.placement import member_weight
+from mesh.protocol import payload as P
+from mesh.protocol.framing import CLIENT_PATH, PEER_PATH, PREFIX, STATS_PATH, encode_frames
+from mesh.protocol.messages import Members, ProtocolViolation, encode
 from mesh.runtime import Channel, ChannelClosed, Unreachable
-from mesh.wire import OVERHEAD
 
 if TYPE_CHECKING:
     from mesh.gossip import MemberEvent
@@ -44,39 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["CLIENT_PATH", "PEER_PATH", "STATS_PATH", "ExecService"]
 
 log = logging.getLogger("mesh.exec")
-
-PREFIX = "/v1/exec/"
-CLIENT_PATH = PREFIX + "client"
-PEER_PATH = PREFIX + "peer"
-STATS_PATH = PREFIX + "stats"
-_TICK = 5.0
-_CONNECT_TIMEOUT = 2.0
-_REBALANCE_SLICE = 500
-"""Keys examined per slice of a rebalancing pass (under 10 ms of CPU)."""
-_MSG_SLICE = 512
-"""Messages of one incoming frame handled before yielding to the event loop,
-so a frame of thousands of tasks does not delay gossip acknowledgements."""
-_STEAL_INTERVAL = 0.2
-"""Seconds between looks at our own queue (published in gossip metadata as
-``queue``) and, when idle, at our peers' queues to steal from."""
-_STEAL_MIN_QUEUE = 4
-"""A peer is worth stealing from once it has at least this many queued tasks."""
-_FRAME_TARGET = 1 << 20
-"""Bytes of messages after which an outgoing batch is cut into another frame."""
-
-
-def encode_frames(codec: Any, msgs: list, limit: int) -> list[bytes]:
-    """Seal ``msgs`` as few frames as fit under ``limit`` bytes each. A single
-    message that cannot fit is dropped (the caller prevents those)."""
-    body = msgpack.packb(msgs, use_bin_type=True)
-    if len(body) + OVERHEAD <= min(limit, _FRAME_TARGET) or len(msgs) == 1:
-        if len(body) + OVERHEAD > limit:
-            log.error("dropping one %d-byte message: larger than the frame limit", len(body))
-            return []
-        return [codec.seal_body(body)]
-    half = len(msgs) // 2
-    return encode_frames(codec, msgs[:half], limit) + encode_frames(codec, msgs[half:], limit)
-
 
 class _Outbox:
     """Messages for one destination and the task that sends them."""
@@ -107,9 +69,11 @@ class ExecService:
 
     prefix = PREFIX
 
-    def __init__(self, executor: Executor, *, window: int = 4096) -> None:
+    def __init__(self, executor: Executor, *, window: int | None = None) -> None:
         self.executor = executor
-        self.window = window
+        self._window = window
+        self.window = 0
+        """Credit per client: ``window`` or the node's ``Config.client_window``."""
         self.node: Node | None = None
         self.core: ExecCore | None = None
         self._links: dict[str, _Outbox] = {}
@@ -130,17 +94,20 @@ class ExecService:
     # ------------------------------------------------------------- lifecycle
     async def start(self, node: Node) -> None:
         self.node = node
+        cfg = node.config
+        self.window = self._window or cfg.client_window
         self._noise = RateLimitedLog(log, node.runtime.now)
         self._limit = node.config.max_http_body
         self.core = ExecCore(node.name, replicas=node.config.replicas,
                              max_crashes=node.config.max_task_crashes, metrics=node.metrics,
-                             window=self.window, vnodes=node.config.placement_vnodes,
-                             probes=node.config.placement_probes)
+                             window=self.window, vnodes=cfg.placement_vnodes,
+                             probes=cfg.placement_probes, orphan_grace=cfg.orphan_grace,
+                             stolen_patience=cfg.stolen_patience)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
         self._update_view()
-        self._timer = node.runtime.call_later(_TICK, self._tick)
-        self._steal_timer = node.runtime.call_later(_STEAL_INTERVAL, self._steal_tick)
+        self._timer = node.runtime.call_later(cfg.exec_tick, self._tick)
+        self._steal_timer = node.runtime.call_later(cfg.steal_interval, self._steal_tick)
 
     async def stop(self, graceful: bool) -> None:
         self._stopped = True
@@ -164,9 +131,8 @@ class ExecService:
     def _tick(self) -> None:
         if self._stopped or self.node is None or self.core is None:
             return
-        self.core.tick(self.node.runtime.now())
-        self._flush()
-        self._timer = self.node.runtime.call_later(_TICK, self._tick)
+        self._carry(self.core.tick(self.node.runtime.now()))
+        self._timer = self.node.runtime.call_later(self.node.config.exec_tick, self._tick)
 
     def _steal_tick(self) -> None:
         """Publish our queue depth (rounded to a power of two, to keep gossip
@@ -174,6 +140,7 @@ class ExecService:
         if self._stopped or self.node is None or self.core is None:
             return
         node, core = self.node, self.core
+        cfg = node.config
         depth = core.queue_depth()
         bucket = 0 if depth == 0 else 1 << (depth.bit_length() - 1)
         if bucket != self._published_queue:
@@ -189,13 +156,12 @@ class ExecService:
             for m in node.membership.alive():  # sorted by name: ties are deterministic
                 queue = m.meta.get("queue", 0) if isinstance(m.meta, dict) else 0
                 if (m.name != node.name and isinstance(queue, int)
-                        and queue >= _STEAL_MIN_QUEUE and (best is None or queue > best[0])):
+                        and queue >= cfg.steal_min_queue and (best is None or queue > best[0])):
                     best = (queue, m.name)
             if best is not None:
-                core.steal_from(best[1], max(1, min(best[0] // 2, free)))
-                self._flush()
-                self._steal_wait_until = now + 4 * _STEAL_INTERVAL
-        self._steal_timer = node.runtime.call_later(_STEAL_INTERVAL, self._steal_tick)
+                self._carry(core.steal_from(best[1], max(1, min(best[0] // 2, free))))
+                self._steal_wait_until = now + 4 * cfg.steal_interval
+        self._steal_timer = node.runtime.call_later(cfg.steal_interval, self._steal_tick)
 
     # ------------------------------------------------------------------ view
     def on_member_event(self, event: MemberEvent) -> None:
@@ -207,8 +173,7 @@ class ExecService:
         members = []
         addrs = {}
         for m in self.node.membership.alive():
-            workers = m.meta.get("workers", 1) if isinstance(m.meta, dict) else 1
-            members.append((m.name, workers if isinstance(workers, int) else 1))
+            members.append((m.name, member_weight(m.meta)))
             addrs[m.name] = m.addr
         moved = [n for n in self._links if addrs.get(n) != self._addrs.get(n)]
         self._addrs = addrs
@@ -219,48 +184,45 @@ class ExecService:
         if members == self._members:
             return  # only metadata such as queue depth changed: placement did not
         self._members = members
-        self.core.set_view(members, self.node.runtime.now())
+        effects = self.core.set_view(members, self.node.runtime.now())
         if self._rebalancer is None or self._rebalancer.done():
             self._rebalancer = self._spawn(self._rebalance())
-        members_msg = ["m", self.member_addresses()]
-        for sid in self._sessions:
-            self.core.to_clients.setdefault(sid, []).append(members_msg)
-        self._flush()
+        members_msg = encode(Members(self.member_addresses()))
+        for box in self._sessions.values():
+            box.push([members_msg])
+        self._carry(effects)
 
     async def _rebalance(self) -> None:
         """Run the core's rebalancing pass in slices, yielding to the loop."""
         assert self.node is not None and self.core is not None
-        while self.core.rebalance_step(_REBALANCE_SLICE):
-            self._flush()
+        while self.core.rebalancing():
+            self._carry(self.core.rebalance_step(self.node.config.rebalance_slice))
             await self.node.runtime.sleep(0)
-        self._flush()
+        self._carry([])
 
     def member_addresses(self) -> list[str]:
-        return [f"{a[0]}:{a[1]}" for _, a in sorted(self._addrs.items())]
+        return [format_address(a) for _, a in sorted(self._addrs.items())]
 
     # ------------------------------------------------------------- plumbing
-    def _flush(self) -> None:
-        """Hand the core's outputs to their channels and feed the executor."""
+    def _carry(self, effects: list[Effect]) -> None:
+        """Carry the core's effects out to their channels and feed the executor."""
         core = self.core
         assert core is not None
-        if core.to_peers:
-            out, core.to_peers = core.to_peers, {}
-            for dest, msgs in out.items():
-                box = self._links.get(dest)
+        for eff in effects:
+            if type(eff) is ToPeer:
+                box = self._links.get(eff.dest)
                 if box is None:
-                    if dest not in self._addrs:
+                    if eff.dest not in self._addrs:
                         self.node.metrics.inc("exec_msgs_to_departed")  # type: ignore[union-attr]
                         continue
-                    box = self._links[dest] = _Outbox()
-                    box.task = self._spawn(self._peer_sender(dest, box))
-                box.push(msgs)
-        if core.to_clients:
-            out, core.to_clients = core.to_clients, {}
-            for sid, msgs in out.items():
-                box = self._sessions.get(sid)
-                if box is not None:
-                    box.push(msgs)
-        if core.ready:
+                    box = self._links[eff.dest] = _Outbox()
+                    box.task = self._spawn(self._peer_sender(eff.dest, box))
+            else:
+                box = self._sessions.get(eff.sid)
+                if box is None:
+                    continue
+            box.push([encode(m) for m in eff.msgs])
+        if core.has_ready():
             cap = self.executor.capacity(core.next_function())
             if cap > 0:
                 jobs, solo = core.take_jobs(cap)
@@ -279,8 +241,7 @@ class ExecService:
                        f"max_http_body ({self._limit}); return something smaller, or store "
                        "large data elsewhere and return a reference to it")
                 outs[i] = (tid, P.FAILED, msg.encode())
-        self.core.outcomes(outs)
-        self._flush()
+        self._carry(self.core.outcomes(outs))
 
     def _open(self, frame: bytes, what: str) -> Any:
         assert self.node is not None and self._noise is not None
@@ -298,7 +259,8 @@ class ExecService:
         delay = 0.05
         while not self._stopped and dest in self._addrs:
             try:
-                ch = await node.runtime.connect(self._addrs[dest], PEER_PATH, _CONNECT_TIMEOUT)
+                ch = await node.runtime.connect(self._addrs[dest], PEER_PATH,
+                                               node.config.exec_connect_timeout)
             except Unreachable as exc:
                 node.metrics.inc("exec_peer_connect_failed")
                 self._noise.warning(f"exec-connect-{dest}", "cannot reach %s: %s", dest, exc)
@@ -314,7 +276,8 @@ class ExecService:
                     await box.wake.wait()
                     if box.broken:
                         raise ChannelClosed("the peer closed the channel")
-                    for frame in encode_frames(node.http_codec, box.take(), self._limit):
+                    for frame in encode_frames(node.http_codec, box.take(), self._limit,
+                                               node.config.frame_target):
                         await ch.send(frame)
             except ChannelClosed:
                 node.metrics.inc("exec_peer_channel_lost")
@@ -347,15 +310,14 @@ class ExecService:
             try:
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a peer frame must be a list of messages")
-                for i in range(0, len(msgs), _MSG_SLICE):
+                step = self.node.config.message_slice
+                for i in range(0, len(msgs), step):
                     if i:
                         await self.node.runtime.sleep(0)
-                    self.core.peer_messages(src, msgs[i:i + _MSG_SLICE])
-                    self._flush()
+                    self._carry(self.core.peer_messages(src, msgs[i:i + step]))
             except ProtocolViolation as exc:
                 self.node.metrics.inc("exec_protocol_violation")
                 self._noise.warning("exec-peer-violation", "closing channel from %s: %s", src, exc)
-                self._flush()
                 return
 
     # --------------------------------------------------------------- clients
@@ -379,19 +341,18 @@ class ExecService:
                 msgs = self._open(await channel.recv(), "client")
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a client frame must be a list of messages")
-                for i in range(0, len(msgs), _MSG_SLICE):
+                step = node.config.message_slice
+                for i in range(0, len(msgs), step):
                     if i:
                         await node.runtime.sleep(0)
-                    core.client_messages(sid, msgs[i:i + _MSG_SLICE])
-                    self._flush()
+                    self._carry(core.client_messages(sid, msgs[i:i + step]))
         except ProtocolViolation as exc:
             node.metrics.inc("exec_protocol_violation")
             self._noise.warning("exec-client-violation", "closing client channel: %s", exc)
         finally:
             del self._sessions[sid]
             box.task.cancel()
-            core.close_session(sid)
-            self._flush()
+            self._carry(core.close_session(sid))
 
     async def _client_sender(self, channel: Channel, box: _Outbox) -> None:
         assert self.node is not None
@@ -399,7 +360,8 @@ class ExecService:
         try:
             while True:
                 await box.wake.wait()
-                for frame in encode_frames(codec, box.take(), self._limit):
+                for frame in encode_frames(codec, box.take(), self._limit,
+                                           self.node.config.frame_target):
                     await channel.send(frame)
         except ChannelClosed:
             await channel.close()
@@ -428,7 +390,7 @@ class ExecService:
                  "queued": core.queue_depth(), "tasks": len(core.tasks),
                  "results": len(core.results), "workers": self.executor.workers,
                  "sessions": len(core.sessions), "waiting_for": len(core.pending),
-                 "waiters": len(core.waiters), "orphan_wants": len(core.orphan_wants),
+                 "waiters": len(core.table.waiters), "orphan_wants": len(core.table.orphan_wants),
                  "states": core.state_counts()}
         request = self.node.http_codec.open(body)
         if isinstance(request, dict) and isinstance(request.get("key"), str):

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import cloudpickle
 import msgpack
 
-from mesh.exec import _payload as P
+from mesh.protocol import payload as P
 
 _HEADER = struct.Struct(">I")
 _FN_CACHE_SIZE = 256

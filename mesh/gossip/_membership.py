@@ -29,10 +29,7 @@ import bisect
 import random
 from typing import Any
 
-import msgpack
-
 from mesh.config import Config
-from mesh.errors import ConfigError
 from mesh.gossip._awareness import Awareness
 from mesh.gossip._broadcast import BroadcastQueue
 from mesh.gossip._events import EventKind, MemberEvent, PushPull, Send
@@ -51,14 +48,15 @@ from mesh.gossip._messages import (
     encode,
     parse_state,
 )
-from mesh.gossip._probe import Probing, _Probe, _Relay
+from mesh.gossip._probe import Prober
 from mesh.gossip._state import Address, Member, Status
 from mesh.gossip._suspicion import Suspicion, Suspicions
+from mesh.gossip._table import MemberTable, check_meta
 from mesh.metrics import Metrics
 from mesh.wire import OVERHEAD
 
 
-class Membership(Probing):
+class Membership:
     """One node's view of the cluster and its SWIM/Lifeguard protocol state.
 
     Not thread-safe and not re-entrant; the driver calls it from one task.
@@ -82,29 +80,22 @@ class Membership(Probing):
         self.metrics = metrics if metrics is not None else Metrics()
         self._rng = rng
         meta = dict(meta or {})
-        self._check_meta(meta)
+        check_meta(meta, config.max_meta_bytes)
         me = Member(name, addr, incarnation, Status.ALIVE, meta)
-        self._members: dict[str, Member] = {}
-        self._order: list[str] | None = None  # sorted names, kept by _put/_drop
-        self._put(me)
+        self._table = MemberTable()
+        self._members = self._table.members  # read here; written by the table only
+        self._table.put(me)
         self._suspicions = Suspicions()
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._broadcasts = BroadcastQueue()
         self._events: list[MemberEvent] = []
         self._out: list[Send | PushPull] = []
         self._seq = 0
-        self._probe: _Probe | None = None
-        self._probe_order: list[str] = []
-        self._probe_index = 0
-        self._relays: dict[int, _Relay] = {}
-        self._live: list[str] = []  # sorted names of alive/suspect peers
-        # Dead or left peers and when they went, oldest first (they are only
-        # ever added at the time they go): the ones to forget are a prefix,
-        # the ones still gossiped to (gossip_to_dead) a suffix.
-        self._gone_names: list[str] = []
-        self._gone_at: list[float] = []
         self._leaving = False
-        self._next_probe = now + rng.random() * config.probe_interval
+        self._prober = Prober(
+            name, config, self.metrics, rng, self._awareness, self._members,
+            send=self._send, suspect=self._on_suspect, live_peers=self._live_peers,
+            next_seq=self._next_seq, next_probe=now + rng.random() * config.probe_interval)
         self._next_gossip = now + rng.random() * config.gossip_interval
         # A fresh node syncs early, see Config.fresh_syncs.
         delays = [f * (1 + rng.random()) * config.probe_interval for f in config.fresh_syncs]
@@ -133,7 +124,7 @@ class Membership(Probing):
 
     def members(self) -> list[Member]:
         """Every member we know, ourselves included, sorted by name."""
-        return list(map(self._members.__getitem__, self._names()))
+        return list(map(self._members.__getitem__, self._table.names()))
 
     def alive(self) -> list[Member]:
         """Members that are alive or suspect (not yet declared dead), ourselves
@@ -153,24 +144,19 @@ class Membership(Probing):
         """The whole table, for a push-pull exchange: one
         ``(name, host, port, incarnation, status, meta)`` row per member (a
         :class:`Member` is that row), by name."""
-        return list(map(self._members.__getitem__, self._names()))
+        return self.members()
 
     def next_deadline(self) -> float:
         """When :meth:`tick` next has work to do."""
-        d = min(self._next_probe, self._next_push_pull)
+        d = min(self._prober.next_deadline(), self._next_push_pull)
         # Gossip rounds and reaping only matter when there is something to
         # spread or forget; an idle node then wakes about once per probe.
         if len(self._broadcasts):
             d = min(d, self._next_gossip)
-        if self._gone_names:
+        if self._table.gone_names:
             d = min(d, self._next_reap)
-        probe = self._probe
-        if probe is not None and not probe.acked and not probe.indirect_sent:
-            d = min(d, probe.direct_deadline)
         if self._suspicions:
             d = min(d, self._suspicions.next_deadline())
-        if self._relays:
-            d = min(d, next(iter(self._relays.values())).deadline)
         return d
 
     # ----------------------------------------------------------------- inputs
@@ -186,9 +172,9 @@ class Membership(Probing):
         """Run every timer that is due at ``now``."""
         for name in self._suspicions.expired(now):
             self._suspicion_expired(name, now)
-        self._expire_relays(now)
+        self._prober.expire_relays(now)
         if not self._leaving:
-            self._tick_probe(now)
+            self._prober.tick(now)
         if now >= self._next_gossip:
             self._gossip(now)
             self._next_gossip = now + self.config.gossip_interval
@@ -205,7 +191,7 @@ class Membership(Probing):
                 target = self._members[self._rng.choice(peers)]
                 self._out.append(PushPull(target.addr, join=early))
         if now >= self._next_reap:
-            self._reap(now)
+            self._table.reap(now - self.config.dead_reclaim)
             self._next_reap = now + 1.0
         return self._flush()
 
@@ -244,7 +230,7 @@ class Membership(Probing):
             return []
         me = self.local
         self._leaving = True
-        self._put(me.with_(status=Status.LEFT))
+        self._table.put(me.with_(status=Status.LEFT))
         msg = encode(Dead(me.incarnation, self.name, self.name))
         self._broadcasts.push(self.name, msg)
         for name in self._live_peers():
@@ -255,23 +241,23 @@ class Membership(Probing):
         """Replace our metadata; peers learn it by gossip (it raises our
         incarnation, so the new value wins everywhere)."""
         meta = dict(meta)
-        self._check_meta(meta)
+        check_meta(meta, self.config.max_meta_bytes)
         me = self.local
         new = me.with_(incarnation=me.incarnation + 1, meta=meta)
-        self._put(new)
+        self._table.put(new)
         self._broadcast(Alive(new.incarnation, self.name, self.addr, meta))
 
     # --------------------------------------------------------------- handlers
     def _dispatch(self, msg: Message, src: Address, now: float) -> None:
         match msg:
             case Ping():
-                self._on_ping(msg, src)
+                self._prober.on_ping(msg, src)
             case IndirectPing():
-                self._on_indirect(msg, src, now)
+                self._prober.on_indirect(msg, src, now)
             case Ack():
-                self._on_ack(msg)
+                self._prober.on_ack(msg)
             case Nack():
-                self._on_nack(msg)
+                self._prober.on_nack(msg)
             case Alive():
                 self._on_alive(msg, now)
             case Suspect():
@@ -348,7 +334,7 @@ class Membership(Probing):
         timer decides) gets the refutation at once rather than by chance."""
         me = self.local
         new = me.with_(incarnation=max(incarnation, me.incarnation) + 1, status=Status.ALIVE)
-        self._put(new)
+        self._table.put(new)
         self._awareness.apply(+1)
         self.metrics.inc("gossip_refutations")
         self._broadcast(Alive(new.incarnation, self.name, self.addr, new.meta))
@@ -370,13 +356,14 @@ class Membership(Probing):
         # learn of their death and refute). Drawn as indices into that
         # sequence, which is never built: a sample depends only on its length.
         live = self._live_peers()
-        first_recent = bisect.bisect_left(self._gone_at, now - self.config.gossip_to_dead)
-        total = len(live) + len(self._gone_names) - first_recent
+        gone = self._table.gone_names
+        first_recent = bisect.bisect_left(self._table.gone_at, now - self.config.gossip_to_dead)
+        total = len(live) + len(gone) - first_recent
         k = min(self.config.gossip_nodes, total)
         for i in self._rng.sample(range(total), k):
             if not len(self._broadcasts):
                 break
-            name = live[i] if i < len(live) else self._gone_names[first_recent + i - len(live)]
+            name = live[i] if i < len(live) else gone[first_recent + i - len(live)]
             self._send(self._members[name].addr, [])
 
     def _send(self, addr: Address, prims: list[bytes]) -> None:
@@ -395,48 +382,13 @@ class Membership(Probing):
 
     # ------------------------------------------------------------- bookkeeping
     def _set(self, member: Member, now: float, kind: EventKind | None) -> None:
-        old = self._members.get(member.name)
-        self._put(member)
-        was_live = old is not None and not old.status.gone
-        if was_live == member.status.gone:  # joined or left the live view
-            i = bisect.bisect_left(self._live, member.name)
-            if member.status.gone:
-                del self._live[i]
-                self._gone_names.append(member.name)
-                self._gone_at.append(now)
-            else:
-                self._live.insert(i, member.name)
-                if member.name in self._gone_names:  # back from the dead
-                    j = self._gone_names.index(member.name)
-                    del self._gone_names[j], self._gone_at[j]
+        self._table.set(member, now)
         if kind is not None:
             self._events.append(MemberEvent(kind, member))
 
-    def _put(self, m: Member) -> None:
-        """Store our belief about ``m.name``: the only writer of _members."""
-        if m.name not in self._members:
-            self._order = None
-        self._members[m.name] = m
-
-    def _drop(self, name: str) -> None:
-        del self._members[name]
-        self._order = None
-
-    def _names(self) -> list[str]:
-        """Every known member's name, sorted. Do not modify."""
-        if self._order is None:
-            self._order = sorted(self._members)
-        return self._order
-
     def _live_peers(self) -> list[str]:
         """Names of alive and suspect peers, sorted. Do not modify."""
-        return self._live
-
-    def _reap(self, now: float) -> None:
-        j = bisect.bisect_left(self._gone_at, now - self.config.dead_reclaim)
-        for name in self._gone_names[:j]:
-            self._drop(name)
-        del self._gone_names[:j], self._gone_at[:j]
+        return self._table.live
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -445,14 +397,3 @@ class Membership(Probing):
     def _flush(self) -> list[Send | PushPull]:
         out, self._out = self._out, []
         return out
-
-    def _check_meta(self, meta: dict[str, Any]) -> None:
-        try:
-            size = len(msgpack.packb(meta, use_bin_type=True))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"member metadata must be msgpack-serialisable: {exc}") from None
-        if size > self.config.max_meta_bytes:
-            raise ConfigError(
-                f"member metadata is {size} bytes; the limit is {self.config.max_meta_bytes}"
-            )
-

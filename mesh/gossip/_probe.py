@@ -9,7 +9,7 @@ rises). With no ack by the end of the interval the target is suspected. When
 probing a suspect, the suspicion goes in the same packet (the buddy system),
 so the suspect learns of it at once and can refute.
 
-:class:`Probing` is a part of :class:`~mesh.gossip._membership.Membership`,
+:class:`Prober` is a component of :class:`~mesh.gossip._membership.Membership`,
 kept here so that each concept has its own file: the probe in flight, the
 relays this node runs for others, and the handlers of ping, ack, nack and
 indirect ping. It does no I/O and reads no clock either.
@@ -17,18 +17,15 @@ indirect ping. It does no I/O and reads no clock either.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from mesh.config import Config
+from mesh.gossip._awareness import Awareness
 from mesh.gossip._messages import Ack, IndirectPing, Nack, Ping, Suspect, encode
 from mesh.gossip._state import Address, Member, Status
-
-if TYPE_CHECKING:
-    import random
-
-    from mesh.config import Config
-    from mesh.gossip._awareness import Awareness
-    from mesh.metrics import Metrics
+from mesh.metrics import Metrics
 
 
 @dataclass(slots=True)
@@ -49,43 +46,53 @@ class _Relay:
     deadline: float
 
 
-class Probing:
-    """The probing state and handlers of a :class:`Membership`, which provides
-    the attributes and methods declared here (its rng is the runtime's)."""
+class Prober:
+    """The probe in flight and the relays run for others, over collaborators
+    given explicitly: the member table (read only), the Lifeguard awareness
+    score, the runtime's rng, and the membership's ``send``, ``suspect``,
+    ``live_peers`` and ``next_seq``."""
 
-    name: str
-    config: Config
-    metrics: Metrics
-    _rng: random.Random
-    _members: dict[str, Member]
-    _awareness: Awareness
-    _probe: _Probe | None
-    _probe_order: list[str]
-    _probe_index: int
-    _next_probe: float
-    # by seq; deadlines are now + a constant, so this order is also theirs
-    _relays: dict[int, _Relay]
+    def __init__(self, name: str, config: Config, metrics: Metrics, rng: random.Random,
+                 awareness: Awareness, members: Mapping[str, Member], *,
+                 send: Callable[[Address, list[bytes]], None],
+                 suspect: Callable[[Suspect, float], None],
+                 live_peers: Callable[[], list[str]],
+                 next_seq: Callable[[], int], next_probe: float) -> None:
+        self.name = name
+        self.config = config
+        self.metrics = metrics
+        self._rng = rng
+        self._awareness = awareness
+        self._members = members
+        self._send = send
+        self._suspect = suspect
+        self._live_peers = live_peers
+        self._next_seq = next_seq
+        self._probe: _Probe | None = None
+        self._probe_order: list[str] = []
+        self._probe_index = 0
+        self._next_probe = next_probe
+        self._relays: dict[int, _Relay] = {}
+        """By seq; deadlines are now + a constant, so this order is also theirs."""
 
-    if TYPE_CHECKING:  # provided by Membership
-
-        def _send(self, addr: Address, prims: list[bytes]) -> None: ...
-
-        def _on_suspect(
-            self, s: Suspect, now: float, informer: Address | None = None
-        ) -> None: ...
-
-        def _live_peers(self) -> list[str]: ...
-
-        def _next_seq(self) -> int: ...
+    def next_deadline(self) -> float:
+        """When :meth:`tick` or :meth:`expire_relays` next has work to do."""
+        d = self._next_probe
+        probe = self._probe
+        if probe is not None and not probe.acked and not probe.indirect_sent:
+            d = min(d, probe.direct_deadline)
+        if self._relays:
+            d = min(d, next(iter(self._relays.values())).deadline)
+        return d
 
     # --------------------------------------------------------------- handlers
-    def _on_ping(self, msg: Ping, src: Address) -> None:
+    def on_ping(self, msg: Ping, src: Address) -> None:
         if msg.target != self.name:
             self.metrics.inc("gossip_ping_wrong_target")
             return
         self._send(src, [encode(Ack(msg.seq))])
 
-    def _on_indirect(self, msg: IndirectPing, src: Address, now: float) -> None:
+    def on_indirect(self, msg: IndirectPing, src: Address, now: float) -> None:
         seq = self._next_seq()
         # Nack a little before the requester's probe period ends, so the nack
         # arrives while it still counts (Lifeguard: missing nacks mean the
@@ -93,7 +100,7 @@ class Probing:
         self._relays[seq] = _Relay(src, msg.seq, now + 0.8 * self.config.probe_timeout)
         self._send(msg.target_addr, [encode(Ping(seq, msg.target))])
 
-    def _on_ack(self, msg: Ack) -> None:
+    def on_ack(self, msg: Ack) -> None:
         probe = self._probe
         if probe is not None and probe.seq == msg.seq:
             if not probe.acked:
@@ -104,12 +111,12 @@ class Probing:
         if relay is not None:
             self._send(relay.requester, [encode(Ack(relay.seq))])
 
-    def _on_nack(self, msg: Nack) -> None:
+    def on_nack(self, msg: Nack) -> None:
         probe = self._probe
         if probe is not None and probe.seq == msg.seq:
             probe.nacks += 1
 
-    def _expire_relays(self, now: float) -> None:
+    def expire_relays(self, now: float) -> None:
         """Nack, for the requester, each relay whose target did not ack in time."""
         relays = self._relays
         while relays:
@@ -120,7 +127,7 @@ class Probing:
             self._send(relay.requester, [encode(Nack(relay.seq))])
 
     # ---------------------------------------------------------------- probing
-    def _tick_probe(self, now: float) -> None:
+    def tick(self, now: float) -> None:
         probe = self._probe
         if (
             probe is not None
@@ -186,4 +193,4 @@ class Probing:
             self._awareness.apply(1)
         m = self._members.get(probe.target)
         if m is not None and not m.status.gone:
-            self._on_suspect(Suspect(m.incarnation, m.name, self.name), now)
+            self._suspect(Suspect(m.incarnation, m.name, self.name), now)

@@ -16,6 +16,8 @@ from typing import Any
 
 import msgpack
 
+from mesh.addresses import format_address
+
 Address = tuple[str, int]
 
 
@@ -94,8 +96,8 @@ class Member(tuple):  # type: ignore[type-arg]
 
     @property
     def address(self) -> str:
-        """``host:port`` as text."""
-        return f"{self[1]}:{self[2]}"
+        """``host:port`` as text (``[v6]:port`` for IPv6)."""
+        return format_address((self[1], self[2]))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form used by ``mesh members --json`` and the HTTP API."""

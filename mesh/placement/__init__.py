@@ -2,9 +2,9 @@
 
 From the current view (alive members, weighted by their worker count) every
 node computes the same preference list for any key (a task id, a data
-partition id): R distinct members, owner first. When the view changes,
-:func:`diff` says which keys moved, which surviving nodes still hold a copy,
-and which new holders need one.
+partition id): R distinct members, owner first. When the view changes, the
+exec layer compares each held key's lists in the old and new views
+(``mesh.exec._ring.Ring.compare``) and hands keys to their new holders.
 
     >>> from mesh.placement import Member, Placement
     >>> view = Placement([Member("a"), Member("b", weight=8), Member("c")])
@@ -15,8 +15,7 @@ The algorithm (multi-probe consistent hashing with vnodes) and the figures
 that chose it are in docs/placement.md.
 """
 
-from mesh.placement._member import Member
-from mesh.placement._rebalance import Move, diff, repair_targets
+from mesh.placement._member import Member, member_weight
 from mesh.placement._ring import (
     DEFAULT_PROBES,
     DEFAULT_VNODES,
@@ -31,8 +30,6 @@ __all__ = [
     "MAX_MEMBERS",
     "MAX_PROBES",
     "Member",
-    "Move",
     "Placement",
-    "diff",
-    "repair_targets",
+    "member_weight",
 ]

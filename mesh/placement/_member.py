@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Member"]
+__all__ = ["Member", "member_weight"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -26,3 +26,11 @@ class Member:
             raise TypeError(f"member weight must be an int, got {self.weight!r}")
         if self.weight < 1:
             raise ValueError(f"member weight must be at least 1, got {self.weight}")
+
+
+def member_weight(meta: object) -> int:
+    """A member's placement weight from its gossip metadata: its ``workers``
+    count when that is a positive int, else 1 (a node that publishes nothing,
+    or nonsense, still owns a share)."""
+    workers = meta.get("workers", 1) if isinstance(meta, dict) else 1
+    return workers if type(workers) is int and workers > 0 else 1

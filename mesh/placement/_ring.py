@@ -32,6 +32,7 @@ from itertools import chain, compress, islice, repeat
 from operator import add, and_, eq, ne, rshift, sub
 from typing import Any
 
+from mesh.config import DEFAULT
 from mesh.placement._hashing import (
     MAX_PROBES,
     key_bytes,
@@ -39,17 +40,14 @@ from mesh.placement._hashing import (
     vnode_positions,
 )
 from mesh.placement._member import Member
+from mesh.placement._shares import owned_shares
 
 __all__ = ["DEFAULT_PROBES", "DEFAULT_VNODES", "MAX_MEMBERS", "MAX_PROBES", "Placement"]
 
-#: Vnodes per unit of weight. With 8 probes, 64 vnodes keep the largest share
-#: of the key space within about 10% of the fair share at 1,000 members (7% at
-#: 100, 5% at 10) while a 1,000-member placement builds in tens of
-#: milliseconds; see docs/placement.md.
-DEFAULT_VNODES = 64
-#: Probes per key. More probes balance better and cost lookup time; see
-#: docs/placement.md for the measured trade-off.
-DEFAULT_PROBES = 8
+#: Vnodes per unit of weight and probes per key: ``Config.placement_vnodes``
+#: and ``Config.placement_probes`` (the reasons are written there).
+DEFAULT_VNODES = DEFAULT.placement_vnodes
+DEFAULT_PROBES = DEFAULT.placement_probes
 
 _IDX_BITS = 16
 #: A point is stored as ``position48 << 16 | member index``: at most 2**16 members.
@@ -57,7 +55,6 @@ MAX_MEMBERS = 1 << _IDX_BITS
 _IDX = MAX_MEMBERS - 1
 _POS = ((1 << 64) - 1) ^ _IDX
 _WRAP = 1 << 64
-_POSITIONS = float(1 << 48)
 
 #: Preference lists up to this length use a bucket table; longer ones walk.
 _TABLE_MAX_R = 8
@@ -250,9 +247,9 @@ class Placement:
     def key_probes(self, key: str | bytes) -> tuple[int, ...]:
         """The probe positions of ``key`` (64-bit words, as hashed).
 
-        Hashing is the larger part of a lookup; :func:`mesh.placement.diff`
-        hashes each key once and ranks it in both views with
-        :meth:`preference_list_of_probes`.
+        Hashing is the larger part of a lookup; on a view change the exec
+        layer (``mesh.exec._ring.Ring.compare``) hashes each key once and
+        ranks it in both views with :meth:`preference_list_of_probes`.
         """
         h = self._hasher.copy()
         h.update(key_bytes(key))
@@ -383,29 +380,9 @@ class Placement:
         pts = self._points
         if not pts:
             return {}
-        k = self._probes
-        pos = [v >> _IDX_BITS for v in pts]
-        prev = [pos[-1] - (1 << 48), *pos[:-1]]
-        gaps = [(b - a) / _POSITIONS for a, b in zip(prev, pos, strict=True)]
-        order = sorted(range(len(gaps)), key=gaps.__getitem__)
-        owned = [0.0] * len(gaps)
-        acc = 0.0  # integral so far
-        below = 0.0  # total length of the gaps already passed
-        left = len(gaps)  # gaps not yet passed
-        t0 = 0.0
-        for j in order:
-            g = gaps[j]
-            if g > t0:
-                acc += ((1.0 - below - left * t0) ** k - (1.0 - below - left * g) ** k) / left
-                t0 = g
-            owned[j] = acc
-            below += g
-            left -= 1
-        per = [0.0] * len(self._names)
-        for v, s in zip(pts, owned, strict=True):
-            per[v & _IDX] += s
-        total = sum(per)
-        return {name: s / total for name, s in zip(self._names, per, strict=True)}
+        per = owned_shares([v >> _IDX_BITS for v in pts], [v & _IDX for v in pts],
+                           len(self._names), self._probes)
+        return dict(zip(self._names, per, strict=True))
 
 
 _NON_NEGATIVE = (0).__le__

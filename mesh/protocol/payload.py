@@ -42,6 +42,14 @@ FAILED = 4
 CRASHED = 5
 """Executor-only outcome: the worker process died while holding the task."""
 
+FAILED_KINDS = frozenset({ERROR, KILLED, FAILED})
+"""Result kinds that fail a future (and every task that depends on it)."""
+
+
+def is_failure(kind: int) -> bool:
+    """Whether a result of ``kind`` fails its future and its dependents."""
+    return kind in FAILED_KINDS
+
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 
 

@@ -7,6 +7,8 @@ so any one of them can be restarted and find the others again.
 The children run in their own sessions, so a Ctrl-C in the terminal reaches
 only ``mesh up``, which then sends SIGTERM to every child (each leaves the mesh
 gracefully), waits for all of them and kills any that outlive the grace time.
+With ``--demo`` a job runs on the mesh once it is up (:mod:`mesh.cli.demo`),
+and the mesh stops when it is done.
 """
 
 from __future__ import annotations
@@ -18,25 +20,65 @@ import os
 import signal
 import sys
 
-from mesh.cli import LEAVE_TIMEOUT
+from mesh import _loop
+from mesh.cli._common import (
+    LOG_LEVELS,
+    SECRET_HELP,
+    add_set_flag,
+    config_overrides,
+    fail,
+    port,
+    positive_int,
+)
+from mesh.config import DEFAULT
+from mesh.errors import ConfigError
+from mesh.secrets import load_secret
 
-GRACE = LEAVE_TIMEOUT + 3.0
+GRACE = DEFAULT.leave_timeout + 3.0
 """Seconds a child gets to leave after SIGTERM before it is killed."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    up = sub.add_parser("up", help="start a local mesh of several nodes")
+    up.add_argument("--nodes", type=positive_int, default=3)
+    up.add_argument("--base-port", type=port, default=7946,
+                    help="the first node's port; the others follow (default 7946)")
+    up.add_argument("--workers", type=positive_int, default=None,
+                    help="worker processes per node (default: the cores shared out "
+                    "among the nodes, at least 1 each)")
+    up.add_argument("--replicas", type=positive_int, default=None)
+    up.add_argument("--demo", action="store_true",
+                    help="run a demo job on the mesh, print what each node did, then stop")
+    up.add_argument("--secret-file", metavar="PATH", help=SECRET_HELP)
+    up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    add_set_flag(up)
+    up.set_defaults(run=cmd_up)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    try:
+        config_overrides(args.set)
+        secret = load_secret(args.secret_file) if args.secret_file is not None else None
+    except ConfigError as exc:
+        return fail(2, str(exc))
+    if args.base_port + args.nodes - 1 > 65535:
+        return fail(2, f"--base-port {args.base_port} leaves no room for {args.nodes} nodes")
+    if args.demo:
+        return _loop.run(up_with_demo(args, secret))
+    return _loop.run(up(args))
 
 
 def node_args(args: argparse.Namespace, i: int) -> list[str]:
     """The ``mesh join`` arguments of node ``i`` (0-based)."""
-    port = args.base_port + i
+    first = args.base_port + i
     seeds = [args.base_port] if i else ([args.base_port + 1] if args.nodes > 1 else [])
-    argv = ["join", "--bind", f"127.0.0.1:{port}", "--name", f"node{i + 1}"]
+    argv = ["join", "--bind", f"127.0.0.1:{first}", "--name", f"node{i + 1}"]
     for s in seeds:
         argv += ["--seed", f"127.0.0.1:{s}"]
     workers = args.workers or max(1, (os.cpu_count() or 1) // args.nodes)
     argv += ["--workers", str(workers), "--log-level", args.log_level]
     if args.replicas is not None:
         argv += ["--replicas", str(args.replicas)]
-    if args.demo:
-        argv.append("--demo")
     if args.secret_file is not None:
         argv += ["--secret-file", args.secret_file]
     for pair in args.set:
@@ -44,10 +86,11 @@ def node_args(args: argparse.Namespace, i: int) -> list[str]:
     return argv
 
 
-async def up(args: argparse.Namespace) -> int:
-    """Start the nodes, print ``name address pid PID`` for each, wait for a signal or
-    for every child to exit, then end them all. Returns the exit code."""
-    stop = asyncio.Event()
+async def up(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+    """Start the nodes, print ``name address pid PID`` for each, wait for a
+    signal, for ``stop``, or for every child to exit, then end them all.
+    Returns the exit code."""
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -76,6 +119,32 @@ async def up(args: argparse.Namespace) -> int:
         return 0
     finally:
         await _end_all(children)
+
+
+async def up_with_demo(args: argparse.Namespace, secret: bytes | None) -> int:
+    """``mesh up --demo``: the nodes start, the demo runs, then everything
+    stops (exit code 0 when the result is right)."""
+    from mesh.cli.demo import DEMO_TIMEOUT, run_demo  # the client, only when asked for
+
+    stop = asyncio.Event()
+    up_task = asyncio.ensure_future(up(args, stop))
+    addresses = [f"127.0.0.1:{args.base_port + i}" for i in range(args.nodes)]
+    job = asyncio.ensure_future(
+        asyncio.wait_for(run_demo(addresses, secret), DEMO_TIMEOUT))
+    await asyncio.wait({job, up_task}, return_when=asyncio.FIRST_COMPLETED)
+    if not job.done():  # Ctrl-C (or every node exited) before the demo finished
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+        return await up_task or 1
+    try:
+        code = job.result()
+    except Exception as exc:  # report any failure of the demo and still stop the nodes
+        print(f"mesh up: the demo failed: {type(exc).__name__}: {exc}", file=sys.stderr,
+              flush=True)
+        code = 1
+    stop.set()
+    rc = await up_task
+    return code or rc
 
 
 async def _all_exited(children: list[tuple[str, asyncio.subprocess.Process]]) -> None:

@@ -1,0 +1,222 @@
+"""The client's protocol, sans-IO: key states, credit, resubmission and the
+keepalive decision of one client.
+
+:class:`ClientProtocol` does no I/O, starts no thread and reads no clock: the
+asyncio driver (:class:`mesh._client_core.ClientCore`) feeds it what the
+entry node sent and ``now``, and sends what :meth:`ClientProtocol.outgoing`
+returns. The driver holds its condition lock around every call, because the
+user's threads (the sync bridge) read the same key states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mesh._client_future import CANCELLED, ERROR, FINISHED, PENDING, KeyState
+from mesh.addresses import parse_address
+from mesh.config import DEFAULT
+from mesh.protocol import payload as P
+from mesh.protocol.messages import Done, Members, Release, Submit, encode
+from mesh.runtime import Address
+
+__all__ = ["ClientProtocol", "check_call_options"]
+
+_FN_CACHE = 128
+
+
+def check_call_options(*, pure: object, retries: object, key: object) -> None:
+    """Refuse bad ``submit``/``map`` options when called, naming the argument
+    (a bad value caught only on a node would fail far from the typo)."""
+    if type(pure) is not bool:
+        raise TypeError(f"pure must be True or False, not {type(pure).__name__} {pure!r:.40}")
+    if type(retries) is not int:
+        raise TypeError(f"retries must be an int, not {type(retries).__name__} {retries!r:.40}")
+    if retries < 0:
+        raise ValueError(f"retries must be 0 or more, not {retries}")
+    if key is not None:
+        if type(key) is not str:
+            raise TypeError(f"key must be a str, not {type(key).__name__} {key!r:.40}")
+        if not key:
+            raise ValueError("key must not be empty")
+
+
+class ClientProtocol:
+    """What one client knows and owes: its keys, its credit, its nodes."""
+
+    def __init__(self, addresses: list[Address], client_id: str, max_body: int) -> None:
+        self.addresses = addresses
+        self.client_id = client_id
+        self.max_body = max_body
+        self.states: dict[str, KeyState] = {}
+        self.unsent: deque[KeyState] = deque()
+        self.releases: list[str] = []
+        self.credit = 0
+        self.window = 0
+        self.last_rx = 0.0
+        self._counter = itertools.count()
+        self._fns: dict[int, tuple[Any, bytes, bytes, str]] = {}
+
+    # ------------------------------------------------------------ submitting
+    def build(self, func: Callable[..., Any], calls: Iterable[tuple[tuple, dict]], *,
+              pure: bool, retries: int, key: str | None,
+              own: Callable[[Any], bool]) -> list[tuple[str, list, list[Any]]]:
+        """Encode calls of ``func``: ``(key, spec, dependency futures)`` each.
+        ``own(future)`` says whether a future in the arguments is ours."""
+        if not callable(func):
+            raise TypeError(f"the first argument must be callable, not {type(func).__name__}")
+        check_call_options(pure=pure, retries=retries, key=key)
+        fn, fn_digest, name = self._function(func)
+        items = []
+        for args, kwargs in calls:
+            akind, payload, dep_futs = P.dumps_args(args, kwargs)
+            for f in dep_futs:
+                if not own(f):
+                    raise ValueError(f"future {f.key} belongs to another client")
+            if len(payload) + len(fn) > self.max_body // 2:
+                raise ValueError(
+                    f"the arguments of {name} are {len(payload) + len(fn)} bytes pickled, more "
+                    f"than half the frame limit ({self.max_body}); pass large data by "
+                    "reference (a path or URL) instead")
+            deps = [f.key for f in dep_futs]
+            if key is not None:
+                k = key
+            elif pure:
+                h = hashlib.blake2b(fn_digest, digest_size=16)
+                h.update(bytes((akind,)))
+                h.update(payload)
+                k = f"{name}-{h.hexdigest()}"
+            else:
+                k = f"{name}-{self.client_id}-{next(self._counter)}"
+            items.append((k, [fn, akind, payload, deps, retries], dep_futs))
+        return items
+
+    def _function(self, func: Callable[..., Any]) -> tuple[bytes, bytes, str]:
+        cached = self._fns.get(id(func))
+        if cached is not None and cached[0] is func:
+            return cached[1], cached[2], cached[3]
+        fn = P.dumps_function(func)
+        digest = hashlib.blake2b(fn, digest_size=16).digest()
+        name = getattr(func, "__name__", type(func).__name__)
+        if len(self._fns) >= _FN_CACHE:
+            self._fns.pop(next(iter(self._fns)))
+        self._fns[id(func)] = (func, fn, digest, name)
+        return fn, digest, name
+
+    def state(self, key: str, spec: list, deps: list[KeyState]) -> tuple[KeyState, bool]:
+        """The state of ``key``, and whether it is new (then it must be sent)."""
+        st = self.states.get(key)
+        if st is not None:
+            return st, False
+        st = self.states[key] = KeyState(key, spec, deps)
+        return st, True
+
+    def outgoing(self) -> list:
+        """Wire messages to send now: every release, and as many queued
+        submissions as the credit allows."""
+        msgs: list = []
+        if self.releases:
+            msgs = [encode(Release(k)) for k in self.releases]
+            self.releases = []
+        unsent = self.unsent
+        while unsent and self.credit > 0:
+            st = unsent.popleft()
+            if st.sent or st.refs <= 0 or st.status == CANCELLED:
+                continue
+            st.sent = True
+            self.credit -= 1
+            msgs.append(encode(Submit(st.key, *st.spec)))
+        return msgs
+
+    # ------------------------------------------------------------- receiving
+    def connected(self, welcome: dict, addr: Address, now: float) -> None:
+        """A node accepted us: take its credit and submit every live key again,
+        in creation order (dependencies first). Holders of a result or a
+        queued task re-attach to it; lost tasks run again."""
+        self.learn(welcome.get("members", []), first=addr)
+        self.credit = self.window = int(welcome.get("window", 1))
+        self.last_rx = now
+        self.unsent = deque(st for st in self.states.values()
+                            if st.status == PENDING or st.refs > 0)
+        for st in self.unsent:
+            st.sent = False
+        self.releases.clear()
+
+    def learn(self, members: list[str], first: Address | None = None) -> None:
+        """Member addresses, ``first`` first, then the ones we knew."""
+        known = [parse_address(m) for m in members if isinstance(m, str)]
+        merged = ([first] if first else []) + [a for a in known if a != first]
+        merged += [a for a in self.addresses if a not in merged]
+        self.addresses = merged
+
+    def received(self, msgs: list, now: float) -> list[KeyState]:
+        """Records from the entry node; returns the states they finished. A
+        key resolves at most once: a second result for it is ignored."""
+        self.last_rx = now
+        finished = []
+        credit = 0
+        states = self.states
+        for m in msgs:
+            if type(m) is Done:
+                credit += 1
+                st = states.get(m.key)
+                if st is not None and st.status == PENDING:
+                    kind = m.kind
+                    resolve(st, ERROR if P.is_failure(kind) else FINISHED, kind, m.payload)
+                    finished.append(st)
+            elif type(m) is Members:
+                self.learn(m.addresses, first=self.addresses[0] if self.addresses else None)
+            # Pong: a keepalive answer; receiving it was the point
+        self.credit += credit
+        return finished
+
+    def keepalive(self, now: float, connected: bool,
+                  timeout: float = DEFAULT.client_keepalive_timeout) -> str:
+        """What the keepalive timer does now: ``"idle"`` (nothing in flight),
+        ``"reconnect"`` (the node stayed silent too long: a crashed machine or
+        a partition closes no connection) or ``"ping"``."""
+        if not connected or self.credit >= self.window:
+            self.last_rx = now
+            return "idle"
+        if now - self.last_rx > timeout:
+            return "reconnect"
+        return "ping"
+
+    def fail_pending(self, status: str, message: bytes) -> None:
+        for st in list(self.states.values()):
+            if st.status == PENDING:
+                resolve(st, status, P.FAILED, message)
+
+    # ----------------------------------------------------- release / cancel
+    def unref(self, st: KeyState) -> None:
+        """A future of ``st`` went away; the last one releases the key."""
+        st.refs -= 1
+        if st.refs > 0:
+            return
+        if self.states.get(st.key) is st:
+            del self.states[st.key]
+        if st.sent and st.status != CANCELLED:
+            self.releases.append(st.key)
+
+    def cancel(self, st: KeyState) -> bool:
+        """Cancel ``st`` unless it finished; True if it is cancelled now."""
+        if st.status == CANCELLED:
+            return True
+        if st.done:
+            return False
+        resolve(st, CANCELLED, P.FAILED, b"")
+        if self.states.get(st.key) is st:
+            del self.states[st.key]
+        if st.sent:
+            self.releases.append(st.key)
+        return True
+
+
+def resolve(st: KeyState, status: str, kind: int, payload: bytes) -> None:
+    st.status = status
+    st.kind = kind
+    st.payload = payload
+    st.deps = []

@@ -1,0 +1,130 @@
+"""The subscriber side of the exec core: client sessions, asking holders for
+results, delivering them, and releasing keys nobody needs.
+
+A component of :class:`mesh.exec._core.ExecCore` (see that module for the
+protocol) over the shared :class:`~mesh.exec._table.Table`; it implements
+:class:`~mesh.exec._table.Subscriptions`. Sans-IO.
+"""
+
+from __future__ import annotations
+
+from mesh.exec._records import Session
+from mesh.exec._running import Running
+from mesh.exec._table import Table
+from mesh.protocol.messages import Done, Hold, Need, Result, Unsubscribe, Want
+
+
+class Subscriber:
+    """What this node waits for, and for whom (client sessions, local tasks)."""
+
+    def __init__(self, table: Table) -> None:
+        self.t = table
+        self.running: Running | None = None
+        """Set by the core once the running component exists (they call each
+        other: results wake local tasks, tasks ask for their dependencies)."""
+
+    # --------------------------------------------------------------- sessions
+    def submit(self, sess: Session, key: str, spec: list) -> None:
+        """A client attached to this node submits (or re-attaches to) ``key``."""
+        t = self.t
+        if key in sess.keys:
+            return  # a client submits each key once per session
+        sess.keys.add(key)
+        spec[0] = t.intern(spec[0])
+        t.specs[key] = spec
+        sess.inflight += 1
+        held = t.held.get(key)
+        if held is None:
+            t.held[key] = {sess.sid}
+        else:
+            held.add(sess.sid)
+        st = t.results.get(key)
+        if st is not None and st.confirmed:
+            t.to_client(sess.sid, Done(key, st.kind, st.payload))
+            sess.inflight -= 1
+            return
+        watchers = t.watch.get(key)
+        if watchers is None:
+            t.watch[key] = {sess.sid}
+        else:
+            watchers.add(sess.sid)
+        if key not in t.pending or t.pending[key] is None:
+            t.pending[key] = spec
+            self.request(key, spec)
+
+    def session_release(self, sid: int, key: str) -> None:
+        """Session ``sid`` no longer holds ``key``."""
+        t = self.t
+        held = t.held.get(key)
+        if held is not None:
+            held.discard(sid)
+            if not held:
+                del t.held[key]
+                t.specs.pop(key, None)
+        watchers = t.watch.get(key)
+        if watchers is not None and sid in watchers:
+            watchers.discard(sid)
+            sess = t.sessions.get(sid)
+            if sess is not None:
+                sess.inflight -= 1
+            if not watchers:
+                del t.watch[key]
+        self.maybe_release(key)
+
+    def needed(self, key: str) -> bool:
+        """Whether a client or a local task here still needs ``key``."""
+        t = self.t
+        return bool(key in t.held or t.interest.get(key) or key in t.watch
+                    or key in t.waiters)
+
+    def maybe_release(self, key: str) -> None:
+        """Unsubscribe from ``key``'s holders once nothing here needs it."""
+        if self.needed(key):
+            return
+        self.t.pending.pop(key, None)
+        for n in self.t.ring.pref(key):
+            self.t.send(n, Unsubscribe(key, self.t.name))
+
+    def request(self, key: str, spec: list | None) -> None:
+        """Ask the key's holders for its result (submitting ``spec`` if known)."""
+        t = self.t
+        pref = t.ring.pref(key)
+        for n in pref:
+            if spec is not None:
+                t.send(n, Hold(key, spec, [t.name], list(pref)))
+            else:
+                t.send(n, Want(key, t.name))
+
+    def waits_for(self, key: str) -> bool:
+        t = self.t
+        return key in t.watch or key in t.waiters or key in t.pending
+
+    # ---------------------------------------------------------------- delivery
+    def deliver(self, key: str, kind: int, payload: bytes) -> None:
+        """A confirmed result reached this node as a subscriber."""
+        t = self.t
+        t.pending.pop(key, None)
+        watchers = t.watch.pop(key, None)
+        if watchers:
+            msg = Done(key, kind, payload)
+            for sid in sorted(watchers):
+                t.to_client(sid, msg)
+                sess = t.sessions.get(sid)
+                if sess is not None:
+                    sess.inflight -= 1
+        assert self.running is not None
+        self.running.dependency_arrived(key, kind, payload)
+
+    def on_result(self, msg: Result) -> None:
+        st = self.t.results.get(msg.key)
+        if st is not None and not st.confirmed:
+            st.confirmed = True
+        if self.waits_for(msg.key):
+            self.deliver(msg.key, msg.kind, msg.payload)
+
+    def on_need(self, msg: Need) -> None:
+        """Nobody answers for ``key``: submit it again if a client here gave it."""
+        spec = self.t.specs.get(msg.key)
+        if spec is not None:
+            self.t.metrics.inc("exec_lost_keys_resubmitted")
+            self.request(msg.key, spec)

@@ -1,0 +1,110 @@
+"""The state one node's exec core keeps, shared by its components.
+
+:class:`Table` declares every field the components of
+:class:`mesh.exec._core.ExecCore` read and write (a component keeps nothing
+else but its own private bookkeeping); :class:`Subscriptions` is the interface
+the execution and view components use to ask for and hand out results.
+Sans-IO: messages are queued here and handed out as effects by the core.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mesh.exec._records import Session, Stored, Task
+from mesh.exec._ring import Ring
+from mesh.metrics import Metrics
+
+_MAX_FUNCTIONS = 1024
+"""Distinct pickled functions interned at once (one copy each, however many
+specs carry it)."""
+
+
+@dataclass(slots=True, eq=False)
+class Table:
+    """Every key, task, result and session this node knows about."""
+
+    name: str
+    replicas: int
+    max_crashes: int
+    metrics: Metrics
+    window: int
+    ring: Ring
+    vnodes: int
+    probes: int
+    now: float = 0.0
+    completed: int = 0
+    tasks: dict[str, Task] = field(default_factory=dict)
+    """Specs held here (as owner, backup or thief)."""
+    results: dict[str, Stored] = field(default_factory=dict)
+    ready: deque[str] = field(default_factory=deque)
+    """Keys of queued tasks, oldest first (entries may be stale)."""
+    orphan_wants: dict[str, set[str]] = field(default_factory=dict)
+    """Subscribers that asked for a key this node holds nothing of yet."""
+    orphaned: dict[str, float] = field(default_factory=dict)
+    """Keys whose every subscriber died, with when (kept for a grace)."""
+    sessions: dict[int, Session] = field(default_factory=dict)
+    watch: dict[str, set[int]] = field(default_factory=dict)
+    """Sessions waiting for a key's result."""
+    held: dict[str, set[int]] = field(default_factory=dict)
+    """Sessions holding a key (until they release it)."""
+    waiters: dict[str, list[str]] = field(default_factory=dict)
+    """Local tasks waiting for a dependency."""
+    interest: dict[str, int] = field(default_factory=dict)
+    """How many local tasks use a dependency."""
+    specs: dict[str, list] = field(default_factory=dict)
+    """Specs of the keys clients attached here hold, to run them again if
+    every copy of their result is lost while a dependent still needs it."""
+    pending: dict[str, list | None] = field(default_factory=dict)
+    """Keys this node waits for, with the spec when a client gave it (so it
+    can submit again if every holder dies)."""
+    fns: dict[bytes, bytes] = field(default_factory=dict)
+    to_peers: dict[str, list] = field(default_factory=dict)
+    to_clients: dict[int, list] = field(default_factory=dict)
+    local: deque = field(default_factory=deque)
+    """Messages to this node itself, handled before the core returns."""
+
+    def send(self, dest: str, msg: object) -> None:
+        if dest == self.name:
+            self.local.append(msg)
+        else:
+            out = self.to_peers.get(dest)
+            if out is None:
+                self.to_peers[dest] = [msg]
+            else:
+                out.append(msg)
+
+    def to_client(self, sid: int, msg: object) -> None:
+        out = self.to_clients.get(sid)
+        if out is None:
+            self.to_clients[sid] = [msg]
+        else:
+            out.append(msg)
+
+    def new_ring(self, members: list[tuple[str, int]]) -> Ring:
+        return Ring(members, self.replicas, vnodes=self.vnodes, probes=self.probes)
+
+    def intern(self, fn: bytes) -> bytes:
+        """One copy of each pickled function: a map of 100,000 tasks carries
+        the same function bytes in every spec."""
+        got = self.fns.get(fn)
+        if got is None:
+            if len(self.fns) >= _MAX_FUNCTIONS:
+                self.fns.clear()
+            self.fns[fn] = got = fn
+        return got
+
+
+class Subscriptions(Protocol):
+    """What the subscriber side offers the other components."""
+
+    def request(self, key: str, spec: list | None) -> None:
+        """Ask ``key``'s holders for its result (submitting ``spec`` if known)."""
+
+    def deliver(self, key: str, kind: int, payload: bytes) -> None:
+        """A confirmed result of ``key`` reached this node as a subscriber."""
+
+    def maybe_release(self, key: str) -> None:
+        """Unsubscribe from ``key`` if nothing here needs it any more."""
