@@ -39,7 +39,7 @@ from mesh.exec import _payload as P
 from mesh.exec._service import CLIENT_PATH, encode_frames
 from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
 from mesh.secrets import format_address, parse_address
-from mesh.wire import Codec
+from mesh.wire import Codec, Secrets
 
 __all__ = ["ClientCore"]
 
@@ -56,11 +56,11 @@ _FN_CACHE = 128
 class ClientCore:
     """Connection, credit, and key states of one client."""
 
-    def __init__(self, addresses: Sequence[str], secret: bytes | None, *, max_body: int,
+    def __init__(self, addresses: Sequence[str], secret: Secrets, *, max_body: int,
                  connect_timeout: float, reconnect_timeout: float,
                  runtime: Runtime | None = None, client_id: str | None = None) -> None:
         self.addresses: list[Address] = [parse_address(a) for a in addresses]
-        self.codec = Codec(secret, max_body)
+        self.codec = Codec(secret, max_body, source=runtime)  # None: the host's clock
         self.max_body = max_body
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
@@ -96,6 +96,9 @@ class ClientCore:
             from mesh.realtime import RealRuntime
 
             self._runtime = RealRuntime(max_body=self.max_body)
+        from mesh.wire._transport import SecureRuntime  # tokens and bound channels
+
+        self._runtime = SecureRuntime(self._runtime, self.codec, unauth_body=0)
         try:
             await self._connect(self.addresses, self.connect_timeout)
         except BaseException:

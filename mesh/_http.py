@@ -9,12 +9,25 @@ connects) or :class:`~mesh.runtime.ChannelClosed` (channels).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from mesh.runtime import Address, ChannelClosed, ChannelHandler, RequestHandler, Unreachable
+from mesh.metrics import Metrics
+from mesh.runtime import (
+    Address,
+    Admission,
+    ChannelClosed,
+    ChannelHandler,
+    Gate,
+    RequestHandler,
+    Unreachable,
+)
 
 log = logging.getLogger("mesh.realtime")
 
@@ -23,6 +36,143 @@ _SHUTDOWN_TIMEOUT = 1.0
 """Seconds in-flight requests get to finish when a server closes."""
 
 _CHANNEL_ERRORS = (ConnectionError, aiohttp.ClientError, asyncio.TimeoutError)
+
+AUTH_HEADER = "X-Mesh-Auth"
+"""Carries the admission token of a request or channel upgrade (base64). The
+gate's reply to a channel's token is the channel's first message."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one server lets its connections cost (see the ``Config`` block
+    "wire security and bounds" for each value's reason)."""
+
+    max_body: int
+    ws_close_timeout: float = 2.0
+    handshake_timeout: float = 5.0
+    idle_timeout: float = 30.0
+    body_timeout: float = 30.0
+    max_connections: int = 512
+    max_connections_per_source: int = 128
+    ws_heartbeat: float = 10.0
+
+
+def _encode_token(token: bytes) -> str:
+    return base64.b64encode(token).decode()
+
+
+def _decode_token(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    if len(text) > 4096:
+        return b""  # refused by the gate as truncated garbage
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+class _Connections:
+    """Open connections of one server, by source host: the caps, and who has
+    authenticated."""
+
+    def __init__(self, limits: ServerLimits, metrics: Metrics | None) -> None:
+        self.limits = limits
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.by_source: dict[str, int] = {}
+        self.total = 0
+        self.by_transport: dict[Any, _Guarded] = {}
+
+    def admit(self, source: str) -> bool:
+        n = self.by_source.get(source, 0)
+        if self.total >= self.limits.max_connections:
+            self.metrics.inc("http_refused_total_connections")
+            return False
+        if n >= self.limits.max_connections_per_source:
+            self.metrics.inc("http_refused_source_connections")
+            return False
+        self.by_source[source] = n + 1
+        self.total += 1
+        return True
+
+    def release(self, source: str) -> None:
+        self.total -= 1
+        n = self.by_source[source] - 1
+        if n:
+            self.by_source[source] = n
+        else:
+            del self.by_source[source]
+
+    def authenticated(self, transport: Any) -> None:
+        guard = self.by_transport.get(transport)
+        if guard is not None:
+            guard.authed = True
+
+
+class _Guarded(asyncio.Protocol):
+    """Wraps aiohttp's protocol for one connection: counts it against the
+    caps, and closes it once it has been silent for ``idle_timeout`` (a
+    connection that has not authenticated: ``handshake_timeout`` after it
+    opened, whatever it sent)."""
+
+    def __init__(self, inner: asyncio.Protocol, conns: _Connections) -> None:
+        self._inner = inner
+        self._conns = conns
+        self._transport: Any = None
+        self._source: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._opened = self._last = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self.authed = False
+
+    def connection_made(self, transport: Any) -> None:
+        peer = transport.get_extra_info("peername")
+        source = str(peer[0]) if peer else ""
+        if not self._conns.admit(source):
+            transport.abort()
+            return
+        self._source = source
+        self._transport = transport
+        self._conns.by_transport[transport] = self
+        self._inner.connection_made(transport)
+        self._timer = self._loop.call_later(self._conns.limits.handshake_timeout, self._check)
+
+    def _check(self) -> None:
+        limits = self._conns.limits
+        now = self._loop.time()
+        if not self.authed:
+            self._conns.metrics.inc("http_closed_unauthenticated")
+            self._transport.close()
+            return
+        silent = now - self._last
+        if silent >= limits.idle_timeout:
+            self._conns.metrics.inc("http_closed_idle")
+            self._transport.close()
+            return
+        self._timer = self._loop.call_later(limits.idle_timeout - silent, self._check)
+
+    def data_received(self, data: bytes) -> None:
+        self._last = self._loop.time()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._source is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._source is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._conns.by_transport.pop(self._transport, None)
+        self._conns.release(self._source)
+        self._source = None
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
 
 
 def describe(exc: BaseException) -> str:
@@ -60,8 +210,12 @@ class WebSocketChannel:
     """A :class:`~mesh.runtime.Channel` over one websocket (server or client
     side). Binary messages only: a text message from the peer closes it."""
 
-    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                 reply: bytes | None = None) -> None:
         self._ws = ws
+        self.reply = reply
+        """The server gate's answer to our token (client side), which is
+        the first message of a channel opened with a token."""
 
     async def send(self, data: bytes) -> None:
         if self._ws.closed:
@@ -99,8 +253,10 @@ class HttpServer:
     """A listening aiohttp server; :meth:`close` closes open channels, gives
     in-flight requests a moment, then stops. Idempotent."""
 
-    def __init__(self, runner: web.AppRunner, channels: set[WebSocketChannel]) -> None:
+    def __init__(self, runner: web.AppRunner, server: asyncio.AbstractServer,
+                 channels: set[WebSocketChannel]) -> None:
         self._runner = runner
+        self._server = server
         self._channels = channels
         self._closed = False
 
@@ -108,6 +264,7 @@ class HttpServer:
         if self._closed:
             return
         self._closed = True
+        self._server.close()
         channels = list(self._channels)
         if channels:
             await asyncio.gather(*(ch.close() for ch in channels))
@@ -119,37 +276,80 @@ async def serve(
     on_request: RequestHandler,
     on_channel: ChannelHandler,
     *,
-    max_body: int,
-    ws_close_timeout: float,
+    limits: ServerLimits,
+    gate: Gate | None = None,
+    metrics: Metrics | None = None,
 ) -> HttpServer:
     """Listen on ``bind``: POST to any path goes to ``on_request``; a GET with
-    a websocket upgrade to any path goes to ``on_channel``."""
+    a websocket upgrade to any path goes to ``on_channel``. With a ``gate``,
+    each is admitted first (its token in the ``X-Mesh-Auth`` header) and a
+    body is read up to the admitted size, within ``body_timeout``."""
     channels: set[WebSocketChannel] = set()
+    conns = _Connections(limits, metrics)
+    max_body = limits.max_body
+
+    def refuse(status: int, text: str) -> web.Response:
+        response = web.Response(status=status, text=text)
+        response.force_close()  # never read (or drain) a refused body
+        return response
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
+        token = _decode_token(request.headers.get(AUTH_HEADER))
+        admission: Admission | None = None
         if request.method == "POST":
-            body = await read_bounded(request.content, max_body + 1)
+            limit = max_body
+            if gate is not None:
+                admission = gate("request", path, token, request.content_length)
+                if admission is None:
+                    return refuse(401, "authenticate first (no valid X-Mesh-Auth token)\n")
+                limit = min(limit, admission.max_body)
+                if admission.context is not None:
+                    conns.authenticated(request.transport)
+            if (gate is not None and request.content_length is not None
+                    and request.content_length > limit):
+                return refuse(413, f"bodies here are at most {limit} bytes\n")
             try:
-                status, reply = await on_request(path, body)
+                async with asyncio.timeout(limits.body_timeout):
+                    body = await read_bounded(request.content, limit + 1)
+            except TimeoutError:
+                conns.metrics.inc("http_closed_slow_body")
+                return refuse(408, "the body did not arrive in time\n")
+            try:
+                if gate is None:
+                    status, reply = await on_request(path, body)
+                else:
+                    status, reply = await on_request(path, body, admission)
             except Exception:
                 log.exception("request handler for %s failed", path)
                 return web.Response(status=500)
             response = web.Response(
                 status=status, body=reply, content_type="application/octet-stream"
             )
-            if len(body) > max_body:
+            if len(body) > limit:
                 response.force_close()  # do not drain the rest of an oversized body
             return response
         if request.method == "GET":
-            ws = web.WebSocketResponse(max_msg_size=max_body, timeout=ws_close_timeout)
+            if gate is not None:
+                admission = gate("channel", path, token, None)
+                if admission is None:
+                    return refuse(401, "authenticate first (no valid X-Mesh-Auth token)\n")
+            ws = web.WebSocketResponse(max_msg_size=max_body, timeout=limits.ws_close_timeout,
+                                       heartbeat=limits.ws_heartbeat)
             if not ws.can_prepare(request).ok:
-                return web.Response(status=400, text="websocket upgrade expected\n")
+                return refuse(400, "websocket upgrade expected\n")
+            if admission is not None and admission.context is not None:
+                conns.authenticated(request.transport)
             await ws.prepare(request)
             channel = WebSocketChannel(ws)
             channels.add(channel)
             try:
-                await on_channel(path, channel)
+                if admission is not None and admission.reply is not None:
+                    await channel.send(admission.reply)  # the handshake's answer comes first
+                if gate is None:
+                    await on_channel(path, channel)
+                else:
+                    await on_channel(path, channel, admission)
             except ChannelClosed:
                 pass  # the normal end of a conversation
             except Exception:
@@ -158,7 +358,7 @@ async def serve(
                 channels.discard(channel)
                 await channel.close()
             return ws
-        return web.Response(status=405, text="mesh speaks POST and websocket GET only\n")
+        return refuse(405, "mesh speaks POST and websocket GET only\n")
 
     app = web.Application(client_max_size=max_body + 1)
     app.router.add_route("*", "/{tail:.*}", handle)
@@ -166,13 +366,17 @@ async def serve(
         app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
     )
     await runner.setup()
-    site = web.TCPSite(runner, bind[0], bind[1])
+    factory = runner.server
+    assert factory is not None
+    loop = asyncio.get_running_loop()
     try:
-        await site.start()
+        server = await loop.create_server(
+            lambda: _Guarded(factory(), conns), bind[0], bind[1], reuse_address=True
+        )
     except BaseException:
         await runner.cleanup()
         raise
-    return HttpServer(runner, channels)
+    return HttpServer(runner, server, channels)
 
 
 class Client:
@@ -194,17 +398,17 @@ class Client:
             self._loop = loop
         return self._session
 
-    async def request(self, addr: Address, path: str, body: bytes, timeout: float) -> bytes:
+    async def request(self, addr: Address, path: str, body: bytes, timeout: float,
+                      token: bytes | None = None) -> bytes:
         where = f"{addr[0]}:{addr[1]}{path}"
         session = self._get_session()
+        headers = {"Content-Type": "application/octet-stream"}
+        if token is not None:
+            headers[AUTH_HEADER] = _encode_token(token)
         try:
             async with (
                 asyncio.timeout(timeout),
-                session.post(
-                    url(addr, path),
-                    data=body,
-                    headers={"Content-Type": "application/octet-stream"},
-                ) as resp,
+                session.post(url(addr, path), data=body, headers=headers) as resp,
             ):
                 if resp.status != 200:
                     raise Unreachable(f"{where} answered HTTP {resp.status}")
@@ -217,21 +421,32 @@ class Client:
             raise Unreachable(f"{where} answered with more than {self._max_body} bytes")
         return data
 
-    async def connect(self, addr: Address, path: str, timeout: float) -> WebSocketChannel:
+    async def connect(self, addr: Address, path: str, timeout: float,
+                      token: bytes | None = None) -> WebSocketChannel:
         where = f"{addr[0]}:{addr[1]}{path}"
         session = self._get_session()
+        headers = {} if token is None else {AUTH_HEADER: _encode_token(token)}
         try:
             async with asyncio.timeout(timeout):
                 ws = await session.ws_connect(
                     url(addr, path),
                     max_msg_size=self._max_body,
                     timeout=aiohttp.ClientWSTimeout(ws_close=self._ws_close_timeout),
+                    headers=headers,
                 )
         except TimeoutError:
             raise Unreachable(f"{where} did not accept a channel within {timeout:g}s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise Unreachable(f"{where} refused a channel: {describe(exc)}") from None
-        return WebSocketChannel(ws)
+        channel = WebSocketChannel(ws)
+        if token is not None:  # the gate's answer is the first message
+            try:
+                async with asyncio.timeout(timeout):
+                    channel.reply = await channel.recv()
+            except (TimeoutError, ChannelClosed) as exc:
+                await channel.close()
+                raise Unreachable(f"{where} did not answer the handshake: {exc}") from None
+        return channel
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

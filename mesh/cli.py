@@ -29,6 +29,7 @@ from typing import Any
 
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, WireError
+from mesh.metrics import Metrics
 from mesh.node import MEMBERS_PATH, RING_PATH, Node, Service
 from mesh.runtime import Address, Unreachable
 from mesh.secrets import (
@@ -37,6 +38,7 @@ from mesh.secrets import (
     check_bind,
     format_address,
     load_secret,
+    load_secrets,
     parse_address,
 )
 from mesh.wire import Codec
@@ -76,6 +78,15 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = _positive_int(text)
+    if value > DEFAULT.max_workers:
+        raise argparse.ArgumentTypeError(
+            f"{value} workers is more than the {DEFAULT.max_workers} a node may announce "
+            "(Config.max_workers)")
     return value
 
 
@@ -121,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     secret_help = f"file holding the cluster secret (default: ${ENV_VAR})"
+    secrets_help = (f"file holding the cluster secret (default: ${ENV_VAR}); repeat to "
+                    "rotate: the first seals, every one opens")
 
     join = sub.add_parser("join", help="run a node and join the mesh")
     join.add_argument(
@@ -138,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_address("--seed address"), action="append", default=[],
         metavar="HOST:PORT", help="a node to join through; repeat for several",
     )
-    join.add_argument("--secret-file", metavar="PATH", help=secret_help)
-    join.add_argument("--workers", type=_positive_int, default=_cores(),
+    join.add_argument("--secret-file", metavar="PATH", action="append", help=secrets_help)
+    join.add_argument("--workers", type=_workers, default=min(_cores(), DEFAULT.max_workers),
                       help="worker processes (default: the number of cores, here %(default)s)")
     join.add_argument("--replicas", type=_positive_int, default=None,
                       help=f"copies of each stored result (default {DEFAULT.replicas})")
@@ -155,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         query.add_argument("--address", type=_address("--address"), default=DEFAULT_BIND,
                            metavar="HOST:PORT", help="a node of the mesh (default 127.0.0.1:7946)")
         query.add_argument("--json", action="store_true", help="print JSON")
-        query.add_argument("--secret-file", metavar="PATH", help=secret_help)
+        query.add_argument("--secret-file", metavar="PATH", action="append",
+                           help=secrets_help)
         query.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
 
     up = sub.add_parser("up", help="start a local mesh of several nodes")
@@ -198,7 +212,7 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
-async def _join(args: argparse.Namespace, config: Config, secret: bytes | None) -> int:
+async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -> int:
     from mesh.realtime import RealRuntime
 
     # Signals first, so one that arrives while we start up is not lost. The
@@ -207,11 +221,12 @@ async def _join(args: argparse.Namespace, config: Config, secret: bytes | None) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
-    runtime = RealRuntime(max_body=config.max_http_body)
+    metrics = Metrics()  # the node's counters, shared with its connections'
+    runtime = RealRuntime(max_body=config.max_http_body, config=config, metrics=metrics)
     meta = {"workers": args.workers}
     node = Node(
         runtime, config, args.name, args.bind, seeds=args.seed, secret=secret, meta=meta,
-        services=build_services(args, config), advertise=args.advertise,
+        services=build_services(args, config), advertise=args.advertise, metrics=metrics,
     )
     try:
         try:
@@ -243,7 +258,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     from mesh.realtime import run
 
     try:
-        secret = load_secret(args.secret_file)
+        secret = load_secrets(args.secret_file)
         check_bind(args.bind[0], secret)
         if args.advertise is None:
             _check_not_wildcard(args.bind, "--bind")
@@ -298,11 +313,11 @@ def _resolve(addr: Address, what: str) -> Address:
 
 
 # ---------------------------------------------------------- members / ring
-async def _query(address: Address, path: str, secret: bytes | None, timeout: float) -> Any:
+async def _query(address: Address, path: str, secret: list[bytes], timeout: float) -> Any:
     from mesh.realtime import RealRuntime
 
-    codec = Codec(secret, DEFAULT.max_http_body)
     runtime = RealRuntime()
+    codec = Codec(secret, DEFAULT.max_http_body, source=runtime)
     try:
         raw = await runtime.request(address, path, codec.seal({}), timeout)
     finally:
@@ -315,7 +330,7 @@ def _ask(args: argparse.Namespace, path: str) -> tuple[int, Any]:
 
     where = format_address(args.address)
     try:
-        secret = load_secret(args.secret_file)
+        secret = load_secrets(args.secret_file)
     except ConfigError as exc:
         return _fail(2, str(exc)), None
     try:

@@ -9,7 +9,8 @@ end of a channel becomes :class:`~mesh.runtime.ChannelClosed`.
 
 Guarantees beyond the Runtime protocol:
 
-* ``now()`` is the event loop's monotonic clock (``loop.time()``).
+* ``now()`` is the event loop's monotonic clock (``loop.time()``); ``wall()``
+  is ``time.time()``; ``token_bytes`` is ``os.urandom``.
 * ``rng`` is ``random.Random(seed)``; without a seed, one is drawn from
   ``os.urandom`` and kept in ``seed`` so a run can be reported.
 * Request and reply bodies are read up to ``max_body + 1`` bytes and never
@@ -25,21 +26,25 @@ import asyncio
 import logging
 import os
 import random
+import socket
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from mesh import _http
-from mesh.config import DEFAULT
+from mesh.config import DEFAULT, Config
+from mesh.metrics import Metrics
 from mesh.runtime import (
     Address,
     Channel,
     ChannelHandler,
     DatagramHandler,
+    Gate,
     RequestHandler,
     Server,
 )
 
-__all__ = ["RealDatagramEndpoint", "RealRuntime", "run"]
+__all__ = ["SYSTEM", "RealDatagramEndpoint", "RealRuntime", "SystemSource", "run"]
 
 log = logging.getLogger("mesh.realtime")
 
@@ -67,6 +72,22 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         # ICMP errors (port unreachable, ...) for earlier sends: on a real
         # network a datagram may be lost, which the gossip layer expects.
         log.debug("datagram error: %s", exc)
+
+
+class SystemSource:
+    """The host's wall clock and the kernel's randomness, for codecs made
+    outside a runtime (command-line queries, the client before it connects)."""
+
+    __slots__ = ()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def token_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
+
+
+SYSTEM = SystemSource()
 
 
 class RealDatagramEndpoint:
@@ -107,18 +128,34 @@ class RealRuntime:
         *,
         max_body: int = DEFAULT.max_http_body,
         ws_close_timeout: float = 2.0,
+        config: Config = DEFAULT,
+        metrics: Metrics | None = None,
     ) -> None:
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "big")
         self.seed = seed
         self.rng = random.Random(seed)
         self.max_body = max_body
+        self.config = config
+        self.metrics = metrics if metrics is not None else Metrics()
+        """Connection-level counters (refused, closed idle); a node shares its own."""
+        self.limits = _http.ServerLimits(
+            max_body=max_body, ws_close_timeout=ws_close_timeout,
+            handshake_timeout=config.handshake_timeout, idle_timeout=config.idle_timeout,
+            body_timeout=config.body_timeout, max_connections=config.max_connections,
+            max_connections_per_source=config.max_connections_per_source,
+            ws_heartbeat=config.ws_heartbeat)
         self._client = _http.Client(max_body=max_body, ws_close_timeout=ws_close_timeout)
-        self._ws_close_timeout = ws_close_timeout
 
     # --- clock -------------------------------------------------------------
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def token_bytes(self, n: int) -> bytes:
+        return os.urandom(n)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -132,25 +169,32 @@ class RealRuntime:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _DatagramProtocol(handler), local_addr=bind
         )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # the kernel caps it at net.core.rmem_max; what we got is logged
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.udp_recv_buffer)
+                got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                log.debug("UDP receive buffer: asked %d bytes, got %d",
+                          self.config.udp_recv_buffer, got)
+            except OSError as exc:
+                log.warning("cannot size the UDP receive buffer: %s", exc)
         return RealDatagramEndpoint(transport)
 
     # --- HTTP and channels -------------------------------------------------
     async def serve(
-        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler
+        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler,
+        gate: Gate | None = None,
     ) -> Server:
-        return await _http.serve(
-            bind,
-            on_request,
-            on_channel,
-            max_body=self.max_body,
-            ws_close_timeout=self._ws_close_timeout,
-        )
+        return await _http.serve(bind, on_request, on_channel, limits=self.limits, gate=gate,
+                                 metrics=self.metrics)
 
-    async def request(self, addr: Address, path: str, body: bytes, timeout: float) -> bytes:
-        return await self._client.request(addr, path, body, timeout)
+    async def request(self, addr: Address, path: str, body: bytes, timeout: float,
+                      token: bytes | None = None) -> bytes:
+        return await self._client.request(addr, path, body, timeout, token)
 
-    async def connect(self, addr: Address, path: str, timeout: float) -> Channel:
-        return await self._client.connect(addr, path, timeout)
+    async def connect(self, addr: Address, path: str, timeout: float,
+                      token: bytes | None = None) -> Channel:
+        return await self._client.connect(addr, path, timeout, token)
 
     async def close(self) -> None:
         """Close the shared HTTP client session. Idempotent."""

@@ -20,7 +20,7 @@ from mesh.gossip._events import MemberEvent, PushPull, Send
 from mesh.gossip._membership import Membership
 from mesh.metrics import Metrics, RateLimitedLog
 from mesh.runtime import Address, DatagramEndpoint, Runtime, TimerHandle, Unreachable
-from mesh.wire import Codec
+from mesh.wire import AUTH_REASONS, Codec
 
 log = logging.getLogger("mesh.gossip")
 
@@ -132,7 +132,7 @@ class GossipDriver:
             self.membership.merge_remote(request["state"], self.runtime.now())
         except WireError as exc:
             self._rejected("http", exc, None)
-            return (401 if exc.reason == "unauthenticated" else 400), b""
+            return (401 if exc.reason in AUTH_REASONS else 400), b""
         self._after_input()
         return 200, reply
 
