@@ -41,6 +41,11 @@ class Proxy:
         self._loop.run_until_complete(self._start())
         self._ready.set()
         self._loop.run_forever()
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.close()
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._conn, *self.addr)
