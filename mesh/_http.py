@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,6 +272,12 @@ class HttpServer:
         await self._runner.cleanup()
 
 
+GetRoute = Callable[[Mapping[str, str]], Awaitable[tuple[int, str, bytes]]]
+"""A plain GET route: ``(request headers) -> (status, content type, body)``.
+It is not gated or sealed: it does its own authentication (e.g. a bearer
+token) and must not read a body."""
+
+
 async def serve(
     bind: Address,
     on_request: RequestHandler,
@@ -279,11 +286,14 @@ async def serve(
     limits: ServerLimits,
     gate: Gate | None = None,
     metrics: Metrics | None = None,
+    routes: Mapping[str, GetRoute] | None = None,
 ) -> HttpServer:
     """Listen on ``bind``: POST to any path goes to ``on_request``; a GET with
-    a websocket upgrade to any path goes to ``on_channel``. With a ``gate``,
-    each is admitted first (its token in the ``X-Mesh-Auth`` header) and a
-    body is read up to the admitted size, within ``body_timeout``."""
+    a websocket upgrade to any path goes to ``on_channel``; a GET without one
+    to a path in ``routes`` goes to that route. With a ``gate``, requests and
+    upgrades are admitted first (their token in the ``X-Mesh-Auth`` header)
+    and a body is read up to the admitted size, within ``body_timeout``."""
+    plain = dict(routes or {})
     channels: set[WebSocketChannel] = set()
     conns = _Connections(limits, metrics)
     max_body = limits.max_body
@@ -329,6 +339,13 @@ async def serve(
             if len(body) > limit:
                 response.force_close()  # do not drain the rest of an oversized body
             return response
+        if request.method == "GET" and path in plain and not _is_upgrade(request):
+            try:
+                status, content_type, data = await plain[path](request.headers)
+            except Exception:
+                log.exception("GET route %s failed", path)
+                return web.Response(status=500)
+            return web.Response(status=status, body=data, content_type=content_type)
         if request.method == "GET":
             if gate is not None:
                 admission = gate("channel", path, token, None)
@@ -377,6 +394,10 @@ async def serve(
         await runner.cleanup()
         raise
     return HttpServer(runner, server, channels)
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 class Client:

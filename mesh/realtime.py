@@ -14,9 +14,14 @@ Guarantees beyond the Runtime protocol:
 * ``rng`` is ``random.Random(seed)``; without a seed, one is drawn from
   ``os.urandom`` and kept in ``seed`` so a run can be reported.
 * Request and reply bodies are read up to ``max_body + 1`` bytes and never
-  further, so memory per request is bounded; an oversized request body is
-  handed to the request handler cut at ``max_body + 1`` bytes, where the frame
-  codec rejects it as ``oversized`` (and the node counts it).
+  further, so memory per request is bounded. Without a gate an oversized
+  request body is handed to the request handler cut at ``max_body + 1``
+  bytes, where the frame codec rejects it as ``oversized``; with a gate, a
+  body is read only up to the size the gate admitted (413 beyond it).
+* Connections are capped per source and in total, closed if they have not
+  authenticated within ``handshake_timeout`` or stay silent for
+  ``idle_timeout``, and counted in ``metrics`` (``http_refused_*``,
+  ``http_closed_*``); the UDP socket asks for a ``udp_recv_buffer`` buffer.
 * A datagram handler that raises is logged; the endpoint keeps running.
 """
 
@@ -28,7 +33,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from mesh import _http
@@ -183,10 +188,13 @@ class RealRuntime:
     # --- HTTP and channels -------------------------------------------------
     async def serve(
         self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler,
-        gate: Gate | None = None,
+        gate: Gate | None = None, routes: Mapping[str, _http.GetRoute] | None = None,
     ) -> Server:
+        """As :meth:`mesh.runtime.Runtime.serve`; ``routes`` adds plain GET
+        routes (path -> ``async (headers) -> (status, content type, body)``)
+        that are neither gated nor sealed and do their own authentication."""
         return await _http.serve(bind, on_request, on_channel, limits=self.limits, gate=gate,
-                                 metrics=self.metrics)
+                                 metrics=self.metrics, routes=routes)
 
     async def request(self, addr: Address, path: str, body: bytes, timeout: float,
                       token: bytes | None = None) -> bytes:

@@ -168,7 +168,8 @@ class SecureRuntime:
 
     # --- server side -------------------------------------------------------------
     async def serve(self, bind: Address, on_request: RequestHandler,
-                    on_channel: ChannelHandler) -> Any:
+                    on_channel: ChannelHandler, **plain: Any) -> Any:
+        """``plain`` (e.g. ``routes=`` of the real runtime) passes through."""
         async def request(path: str, body: bytes, admission: Admission | None = None) -> Any:
             if admission is not None and admission.context is not None and (
                     bytes(memoryview(body)[-F.TAG_LEN:]) != admission.context):
@@ -182,7 +183,7 @@ class SecureRuntime:
                 return
             await on_channel(path, BoundChannel(ch, admission.context, False, self._count))
 
-        return await self.inner.serve(bind, request, channel, gate=self.gate)
+        return await self.inner.serve(bind, request, channel, gate=self.gate, **plain)
 
     def gate(self, kind: str, path: str, token: bytes | None, length: int | None
              ) -> Admission | None:
