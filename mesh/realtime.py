@@ -176,14 +176,29 @@ class RealRuntime:
         )
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:  # the kernel caps it at net.core.rmem_max; what we got is logged
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.udp_recv_buffer)
-                got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-                log.debug("UDP receive buffer: asked %d bytes, got %d",
-                          self.config.udp_recv_buffer, got)
-            except OSError as exc:
-                log.warning("cannot size the UDP receive buffer: %s", exc)
+            self._size_receive_buffer(sock)
         return RealDatagramEndpoint(transport)
+
+    def _size_receive_buffer(self, sock: socket.socket) -> None:
+        """Ask for ``udp_recv_buffer`` bytes: past net.core.rmem_max where the
+        process may (SO_RCVBUFFORCE, with CAP_NET_ADMIN), else up to it."""
+        want = self.config.udp_recv_buffer
+        force = getattr(socket, "SO_RCVBUFFORCE", None)
+        try:
+            if force is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, force, want)
+                except PermissionError:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+            else:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+        except OSError as exc:
+            log.warning("cannot size the UDP receive buffer: %s", exc)
+            return
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if got < want:
+            log.info("UDP receive buffer is %d bytes (asked %d; raise net.core.rmem_max "
+                     "for more)", got, want)
 
     # --- HTTP and channels -------------------------------------------------
     async def serve(
