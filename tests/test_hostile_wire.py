@@ -26,21 +26,25 @@ def _tampered() -> bytes:
     return bytes(frame)
 
 
-UDP_CASES: list[tuple[str, bytes]] = [
-    ("malformed", b"\x00" * 80),  # garbage: bad magic
-    ("malformed", msgpack.packb([[1, 7, "n1" * 60]])),  # a bare msgpack body, unframed
-    ("truncated", MAGIC + bytes([VERSION]) + b"\x01" * 10),
-    ("oversized", _dgram().seal({"pad": "x" * 3000})),
-    ("unknown_key", _dgram(b"not our secret").seal([[1, 7, "n1"]])),
-    ("version", MAGIC + bytes([VERSION + 1]) + b"\x00" * 80),
-    ("malformed", _dgram().seal_body(b"\x92\x01")),  # truncated msgpack, valid tag
-    ("malformed", _dgram().seal({"not": "a compound message"})),
-    ("malformed", _dgram().seal([[5, "inc", "n9", "h", 1, {}]])),  # alive, bad types
-    # an attempt to kill a member, sealed with the wrong key
-    ("unknown_key", _dgram(b"evil").seal([[7, 99, "n2", "n2"]])),
-    ("purpose", Codec(None, 10**6).seal([[1, 7, "n1"]])),  # an HTTP frame as a datagram
-    ("unauthenticated", _tampered()),
-]
+def udp_cases() -> list[tuple[str, bytes]]:
+    """Sealed when called: a sealed frame older than the replay window (or
+    opened once already) would be dropped as stale (or replay) instead."""
+    return [
+        ("malformed", b"\x00" * 80),  # garbage: bad magic
+        ("malformed", msgpack.packb([[1, 7, "n1" * 60]])),  # a bare msgpack body, unframed
+        ("truncated", MAGIC + bytes([VERSION]) + b"\x01" * 10),
+        ("oversized", _dgram().seal({"pad": "x" * 3000})),
+        ("unknown_key", _dgram(b"not our secret").seal([[1, 7, "n1"]])),
+        ("version", MAGIC + bytes([VERSION + 1]) + b"\x00" * 80),
+        ("malformed", _dgram().seal_body(b"\x92\x01")),  # truncated msgpack, valid tag
+        ("malformed", _dgram().seal({"not": "a compound message"})),
+        ("malformed", _dgram().seal([[5, "inc", "n9", "h", 1, {}]])),  # alive, bad types
+        # an attempt to kill a member, sealed with the wrong key
+        ("unknown_key", _dgram(b"evil").seal([[7, 99, "n2", "n2"]])),
+        ("purpose", Codec(None, 10**6).seal([[1, 7, "n1"]])),  # an HTTP frame as a datagram
+        ("unauthenticated", _tampered()),
+    ]
+
 
 HTTP_PATHS = ["/v1/members", "/v1/metrics", "/v1/gossip/pushpull", "/v1/ring", "/v1/exec/run"]
 
@@ -82,7 +86,7 @@ def test_hostile_datagrams_are_dropped_counted_and_change_nothing(pair: list[Mes
     base = _dropped(metrics(target.addr))
     expected: dict[str, int] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for reason, data in UDP_CASES:
+        for reason, data in udp_cases():
             s.sendto(data, target.addr)
             expected[reason] = expected.get(reason, 0) + 1
 

@@ -60,7 +60,7 @@ def _check(m: Membership) -> None:
     assert all(x.incarnation <= CONFIG.max_incarnation + 1 for x in members)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(message(), min_size=0, max_size=6), min_size=1, max_size=5))
 def test_sealed_random_datagrams_never_crash_grow_or_stall_the_core(bodies: list) -> None:
     tx = Codec(SECRET, CONFIG.max_datagram * 8, purpose="datagram")
@@ -76,7 +76,7 @@ def test_sealed_random_datagrams_never_crash_grow_or_stall_the_core(bodies: list
         _check(m)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.lists(rows, max_size=80), st.lists(scalars, max_size=5), scalars),
        st.booleans())
 def test_sealed_random_push_pull_tables_never_crash_grow_or_stall_the_core(
