@@ -39,7 +39,7 @@ from mesh.errors import MeshUnavailable, WireError
 from mesh.protocol.framing import CLIENT_PATH, encode_frames
 from mesh.protocol.messages import Ping, ProtocolViolation, decode_client_reply, encode
 from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
-from mesh.wire import Codec
+from mesh.wire import Codec, Secrets
 
 __all__ = ["ClientCore", "check_call_options"]
 
@@ -52,7 +52,7 @@ KEEPALIVE_TIMEOUT = DEFAULT.client_keepalive_timeout
 class ClientCore:
     """Connection, threads and waiting for one client's protocol."""
 
-    def __init__(self, addresses: Sequence[str], secret: bytes | None, *, max_body: int,
+    def __init__(self, addresses: Sequence[str], secret: Secrets, *, max_body: int,
                  connect_timeout: float, reconnect_timeout: float,
                  runtime: Runtime | None = None, client_id: str | None = None) -> None:
         if runtime is None:
@@ -65,7 +65,7 @@ class ClientCore:
         self._runtime: Any = runtime
         self.proto = ClientProtocol([parse_address(a) for a in addresses],
                                     client_id or f"{runtime.rng.getrandbits(64):016x}", max_body)
-        self.codec = Codec(secret, max_body)
+        self.codec = Codec(secret, max_body, source=runtime)
         self.max_body = max_body
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
@@ -98,6 +98,9 @@ class ClientCore:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self._kick = asyncio.Event()
+        from mesh.wire._transport import SecureRuntime  # tokens and bound channels
+
+        self._runtime = SecureRuntime(self._runtime, self.codec, unauth_body=0)
         try:
             await self._connect(self.proto.addresses, self.connect_timeout)
         except BaseException:

@@ -9,12 +9,25 @@ connects) or :class:`~mesh.runtime.ChannelClosed` (channels).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
 
-from mesh.runtime import Address, ChannelClosed, ChannelHandler, RequestHandler, Unreachable
+from mesh._http_guard import Connections, Guarded, ServerLimits
+from mesh.metrics import Metrics
+from mesh.runtime import (
+    Address,
+    Admission,
+    ChannelClosed,
+    ChannelHandler,
+    Gate,
+    RequestHandler,
+    Unreachable,
+)
 
 log = logging.getLogger("mesh.realtime")
 
@@ -23,6 +36,25 @@ _SHUTDOWN_TIMEOUT = 1.0
 """Seconds in-flight requests get to finish when a server closes."""
 
 _CHANNEL_ERRORS = (ConnectionError, aiohttp.ClientError, asyncio.TimeoutError)
+
+AUTH_HEADER = "X-Mesh-Auth"
+"""Carries the admission token of a request or channel upgrade (base64). The
+gate's reply to a channel's token is the channel's first message."""
+
+
+def _encode_token(token: bytes) -> str:
+    return base64.b64encode(token).decode()
+
+
+def _decode_token(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    if len(text) > 4096:
+        return b""  # refused by the gate as truncated garbage
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def describe(exc: BaseException) -> str:
@@ -60,8 +92,12 @@ class WebSocketChannel:
     """A :class:`~mesh.runtime.Channel` over one websocket (server or client
     side). Binary messages only: a text message from the peer closes it."""
 
-    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                 reply: bytes | None = None) -> None:
         self._ws = ws
+        self.reply = reply
+        """The server gate's answer to our token (client side), which is
+        the first message of a channel opened with a token."""
 
     async def send(self, data: bytes) -> None:
         if self._ws.closed:
@@ -99,8 +135,10 @@ class HttpServer:
     """A listening aiohttp server; :meth:`close` closes open channels, gives
     in-flight requests a moment, then stops. Idempotent."""
 
-    def __init__(self, runner: web.AppRunner, channels: set[WebSocketChannel]) -> None:
+    def __init__(self, runner: web.AppRunner, server: asyncio.AbstractServer,
+                 channels: set[WebSocketChannel]) -> None:
         self._runner = runner
+        self._server = server
         self._channels = channels
         self._closed = False
 
@@ -108,10 +146,17 @@ class HttpServer:
         if self._closed:
             return
         self._closed = True
+        self._server.close()
         channels = list(self._channels)
         if channels:
             await asyncio.gather(*(ch.close() for ch in channels))
         await self._runner.cleanup()
+
+
+GetRoute = Callable[[Mapping[str, str]], Awaitable[tuple[int, str, bytes]]]
+"""A plain GET route: ``(request headers) -> (status, content type, body)``.
+It is not gated or sealed: it does its own authentication (e.g. a bearer
+token) and must not read a body."""
 
 
 async def serve(
@@ -119,37 +164,90 @@ async def serve(
     on_request: RequestHandler,
     on_channel: ChannelHandler,
     *,
-    max_body: int,
-    ws_close_timeout: float,
+    limits: ServerLimits,
+    gate: Gate | None = None,
+    metrics: Metrics | None = None,
+    routes: Mapping[str, GetRoute] | None = None,
 ) -> HttpServer:
     """Listen on ``bind``: POST to any path goes to ``on_request``; a GET with
-    a websocket upgrade to any path goes to ``on_channel``."""
+    a websocket upgrade to any path goes to ``on_channel``; a GET without one
+    to a path in ``routes`` goes to that route. With a ``gate``, requests and
+    upgrades are admitted first (their token in the ``X-Mesh-Auth`` header)
+    and a body is read up to the admitted size, within ``body_timeout``."""
+    plain = dict(routes or {})
     channels: set[WebSocketChannel] = set()
+    conns = Connections(limits, metrics)
+    max_body = limits.max_body
+
+    def refuse(status: int, text: str) -> web.Response:
+        response = web.Response(status=status, text=text)
+        response.force_close()  # never read (or drain) a refused body
+        return response
 
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
+        token = _decode_token(request.headers.get(AUTH_HEADER))
+        admission: Admission | None = None
         if request.method == "POST":
-            body = await read_bounded(request.content, max_body + 1)
+            limit = max_body
+            if gate is not None:
+                admission = gate("request", path, token, request.content_length)
+                if admission is None:
+                    return refuse(401, "authenticate first (no valid X-Mesh-Auth token)\n")
+                limit = min(limit, admission.max_body)
+                if admission.context is not None:
+                    conns.authenticated(request.transport)
+            if (gate is not None and request.content_length is not None
+                    and request.content_length > limit):
+                return refuse(413, f"bodies here are at most {limit} bytes\n")
             try:
-                status, reply = await on_request(path, body)
+                async with asyncio.timeout(limits.body_timeout):
+                    body = await read_bounded(request.content, limit + 1)
+            except TimeoutError:
+                conns.metrics.inc("http_closed_slow_body")
+                return refuse(408, "the body did not arrive in time\n")
+            try:
+                if gate is None:
+                    status, reply = await on_request(path, body)
+                else:
+                    status, reply = await on_request(path, body, admission)
             except Exception:
                 log.exception("request handler for %s failed", path)
                 return web.Response(status=500)
             response = web.Response(
                 status=status, body=reply, content_type="application/octet-stream"
             )
-            if len(body) > max_body:
+            if len(body) > limit:
                 response.force_close()  # do not drain the rest of an oversized body
             return response
+        if request.method == "GET" and path in plain and not _is_upgrade(request):
+            try:
+                status, content_type, data = await plain[path](request.headers)
+            except Exception:
+                log.exception("GET route %s failed", path)
+                return web.Response(status=500)
+            return web.Response(status=status, body=data, content_type=content_type)
         if request.method == "GET":
-            ws = web.WebSocketResponse(max_msg_size=max_body, timeout=ws_close_timeout)
+            if gate is not None:
+                admission = gate("channel", path, token, None)
+                if admission is None:
+                    return refuse(401, "authenticate first (no valid X-Mesh-Auth token)\n")
+            ws = web.WebSocketResponse(max_msg_size=max_body, timeout=limits.ws_close_timeout,
+                                       heartbeat=limits.ws_heartbeat)
             if not ws.can_prepare(request).ok:
-                return web.Response(status=400, text="websocket upgrade expected\n")
+                return refuse(400, "websocket upgrade expected\n")
+            if admission is not None and admission.context is not None:
+                conns.authenticated(request.transport)
             await ws.prepare(request)
             channel = WebSocketChannel(ws)
             channels.add(channel)
             try:
-                await on_channel(path, channel)
+                if admission is not None and admission.reply is not None:
+                    await channel.send(admission.reply)  # the handshake's answer comes first
+                if gate is None:
+                    await on_channel(path, channel)
+                else:
+                    await on_channel(path, channel, admission)
             except ChannelClosed:
                 pass  # the normal end of a conversation
             except Exception:
@@ -158,7 +256,7 @@ async def serve(
                 channels.discard(channel)
                 await channel.close()
             return ws
-        return web.Response(status=405, text="mesh speaks POST and websocket GET only\n")
+        return refuse(405, "mesh speaks POST and websocket GET only\n")
 
     app = web.Application(client_max_size=max_body + 1)
     app.router.add_route("*", "/{tail:.*}", handle)
@@ -166,13 +264,21 @@ async def serve(
         app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
     )
     await runner.setup()
-    site = web.TCPSite(runner, bind[0], bind[1])
+    factory = runner.server
+    assert factory is not None
+    loop = asyncio.get_running_loop()
     try:
-        await site.start()
+        server = await loop.create_server(
+            lambda: Guarded(factory(), conns), bind[0], bind[1], reuse_address=True
+        )
     except BaseException:
         await runner.cleanup()
         raise
-    return HttpServer(runner, channels)
+    return HttpServer(runner, server, channels)
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 class Client:
@@ -194,17 +300,17 @@ class Client:
             self._loop = loop
         return self._session
 
-    async def request(self, addr: Address, path: str, body: bytes, timeout: float) -> bytes:
+    async def request(self, addr: Address, path: str, body: bytes, timeout: float,
+                      token: bytes | None = None) -> bytes:
         where = f"{addr[0]}:{addr[1]}{path}"
         session = self._get_session()
+        headers = {"Content-Type": "application/octet-stream"}
+        if token is not None:
+            headers[AUTH_HEADER] = _encode_token(token)
         try:
             async with (
                 asyncio.timeout(timeout),
-                session.post(
-                    url(addr, path),
-                    data=body,
-                    headers={"Content-Type": "application/octet-stream"},
-                ) as resp,
+                session.post(url(addr, path), data=body, headers=headers) as resp,
             ):
                 if resp.status != 200:
                     raise Unreachable(f"{where} answered HTTP {resp.status}")
@@ -217,21 +323,32 @@ class Client:
             raise Unreachable(f"{where} answered with more than {self._max_body} bytes")
         return data
 
-    async def connect(self, addr: Address, path: str, timeout: float) -> WebSocketChannel:
+    async def connect(self, addr: Address, path: str, timeout: float,
+                      token: bytes | None = None) -> WebSocketChannel:
         where = f"{addr[0]}:{addr[1]}{path}"
         session = self._get_session()
+        headers = {} if token is None else {AUTH_HEADER: _encode_token(token)}
         try:
             async with asyncio.timeout(timeout):
                 ws = await session.ws_connect(
                     url(addr, path),
                     max_msg_size=self._max_body,
                     timeout=aiohttp.ClientWSTimeout(ws_close=self._ws_close_timeout),
+                    headers=headers,
                 )
         except TimeoutError:
             raise Unreachable(f"{where} did not accept a channel within {timeout:g}s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise Unreachable(f"{where} refused a channel: {describe(exc)}") from None
-        return WebSocketChannel(ws)
+        channel = WebSocketChannel(ws)
+        if token is not None:  # the gate's answer is the first message
+            try:
+                async with asyncio.timeout(timeout):
+                    channel.reply = await channel.recv()
+            except (TimeoutError, ChannelClosed) as exc:
+                await channel.close()
+                raise Unreachable(f"{where} did not answer the handshake: {exc}") from None
+        return channel
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -42,6 +42,7 @@ from mesh.config import DEFAULT
 from mesh.errors import KilledWorker, MeshUnavailable, TaskFailed
 from mesh.runtime import Runtime
 from mesh.secrets import ENV_VAR
+from mesh.wire import Secrets, normalize_secrets
 
 __all__ = [
     "AsyncClient",
@@ -55,12 +56,12 @@ __all__ = [
 ]
 
 
-def _secret(secret: bytes | str | None) -> bytes | None:
+def _secret(secret: Secrets) -> list[bytes]:
+    """One secret or several (rotation: ``[new, old]``, the first seals, all
+    open); ``None`` reads ``MESH_SECRET``."""
     if secret is None:
         secret = os.environ.get(ENV_VAR) or None
-    if isinstance(secret, str):
-        secret = secret.encode()
-    return secret or None
+    return normalize_secrets(secret)
 
 
 def _addresses(address: str | Iterable[str]) -> list[str]:
@@ -105,7 +106,7 @@ class _Api:
 class Client(_Api):
     """A blocking client; usable from any thread."""
 
-    def __init__(self, address: str | Iterable[str], *, secret: bytes | str | None = None,
+    def __init__(self, address: str | Iterable[str], *, secret: Secrets = None,
                  connect_timeout: float = 5.0, reconnect_timeout: float = 30.0,
                  max_body: int = DEFAULT.max_http_body) -> None:
         self._core = ClientCore(_addresses(address), _secret(secret), max_body=max_body,
@@ -167,7 +168,7 @@ class AsyncClient(_Api):
     ``await client.submit(f, x)`` gives the result (awaiting a future does),
     ``await client.gather(futures)``."""
 
-    def __init__(self, address: str | Iterable[str], *, secret: bytes | str | None = None,
+    def __init__(self, address: str | Iterable[str], *, secret: Secrets = None,
                  connect_timeout: float = 5.0, reconnect_timeout: float = 30.0,
                  max_body: int = DEFAULT.max_http_body, runtime: Runtime | None = None,
                  client_id: str | None = None) -> None:

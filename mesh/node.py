@@ -6,7 +6,8 @@ the exec layer) that plug into it. It only uses the
 :class:`~mesh.runtime.Runtime` it is given, so the simulator runs it unchanged.
 
 HTTP API (all POST; request and reply bodies are frames sealed with
-:attr:`Node.http_codec`, so a wrong or missing secret gives 401):
+:attr:`Node.http_codec`, so a wrong or missing secret gives 401, a replayed
+or stale frame 400):
 
 * ``/v1/members`` -- ``{"self": name, "members": [member.to_dict(), ...]}``
 * ``/v1/metrics`` -- ``{counter: value}``, sorted by name
@@ -35,7 +36,8 @@ from mesh.metrics import Metrics, RateLimitedLog
 from mesh.placement import Member as PMember
 from mesh.placement import Placement, member_weight
 from mesh.runtime import Address, Channel, Runtime, Server
-from mesh.wire import Codec
+from mesh.wire import AUTH_REASONS, Codec, Identity, KeyRing, Secrets, replay_guard
+from mesh.wire._transport import SecureRuntime
 
 __all__ = ["MEMBERS_PATH", "METRICS_PATH", "RING_PATH", "Node", "Service"]
 
@@ -84,26 +86,41 @@ class Node:
         name: str,
         bind: Address,
         seeds: Sequence[Address] = (),
-        secret: bytes | None = None,
+        secret: Secrets = None,
         meta: dict[str, Any] | None = None,
         services: Sequence[Service] = (),
         advertise: Address | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self.runtime = runtime
         self.config = config
         self.name = name
         self.bind: Address = (bind[0], bind[1])
         self.addr: Address = self.bind if advertise is None else (advertise[0], advertise[1])
         """The address other nodes reach this one at (its member address)."""
-        self.metrics = Metrics()
-        self.codec = Codec(secret, config.max_datagram)
-        self.http_codec = Codec(secret, config.max_http_body)
+        self.metrics = metrics if metrics is not None else Metrics()
+        # One identity for this life (its epoch is the wall clock now, above
+        # any earlier life's), one key ring; a codec and replay guard per purpose.
+        self.identity = Identity.named(name, runtime)
+        ring = KeyRing(secret)
+        self.codec = Codec(ring, config.max_datagram, purpose="datagram", source=runtime,
+                           identity=self.identity, guard=replay_guard(config))
+        self.http_codec = Codec(ring, config.max_http_body, purpose="http", source=runtime,
+                                identity=self.identity, guard=replay_guard(config))
+        # Every request and channel, ours and our services', is admitted by
+        # token and bound to its connection (mesh.wire._transport).
+        self.runtime: Runtime = SecureRuntime(runtime, self.http_codec,
+                                              unauth_body=config.unauth_body,
+                                              metrics=self.metrics)
         self.services: list[Service] = list(services)
+        # A life's first incarnation is its epoch in milliseconds: above
+        # anything an earlier life could have refuted to, so its old alive,
+        # suspect and leave messages carry no news.
         self.membership = Membership(
-            name, self.addr, config, runtime.rng, runtime.now(), meta=meta, metrics=self.metrics
+            name, self.addr, config, runtime.rng, runtime.now(), meta=meta, metrics=self.metrics,
+            incarnation=min(self.identity.epoch // 1000, config.max_incarnation // 2),
         )
         self.driver = GossipDriver(
-            runtime,
+            self.runtime,
             config,
             self.membership,
             self.codec,
@@ -194,12 +211,15 @@ class Node:
 
     # ------------------------------------------------------------------ HTTP
     async def _on_request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        service = next((s for s in self.services if path.startswith(s.prefix)), None)
         try:
-            request = self.http_codec.open(body)
+            # A service opens the frame itself (and only then is it marked as
+            # seen); here it is only checked.
+            request = self.http_codec.verify(body) if service else self.http_codec.open(body)
         except WireError as exc:
             self.metrics.inc(f"wire_dropped_{exc.reason}")
             self._noise.warning(f"http:{exc.reason}", "dropped an HTTP body for %s: %s", path, exc)
-            return (401 if exc.reason == "unauthenticated" else 400), b""
+            return (401 if exc.reason in AUTH_REASONS else 400), b""
         if path == MEMBERS_PATH:
             return 200, self.http_codec.seal({"self": self.name, "members": self.members()})
         if path == METRICS_PATH:
@@ -208,9 +228,8 @@ class Node:
             return self.driver.handle_push_pull(request)
         if path == RING_PATH:
             return 200, self.http_codec.seal({"shares": self.ring_shares()})
-        for service in self.services:
-            if path.startswith(service.prefix):
-                return await service.handle_request(path, body)
+        if service is not None:
+            return await service.handle_request(path, body)
         self.metrics.inc("http_not_found")
         return 404, b""
 

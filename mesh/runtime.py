@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from mesh.errors import MeshError
 
@@ -73,12 +74,34 @@ class Channel(Protocol):
         """Close both directions. Idempotent."""
 
 
-RequestHandler = Callable[[str, bytes], Awaitable[tuple[int, bytes]]]
-"""``(path, body) -> (status, body)`` for one HTTP request (always POST)."""
+RequestHandler = Callable[..., Awaitable[tuple[int, bytes]]]
+"""``(path, body) -> (status, body)`` for one HTTP request (always POST);
+``(path, body, admission)`` when the server has a :data:`Gate`."""
 
-ChannelHandler = Callable[[str, Channel], Awaitable[None]]
-"""``(path, channel)`` for one accepted channel; the channel closes when the
+ChannelHandler = Callable[..., Awaitable[None]]
+"""``(path, channel)`` for one accepted channel, ``(path, channel,
+admission)`` when the server has a :data:`Gate`; the channel closes when the
 handler returns."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A gate's yes: how large a body to read, what to answer the upgrade
+    with (``reply``, handed to the connecting side as ``channel.reply``), and
+    a value for the handler (``context``)."""
+
+    max_body: int
+    reply: bytes | None = None
+    context: Any = None
+
+
+Gate = Callable[[str, str, "bytes | None", "int | None"], "Admission | None"]
+"""``(kind, path, token, length) -> Admission | None``: called for every
+request (``kind == "request"``, ``length`` its declared body size) and
+channel (``"channel"``) before a byte of the body is read or the upgrade is
+answered, with the token the other side passed to :meth:`Runtime.request` or
+:meth:`Runtime.connect` (``None``: it gave none). ``None`` refuses (HTTP 401,
+connection closed)."""
 
 
 class TimerHandle(Protocol):
@@ -105,6 +128,15 @@ class Runtime(Protocol):
     def now(self) -> float:
         """Seconds on a monotonic clock (virtual time in the simulator)."""
 
+    def wall(self) -> float:
+        """Seconds since the Unix epoch (virtual in the simulator). Only for
+        what must compare across hosts and restarts: frame timestamps and
+        epochs, and a node's first incarnation. Never for timeouts."""
+
+    def token_bytes(self, n: int) -> bytes:
+        """``n`` unpredictable bytes for nonces and ids (``os.urandom`` in the
+        real runtime; a stream derived from the seed in the simulator)."""
+
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on this runtime's clock."""
 
@@ -116,14 +148,22 @@ class Runtime(Protocol):
         """Bind a datagram endpoint. ``handler`` receives every datagram."""
 
     async def serve(
-        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler
+        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler,
+        gate: Gate | None = None,
     ) -> Server:
         """Listen for HTTP requests and channels on ``bind`` (TCP, same port
-        number as the datagram endpoint)."""
+        number as the datagram endpoint). With a ``gate``, every request and
+        channel is admitted by it first and the handlers get its
+        :class:`Admission`; a body is read up to the admitted size only."""
 
-    async def request(self, addr: Address, path: str, body: bytes, timeout: float) -> bytes:
+    async def request(self, addr: Address, path: str, body: bytes, timeout: float,
+                      token: bytes | None = None) -> bytes:
         """POST ``body`` to ``path`` on ``addr`` and return the reply body.
-        Raises :class:`Unreachable` on any failure, including a non-200 status."""
+        ``token`` reaches the server's gate. Raises :class:`Unreachable` on
+        any failure, including a non-200 status."""
 
-    async def connect(self, addr: Address, path: str, timeout: float) -> Channel:
-        """Open a channel to ``path`` on ``addr``. Raises :class:`Unreachable`."""
+    async def connect(self, addr: Address, path: str, timeout: float,
+                      token: bytes | None = None) -> Channel:
+        """Open a channel to ``path`` on ``addr``, passing ``token`` to the
+        server's gate; the channel's ``reply`` attribute holds the gate's
+        :attr:`Admission.reply`. Raises :class:`Unreachable`."""

@@ -1,6 +1,8 @@
 """The cluster secret, where a node may bind, and how addresses are written.
 
 * :func:`load_secret` -- the secret from ``--secret-file`` or ``MESH_SECRET``.
+* :func:`load_secrets` -- every ``--secret-file`` given (key rotation: the
+  first seals, all open), or ``MESH_SECRET``.
 * :func:`check_bind` -- refuses a non-loopback bind without a secret.
 * :func:`parse_address`, :func:`format_address` -- re-exported from
   :mod:`mesh.addresses`, the one place that reads and writes ``HOST:PORT``.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mesh.addresses import DEFAULT_BIND, DEFAULT_PORT, format_address, parse_address
 from mesh.errors import ConfigError, InsecureBindError
@@ -25,6 +27,7 @@ __all__ = [
     "format_address",
     "is_loopback",
     "load_secret",
+    "load_secrets",
     "parse_address",
 ]
 
@@ -61,6 +64,20 @@ def load_secret(secret_file: str | None, env: Mapping[str, str] | None = None) -
     return value.encode() if value else None
 
 
+def load_secrets(
+    secret_files: Sequence[str] | str | None, env: Mapping[str, str] | None = None
+) -> list[bytes]:
+    """The cluster secrets, the sealing one first: one per ``--secret-file``
+    (repeated while rotating: ``[new, old]``), else ``MESH_SECRET``, else none.
+    Errors as in :func:`load_secret`."""
+    if isinstance(secret_files, str):
+        secret_files = [secret_files]
+    if secret_files:
+        return [s for f in secret_files if (s := load_secret(f)) is not None]
+    secret = load_secret(None, env)
+    return [] if secret is None else [secret]
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost``, ``127.0.0.0/8`` and ``::1``."""
     if host == "localhost":
@@ -71,7 +88,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, secret: bytes | None) -> None:
+def check_bind(host: str, secret: bytes | Sequence[bytes] | None) -> None:
     """Raise :class:`InsecureBindError` for a non-loopback ``host`` without a
     secret: anyone who can reach that port could otherwise run code here."""
     if secret or is_loopback(host):

@@ -21,12 +21,24 @@ Guarantees beyond the Runtime contract:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Callable
 
-from mesh.runtime import Address, ChannelHandler, DatagramHandler, RequestHandler
+from mesh.runtime import (
+    Address,
+    ChannelClosed,
+    ChannelHandler,
+    DatagramHandler,
+    Gate,
+    RequestHandler,
+    Unreachable,
+)
 from sim._streams import SimChannel, SimServer, http_request, open_channel
 from sim.network import Host, Network, SimEndpoint
+
+SIM_EPOCH = 1_700_000_000.0
+"""The wall-clock time at which every simulation starts (November 2023)."""
 
 
 def node_rng(seed: int | str, name: str, generation: int = 0) -> random.Random:
@@ -74,6 +86,9 @@ class SimRuntime:
         self.host = host
         self.rng = rng
         self._loop = net.loop
+        # Nonces and ids draw from their own stream, derived from (not drawn
+        # from) rng, so sealing frames never shifts the protocol's randomness.
+        self._entropy = random.Random(hashlib.sha256(repr(rng.getstate()).encode()).digest())
 
     def __repr__(self) -> str:
         return f"SimRuntime({self.host.name})"
@@ -82,6 +97,14 @@ class SimRuntime:
     def now(self) -> float:
         h = self.host
         return h.clock_base + h.clock_rate * (self._loop._now - h.clock_t0)
+
+    def wall(self) -> float:
+        """Virtual time since the run began, on a calendar every simulated host
+        shares (``SIM_EPOCH``): the simulated hosts keep NTP-synchronised clocks."""
+        return SIM_EPOCH + self._loop._now
+
+    def token_bytes(self, n: int) -> bytes:
+        return self._entropy.randbytes(n)
 
     async def sleep(self, seconds: float) -> None:
         loop = self._loop
@@ -122,19 +145,72 @@ class SimRuntime:
         host.endpoint = ep
         return ep
 
+    # Admission tokens travel in-band: a request body is prefixed with its
+    # token (2-byte length, 0xffff for none), a channel's first message is
+    # its token (empty for none) and, with a token, the gate's reply is the
+    # first message back. Every request and channel of the simulator goes
+    # through these methods, so both ends always agree on the framing.
     async def serve(
-        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler
+        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler,
+        gate: Gate | None = None,
     ) -> SimServer:
         self._check_bind(bind)
         host = self.host
         if host.server is not None:
             raise AddressInUse(f"HTTP port {bind[0]}:{bind[1]} is already served")
-        server = SimServer(host, on_request, on_channel)
+        server = SimServer(host, *_admitting(gate, on_request, on_channel))
         host.server = server
         return server
 
-    async def request(self, addr: Address, path: str, body: bytes, timeout: float) -> bytes:
-        return await http_request(self.net, self.host, addr, path, body, timeout)
+    async def request(self, addr: Address, path: str, body: bytes, timeout: float,
+                      token: bytes | None = None) -> bytes:
+        head = _NO_TOKEN if token is None else len(token).to_bytes(2, "big") + token
+        return await http_request(self.net, self.host, addr, path, head + body, timeout)
 
-    async def connect(self, addr: Address, path: str, timeout: float) -> SimChannel:
-        return await open_channel(self.net, self.host, addr, path, timeout)
+    async def connect(self, addr: Address, path: str, timeout: float,
+                      token: bytes | None = None) -> SimChannel:
+        ch = await open_channel(self.net, self.host, addr, path, timeout)
+        await ch.send(token or b"")
+        if token is not None:
+            try:
+                ch.reply = await asyncio.wait_for(ch.recv(), timeout)  # type: ignore[attr-defined]
+            except (TimeoutError, ChannelClosed) as exc:
+                await ch.close()
+                raise Unreachable(f"{addr[0]}:{addr[1]}{path} did not answer the handshake: "
+                                  f"{exc}") from None
+        return ch
+
+
+_NO_TOKEN = b"\xff\xff"
+
+
+def _admitting(gate: Gate | None, on_request: RequestHandler, on_channel: ChannelHandler
+               ) -> tuple[RequestHandler, ChannelHandler]:
+    """The server side of the in-band token framing, and the gate."""
+
+    async def request(path: str, raw: bytes) -> tuple[int, bytes]:
+        n = int.from_bytes(raw[:2], "big")
+        token, body = (None, raw[2:]) if n == 0xFFFF else (raw[2:2 + n], raw[2 + n:])
+        if gate is None:
+            return await on_request(path, body)
+        admission = gate("request", path, token, len(body))
+        if admission is None:
+            return 401, b""
+        if len(body) > admission.max_body:
+            return 413, b""
+        return await on_request(path, body, admission)
+
+    async def channel(path: str, ch: SimChannel) -> None:
+        token = await ch.recv()
+        if gate is None:
+            await on_channel(path, ch)
+            return
+        admission = gate("channel", path, token or None, None)
+        if admission is None:
+            await ch.close()
+            return
+        if admission.reply is not None:
+            await ch.send(admission.reply)
+        await on_channel(path, ch, admission)
+
+    return request, channel

@@ -124,7 +124,9 @@ class Scenario:
     def mesh_config(self) -> Config:
         """The node configuration, with this scenario's overrides."""
         try:
-            return Config().with_(**self.config)
+            # a simulated mesh may be larger than Config.max_members allows a real one
+            bound = max(Config().max_members, 2 * self.nodes)
+            return Config().with_(**{"max_members": bound, **self.config})
         except TypeError as exc:
             raise ConfigError(f"scenario {self.name}: bad [config] entry: {exc}") from None
 

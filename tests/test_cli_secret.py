@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from mesh.errors import ConfigError, InsecureBindError
-from mesh.secrets import check_bind, format_address, is_loopback, load_secret, parse_address
+from mesh.secrets import (
+    check_bind,
+    format_address,
+    is_loopback,
+    load_secret,
+    load_secrets,
+    parse_address,
+)
+from tests.procs import FAST, Cluster, parse_json_line, run_cli
 
 
 def test_secret_file_wins_over_the_environment_and_loses_one_trailing_newline(
@@ -88,3 +96,46 @@ def test_parse_address_rejects_bad_values_naming_them(text: str) -> None:
         parse_address(text, "--seed address")
     assert repr(text.strip()) in str(err.value)
     assert "--seed address" in str(err.value)
+
+
+def test_repeated_secret_files_give_every_secret_first_one_first(tmp_path: Path) -> None:
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.write_bytes(b"new\n")
+    old.write_bytes(b"old\n")
+    assert load_secrets([str(new), str(old)], env={"MESH_SECRET": "env"}) == [b"new", b"old"]
+    assert load_secrets(None, env={"MESH_SECRET": "env"}) == [b"env"]
+    assert load_secrets([], env={}) == []
+    with pytest.raises(ConfigError, match="missing"):
+        load_secrets([str(new), str(tmp_path / "missing")], env={})
+
+
+@pytest.mark.parametrize("workers", ["1000", str(2**62)])
+def test_join_refuses_more_workers_than_a_node_may_announce(workers: str) -> None:
+    out = run_cli("join", "--workers", workers, "--name", "x", timeout=20)
+    assert out.returncode == 2
+    assert "Config.max_workers" in out.stderr and workers in out.stderr
+
+
+def test_members_opens_a_rotating_mesh_with_either_secret_listed_first(
+    cluster: Cluster, tmp_path: Path,
+) -> None:
+    new, old = tmp_path / "new", tmp_path / "old"
+    new.write_bytes(b"new")
+    old.write_bytes(b"old")
+    node = cluster.start("rot", config=FAST,
+                         extra=["--secret-file", str(old), "--secret-file", str(new)])
+    node.secret = b"old"
+    cluster.wait_converged([node], timeout=15)
+    for files in ([old], [new, old], [old, new]):
+        args = [a for f in files for a in ("--secret-file", str(f))]
+        out = run_cli("members", "--address", node.bind, "--json", *args, timeout=20)
+        assert out.returncode == 0, out.stderr
+        assert [m["name"] for m in parse_json_line(out.stdout)] == ["rot"]
+    # the node accepts "new" but still seals with "old": a query holding only
+    # "new" cannot read the reply, and says so
+    alone = run_cli("members", "--address", node.bind, "--secret-file", str(new), timeout=20)
+    assert alone.returncode == 1 and "unknown_key" in alone.stderr
+    other = tmp_path / "other"
+    other.write_bytes(b"other")
+    denied = run_cli("members", "--address", node.bind, "--secret-file", str(other), timeout=20)
+    assert denied.returncode == 1 and "secret" in denied.stderr

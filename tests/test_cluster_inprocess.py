@@ -18,6 +18,7 @@ from mesh.placement import Placement
 from mesh.realtime import RealRuntime, run
 from mesh.runtime import Channel, ChannelClosed, Unreachable
 from mesh.wire import Codec
+from mesh.wire._transport import SecureRuntime
 from tests.procs import FAST, free_ports
 
 CONFIG = DEFAULT.with_(**FAST)
@@ -117,12 +118,13 @@ def test_requests_and_channels_are_routed_to_the_service_by_prefix() -> None:
         with pytest.raises(Unreachable, match="HTTP 404"):
             await client.request(target.addr, "/v1/nothing", codec.seal({}), 5.0)
         assert target.metrics.get("http_not_found") == 1
-        ch = await client.connect(target.addr, "/v1/echo/chan", 5.0)
+        secure = SecureRuntime(client, codec, unauth_body=0)  # channels need a handshake
+        ch = await secure.connect(target.addr, "/v1/echo/chan", 5.0)
         await ch.send(b"a")
         await ch.send(b"b")
         assert [await ch.recv(), await ch.recv()] == [b"/v1/echo/chan|a", b"/v1/echo/chan|b"]
         await ch.close()
-        stray = await client.connect(target.addr, "/v1/elsewhere", 5.0)
+        stray = await secure.connect(target.addr, "/v1/elsewhere", 5.0)
         with pytest.raises(ChannelClosed):
             await stray.recv()
         assert target.metrics.get("channel_not_found") == 1
@@ -161,7 +163,7 @@ def test_unauthenticated_body_never_reaches_a_service_and_is_counted() -> None:
         with pytest.raises(Unreachable, match="HTTP 400"):
             await client.request(target.addr, "/v1/echo/run", b"\x80\x04pickle", 5.0)
         assert services[0].bodies == []
-        assert target.metrics.get("wire_dropped_unauthenticated") == 1
+        assert target.metrics.get("wire_dropped_unknown_key") == 1
         assert target.metrics.get("wire_dropped_truncated") == 1
 
     _with_nodes(1, scenario)

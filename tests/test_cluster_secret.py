@@ -74,8 +74,8 @@ def test_nodes_sharing_a_secret_join_and_a_node_with_another_secret_cannot(
     for p in (a, b):
         assert set(p.statuses()) == {a.name, b.name}
     wait_until(
-        lambda: api(a.addr, "/v1/metrics", secret=S1).get("wire_dropped_unauthenticated", 0) > 0
-        or api(b.addr, "/v1/metrics", secret=S1).get("wire_dropped_unauthenticated", 0) > 0,
+        lambda: api(a.addr, "/v1/metrics", secret=S1).get("wire_dropped_unknown_key", 0) > 0
+        or api(b.addr, "/v1/metrics", secret=S1).get("wire_dropped_unknown_key", 0) > 0,
         5,
         "the refused push-pulls to be counted",
     )

@@ -15,19 +15,36 @@ from mesh.config import DEFAULT
 from mesh.wire import MAGIC, VERSION, Codec
 from tests.procs import FAST, Cluster, MeshProc, metrics, wait_until
 
-UDP_CASES: list[tuple[str, bytes]] = [
-    ("malformed", b"\x00" * 40),  # garbage: bad magic
-    ("malformed", msgpack.packb([[1, 7, "n1" * 30]])),  # a bare msgpack body, unframed
-    ("truncated", MAGIC + bytes([VERSION]) + b"\x01" * 10),
-    ("oversized", Codec(None, 10**6).seal({"pad": "x" * 3000})),
-    ("unauthenticated", Codec(b"not our secret", 10**6).seal([[1, 7, "n1"]])),
-    ("version", MAGIC + bytes([VERSION + 1]) + b"\x00" * 40),
-    ("malformed", Codec(None, 10**6).seal_body(b"\x92\x01")),  # truncated msgpack, valid MAC
-    ("malformed", Codec(None, 10**6).seal({"not": "a compound message"})),
-    ("malformed", Codec(None, 10**6).seal([[5, "inc", "n9", "h", 1, {}]])),  # alive, bad types
-    # an attempt to kill a member, signed with the wrong key
-    ("unauthenticated", Codec(b"evil", 10**6).seal([[7, 99, "n2", "n2"]])),
-]
+
+def _dgram(secret: bytes | None = None) -> Codec:
+    return Codec(secret, 10**6, purpose="datagram")
+
+
+def _tampered() -> bytes:
+    frame = bytearray(_dgram().seal([[1, 7, "n1"]]))
+    frame[30] ^= 1  # one bit of the ciphertext
+    return bytes(frame)
+
+
+def udp_cases() -> list[tuple[str, bytes]]:
+    """Sealed when called: a sealed frame older than the replay window (or
+    opened once already) would be dropped as stale (or replay) instead."""
+    return [
+        ("malformed", b"\x00" * 80),  # garbage: bad magic
+        ("malformed", msgpack.packb([[1, 7, "n1" * 60]])),  # a bare msgpack body, unframed
+        ("truncated", MAGIC + bytes([VERSION]) + b"\x01" * 10),
+        ("oversized", _dgram().seal({"pad": "x" * 3000})),
+        ("unknown_key", _dgram(b"not our secret").seal([[1, 7, "n1"]])),
+        ("version", MAGIC + bytes([VERSION + 1]) + b"\x00" * 80),
+        ("malformed", _dgram().seal_body(b"\x92\x01")),  # truncated msgpack, valid tag
+        ("malformed", _dgram().seal({"not": "a compound message"})),
+        ("malformed", _dgram().seal([[5, "inc", "n9", "h", 1, {}]])),  # alive, bad types
+        # an attempt to kill a member, sealed with the wrong key
+        ("unknown_key", _dgram(b"evil").seal([[7, 99, "n2", "n2"]])),
+        ("purpose", Codec(None, 10**6).seal([[1, 7, "n1"]])),  # an HTTP frame as a datagram
+        ("unauthenticated", _tampered()),
+    ]
+
 
 HTTP_PATHS = ["/v1/members", "/v1/metrics", "/v1/gossip/pushpull", "/v1/ring", "/v1/exec/run"]
 
@@ -69,7 +86,7 @@ def test_hostile_datagrams_are_dropped_counted_and_change_nothing(pair: list[Mes
     base = _dropped(metrics(target.addr))
     expected: dict[str, int] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for reason, data in UDP_CASES:
+        for reason, data in udp_cases():
             s.sendto(data, target.addr)
             expected[reason] = expected.get(reason, 0) + 1
 
@@ -89,23 +106,26 @@ def test_hostile_datagrams_are_dropped_counted_and_change_nothing(pair: list[Mes
 def test_hostile_http_bodies_are_refused_counted_and_change_nothing(pair: list[MeshProc]) -> None:
     target = pair[0]
     before = _snapshot(pair)
-    cases = [
-        ("malformed", b"garbage" * 10, 400),
-        ("truncated", MAGIC + bytes([VERSION]) + b"\x00" * 5, 400),
-        ("unauthenticated", Codec(b"wrong", 10**6).seal({"state": []}), 401),
-        ("version", MAGIC + bytes([VERSION + 1]) + b"\x00" * 40, 400),
-        ("malformed", Codec(None, 10**6).seal_body(b"\xc1\xc1"), 400),
-        ("truncated", b"", 400),
-    ]
+
+    def cases() -> list[tuple[str, bytes, int]]:  # sealed afresh: a frame opens only once
+        return [
+            ("malformed", b"garbage" * 10, 400),
+            ("truncated", MAGIC + bytes([VERSION]) + b"\x00" * 5, 400),
+            ("unknown_key", Codec(b"wrong", 10**6).seal({"state": []}), 401),
+            ("version", MAGIC + bytes([VERSION + 1]) + b"\x00" * 80, 400),
+            ("malformed", Codec(None, 10**6).seal_body(b"\xc1\xc1"), 400),
+            ("truncated", b"", 400),
+        ]
+
     for path in HTTP_PATHS:
         base = _dropped(metrics(target.addr))
-        for _, body, status in cases:
+        for _, body, status in cases():
             assert _post(target, path, body) == status, path
-        # one byte more than the bound: cut off and refused (the node may close early)
-        assert _post(target, path, b"\x00" * (DEFAULT.max_http_body + 1)) in (400, None)
+        # a body larger than a first frame, without a token: refused before it is read
+        assert _post(target, path, b"\x00" * (DEFAULT.max_http_body + 1)) in (401, None)
         now = _dropped(metrics(target.addr))
-        expected = {"malformed": 2, "truncated": 2, "unauthenticated": 1, "version": 1,
-                    "oversized": 1}
+        expected = {"malformed": 2, "truncated": 2, "unknown_key": 1, "version": 1,
+                    "no_token": 1}
         for reason, n in expected.items():
             key = f"wire_dropped_{reason}"
             assert now.get(key, 0) - base.get(key, 0) == n, (path, key, now, base)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mesh.gossip
 import mesh.node
+from mesh.wire._transport import SecureRuntime
 from sim.runner import Simulation
 from sim.runtime import SimRuntime
 from sim.scenario import Scenario
@@ -27,7 +28,9 @@ def test_simulated_nodes_are_the_real_node_and_gossip_classes() -> None:
     assert type(node) is mesh.node.Node
     assert type(node.driver) is mesh.gossip.GossipDriver  # type: ignore[attr-defined]
     assert type(node.membership) is mesh.gossip.Membership  # type: ignore[attr-defined]
-    assert isinstance(node.runtime, SimRuntime)  # type: ignore[attr-defined]
+    # the node speaks through the wire's handshakes, over the simulated runtime
+    assert type(node.runtime) is SecureRuntime  # type: ignore[attr-defined]
+    assert isinstance(node.runtime.inner, SimRuntime)  # type: ignore[attr-defined]
     # the very module objects a normal import gives (no reloaded or patched copy)
     assert importlib.import_module("mesh.node") is mesh.node
     assert inspect.getmodule(type(node)) is mesh.node

@@ -16,7 +16,8 @@ from mesh.errors import ConfigError
 from mesh.runtime import Address
 from mesh.secrets import ENV_VAR
 
-SECRET_HELP = f"file holding the cluster secret (default: ${ENV_VAR})"
+SECRET_HELP = (f"file holding the cluster secret (default: ${ENV_VAR}); repeat to rotate: "
+               "the first seals, every one opens")
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
@@ -45,6 +46,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def workers(text: str) -> int:
+    """A worker count within what a node may announce (``Config.max_workers``)."""
+    value = positive_int(text)
+    if value > DEFAULT.max_workers:
+        raise argparse.ArgumentTypeError(
+            f"{value} workers is more than the {DEFAULT.max_workers} a node may announce "
+            "(Config.max_workers)")
     return value
 
 

@@ -20,14 +20,16 @@ from mesh.cli._common import (
     fail,
     positive_int,
     setup_logging,
+    workers,
 )
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError
 from mesh.exec import ExecService, ProcessExecutor
+from mesh.metrics import Metrics
 from mesh.node import Node, Service
 from mesh.realtime import RealRuntime
 from mesh.runtime import Address
-from mesh.secrets import check_bind, load_secret
+from mesh.secrets import check_bind, load_secrets
 
 log = logging.getLogger("mesh.cli")
 
@@ -51,8 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=address("--seed address"), action="append", default=[],
         metavar="HOST:PORT", help="a node to join through; repeat for several",
     )
-    join.add_argument("--secret-file", metavar="PATH", help=SECRET_HELP)
-    join.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    join.add_argument("--secret-file", metavar="PATH", action="append", help=SECRET_HELP)
+    join.add_argument("--workers", type=workers,
+                      default=min(os.cpu_count() or 1, DEFAULT.max_workers),
                       help="worker processes (default: the number of cores, here %(default)s)")
     join.add_argument("--replicas", type=positive_int, default=None,
                       help=f"copies of each stored result (default {DEFAULT.replicas})")
@@ -67,18 +70,19 @@ def build_services(args: argparse.Namespace, config: Config) -> list[Service]:
     return [ExecService(ProcessExecutor(args.workers))]
 
 
-async def _join(args: argparse.Namespace, config: Config, secret: bytes | None) -> int:
+async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -> int:
     # Signals first, so one that arrives while we start up is not lost. The
     # first leaves gracefully; a second one stops at once without leaving.
     signals = asyncio.Queue[int]()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
-    runtime = RealRuntime(max_body=config.max_http_body)
+    metrics = Metrics()  # the node's counters, shared with its connections'
+    runtime = RealRuntime(max_body=config.max_http_body, config=config, metrics=metrics)
     meta = {"workers": args.workers}
     node = Node(
         runtime, config, args.name, args.bind, seeds=args.seed, secret=secret, meta=meta,
-        services=build_services(args, config), advertise=args.advertise,
+        services=build_services(args, config), advertise=args.advertise, metrics=metrics,
     )
     try:
         try:
@@ -108,7 +112,7 @@ async def _join(args: argparse.Namespace, config: Config, secret: bytes | None) 
 
 def cmd_join(args: argparse.Namespace) -> int:
     try:
-        secret = load_secret(args.secret_file)
+        secret = load_secrets(args.secret_file)
         check_bind(args.bind[0], secret)
         if args.advertise is None:
             check_not_wildcard(args.bind, "--bind")

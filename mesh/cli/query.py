@@ -14,7 +14,7 @@ from mesh.errors import ConfigError, WireError
 from mesh.node import MEMBERS_PATH, RING_PATH
 from mesh.realtime import RealRuntime
 from mesh.runtime import Address, Unreachable
-from mesh.secrets import ENV_VAR, load_secret
+from mesh.secrets import ENV_VAR, load_secrets
 from mesh.wire import Codec
 
 
@@ -25,14 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         query.add_argument("--address", type=address("--address"), default=DEFAULT_BIND,
                            metavar="HOST:PORT", help="a node of the mesh (default 127.0.0.1:7946)")
         query.add_argument("--json", action="store_true", help="print JSON")
-        query.add_argument("--secret-file", metavar="PATH", help=SECRET_HELP)
+        query.add_argument("--secret-file", metavar="PATH", action="append", help=SECRET_HELP)
         query.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
         query.set_defaults(run=run)
 
 
-async def _query(addr: Address, path: str, secret: bytes | None, timeout: float) -> Any:
-    codec = Codec(secret, DEFAULT.max_http_body)
+async def _query(addr: Address, path: str, secret: list[bytes], timeout: float) -> Any:
     runtime = RealRuntime()
+    codec = Codec(secret, DEFAULT.max_http_body, source=runtime)
     try:
         raw = await runtime.request(addr, path, codec.seal({}), timeout)
     finally:
@@ -45,7 +45,7 @@ def ask(args: argparse.Namespace, path: str) -> tuple[int, Any]:
     after printing what went wrong."""
     where = format_address(args.address)
     try:
-        secret = load_secret(args.secret_file)
+        secret = load_secrets(args.secret_file)
     except ConfigError as exc:
         return fail(2, str(exc)), None
     try:

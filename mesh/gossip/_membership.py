@@ -164,7 +164,7 @@ class Membership:
         """Handle one decoded datagram body from ``src``. Raises
         :class:`WireError` if it is not a valid compound message; nothing is
         applied in that case."""
-        for msg in decode_compound(body, self._members, self.name):
+        for msg in decode_compound(body, self._members, self.name, self.config):
             self._dispatch(msg, src, now)
         return self._flush()
 
@@ -206,7 +206,7 @@ class Membership:
         N broadcasts on each (O(N^2) messages). Up to
         ``push_pull_scale_threshold`` members we re-broadcast them as memberlist
         does, because there every extra spreader matters and costs little."""
-        entries = parse_state(state, self._members)
+        entries = parse_state(state, self._members, self.config)
         quiet = bootstrap and len(state) > self.config.push_pull_scale_threshold
         for name, addr, inc, status, meta in entries:
             known = name in self._members

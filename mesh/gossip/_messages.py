@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from mesh.config import DEFAULT, Config
 from mesh.errors import WireError
 from mesh.gossip._intern import intern_addr, intern_meta, intern_name
 from mesh.gossip._state import Address, Status
@@ -150,15 +151,38 @@ def _addr(host: Any, port: Any) -> tuple[str, int]:
     return (host, port)
 
 
-def _meta(v: Any) -> dict[str, Any]:
+def _inc(v: Any, limits: Config) -> int:
+    if type(v) is int and v > limits.max_incarnation:
+        raise WireError("bounds", f"incarnation {v} above the limit {limits.max_incarnation}")
+    return _int(v)
+
+
+def _meta(v: Any, limits: Config = DEFAULT) -> dict[str, Any]:
+    """Member metadata: a map with string keys, at most ``max_meta_bytes``
+    encoded, every number within ``max_meta_int``, ``workers`` a positive
+    int up to ``max_workers``."""
     if type(v) is not dict or not all(type(k) is str for k in v):
         raise WireError("malformed", "metadata must be a map with string keys")
+    if not v:
+        return v
+    size = len(msgpack.packb(v, use_bin_type=True))
+    if size > limits.max_meta_bytes:
+        raise WireError("bounds", f"metadata of {size} bytes > {limits.max_meta_bytes}")
+    bound = limits.max_meta_int
+    for key, value in v.items():
+        if type(value) in (int, float) and not -bound <= value <= bound:  # NaN fails too
+            raise WireError("bounds", f"metadata number {key}={value!r} out of range")
+    workers = v.get("workers")
+    if workers is not None and (type(workers) is not int
+                                or not 0 < workers <= limits.max_workers):
+        raise WireError("bounds", f"workers={workers!r}: expected 1 to {limits.max_workers}")
     return v
 
 
-def from_list(raw: Any) -> Message | None:
+def from_list(raw: Any, limits: Config = DEFAULT) -> Message | None:
     """Validate and build one message. Returns ``None`` for a type number we do
-    not know (sent by a newer peer); raises :class:`WireError` otherwise."""
+    not know (sent by a newer peer); raises :class:`WireError` otherwise
+    (reason ``bounds`` for a well-formed value beyond a limit of ``limits``)."""
     if type(raw) is not list or not raw or type(raw[0]) is not int:
         raise WireError("malformed", "a message must be a non-empty array with a type")
     kind, n = raw[0], len(raw)
@@ -174,15 +198,15 @@ def from_list(raw: Any) -> Message | None:
         if kind == ALIVE and n == 6:
             # The fields of an alive end up in member records: share them.
             return Alive(
-                _int(raw[1]),
+                _inc(raw[1], limits),
                 intern_name(_str(raw[2])),
                 intern_addr(_addr(raw[3], raw[4])),
-                intern_meta(_meta(raw[5])),
+                intern_meta(_meta(raw[5], limits)),
             )
         if kind == SUSPECT and n == 4:
-            return Suspect(_int(raw[1]), _str(raw[2]), _str(raw[3]))
+            return Suspect(_inc(raw[1], limits), _str(raw[2]), _str(raw[3]))
         if kind == DEAD and n == 4:
-            return Dead(_int(raw[1]), _str(raw[2]), _str(raw[3]))
+            return Dead(_inc(raw[1], limits), _str(raw[2]), _str(raw[3]))
     except IndexError:  # pragma: no cover - lengths are checked above
         raise WireError("malformed", f"short message of type {kind}") from None
     if kind in (PING, INDIRECT_PING, ACK, NACK, ALIVE, SUSPECT, DEAD):
@@ -191,7 +215,8 @@ def from_list(raw: Any) -> Message | None:
 
 
 def decode_compound(
-    body: Any, known: Mapping[str, Member] | None = None, me: str = ""
+    body: Any, known: Mapping[str, Member] | None = None, me: str = "",
+    limits: Config = DEFAULT,
 ) -> list[Message]:
     """Validate a whole datagram body (a list of messages). All or nothing: one
     bad message rejects the datagram, so a half-valid packet changes nothing.
@@ -212,20 +237,23 @@ def decode_compound(
                 have = get(name)
                 if have is not None and have[3] >= inc:  # its incarnation
                     continue
-        msg = from_list(raw)
+        msg = from_list(raw, limits)
         if msg is not None:
             out.append(msg)
     return out
 
 
 def parse_state(
-    state: Any, known: dict[str, Member]
+    state: Any, known: dict[str, Member], limits: Config = DEFAULT
 ) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
     """Validate a push-pull table, all or nothing. Entries that say exactly what
     we already believe (same name, incarnation and status) carry no news and
-    are skipped, which keeps a sync of a large, quiet cluster cheap."""
+    are skipped, which keeps a sync of a large, quiet cluster cheap. A table
+    of more than ``max_members`` rows is dropped whole (reason ``bounds``)."""
     if type(state) is not list:
         raise WireError("malformed", "push-pull state must be an array")
+    if len(state) > limits.max_members:
+        raise WireError("bounds", f"push-pull table of {len(state)} > {limits.max_members} rows")
     out = []
     for row in state:
         if type(row) is not list or len(row) != 6:
@@ -235,7 +263,7 @@ def parse_state(
         if have is not None and have[3] == inc and have[4] == status:
             continue
         # An entry has the fields of an Alive message; reuse its validation.
-        checked = from_list([ALIVE, inc, name, host, port, meta])
+        checked = from_list([ALIVE, inc, name, host, port, meta], limits)
         if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known
             raise WireError("malformed", "bad push-pull entry")
         if type(status) is not int or status not in (0, 1, 2, 3):

@@ -1,4 +1,6 @@
-"""Framing, versioning, size bounds and authentication for every message.
+"""The HMAC-SHA256 framing mesh used before its AES-256-GCM frames (wire
+version 1), kept verbatim so ``python -m bench.wire`` measures the new frames
+against it in the same run. Nothing in mesh imports this.
 
 A frame is ``MAGIC | VERSION | HMAC-SHA256(key, MAGIC | VERSION | body) | body``
 where ``body`` is msgpack. The same frame carries UDP datagrams, HTTP bodies
