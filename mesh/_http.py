@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -23,6 +24,29 @@ _SHUTDOWN_TIMEOUT = 1.0
 """Seconds in-flight requests get to finish when a server closes."""
 
 _CHANNEL_ERRORS = (ConnectionError, aiohttp.ClientError, asyncio.TimeoutError)
+
+GetHandler = Callable[
+    [str, Mapping[str, str], Mapping[str, str]],
+    Awaitable[tuple[int, dict[str, str], "bytes | AsyncIterator[bytes]"]],
+]
+"""``(path, headers, query) -> (status, headers, body)`` for a plain GET (read-only
+pages, see :mod:`mesh.ops`); a body that is an async iterator is streamed."""
+
+
+async def _page(request: web.Request, on_get: GetHandler) -> web.StreamResponse:
+    status, headers, body = await on_get(request.path, request.headers, request.query)
+    if isinstance(body, bytes):
+        return web.Response(status=status, body=body, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    try:
+        await response.prepare(request)
+        async for chunk in body:
+            await response.write(chunk)
+    except (ConnectionError, aiohttp.ClientError):
+        pass  # the reader went away: the normal end of a stream
+    finally:
+        await body.aclose()  # type: ignore[attr-defined]
+    return response
 
 
 def describe(exc: BaseException) -> str:
@@ -121,9 +145,11 @@ async def serve(
     *,
     max_body: int,
     ws_close_timeout: float,
+    on_get: GetHandler | None = None,
 ) -> HttpServer:
     """Listen on ``bind``: POST to any path goes to ``on_request``; a GET with
-    a websocket upgrade to any path goes to ``on_channel``."""
+    a websocket upgrade to any path goes to ``on_channel``, any other GET to
+    ``on_get`` when given."""
     channels: set[WebSocketChannel] = set()
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -144,6 +170,8 @@ async def serve(
         if request.method == "GET":
             ws = web.WebSocketResponse(max_msg_size=max_body, timeout=ws_close_timeout)
             if not ws.can_prepare(request).ok:
+                if on_get is not None:
+                    return await _page(request, on_get)
                 return web.Response(status=400, text="websocket upgrade expected\n")
             await ws.prepare(request)
             channel = WebSocketChannel(ws)

@@ -30,6 +30,8 @@ from typing import Any
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, WireError
 from mesh.node import MEMBERS_PATH, RING_PATH, Node, Service
+from mesh.ops import _cli as ops_cli
+from mesh.ops._logs import add_log_flags, setup_logging
 from mesh.runtime import Address, Unreachable
 from mesh.secrets import (
     DEFAULT_BIND,
@@ -53,8 +55,9 @@ def build_services(args: argparse.Namespace, config: Config) -> list[Service]:
     one place where they are constructed (``args.workers``, ``args.demo`` and
     ``config.replicas`` are meant for the exec layer)."""
     from mesh.exec import ExecService, ProcessExecutor
+    from mesh.ops import OpsService
 
-    return [ExecService(ProcessExecutor(args.workers))]
+    return [ExecService(ProcessExecutor(args.workers)), OpsService()]
 
 
 # ------------------------------------------------------------------ parsing
@@ -144,8 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--replicas", type=_positive_int, default=None,
                       help=f"copies of each stored result (default {DEFAULT.replicas})")
     join.add_argument("--demo", action="store_true", help="register the demo functions")
-    join.add_argument("--log-level", default="info",
-                      choices=["debug", "info", "warning", "error"])
+    add_log_flags(join)
     join.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help=argparse.SUPPRESS)  # Config overrides, for tests and experiments
 
@@ -168,10 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--replicas", type=_positive_int, default=None)
     up.add_argument("--demo", action="store_true")
     up.add_argument("--secret-file", metavar="PATH", help=secret_help)
-    up.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    up.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                    help="the nodes' log level (default: info; warning with --demo)")
     up.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help=argparse.SUPPRESS)
 
+    ops_cli.add_parsers(sub, _address("--address"), DEFAULT_BIND)
     sub.add_parser("sim", help="run the simulator (see `mesh sim --help`)", add_help=False)
     return parser
 
@@ -182,15 +186,6 @@ def _fail(code: int, message: str) -> int:
 
 
 # --------------------------------------------------------------------- join
-def _setup_logging(level: str, name: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
 def _config(args: argparse.Namespace) -> Config:
     config = DEFAULT.with_(**config_overrides(args.set))
     if args.replicas is not None:
@@ -262,7 +257,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         args.seed = [_resolve(s, "seed") for s in args.seed]
     except ConfigError as exc:
         return _fail(2, str(exc))
-    _setup_logging(args.log_level, args.name)
+    setup_logging(args.log_level, args.name, args.log_format)
     return run(_join(args, config, secret))
 
 
@@ -380,6 +375,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             load_secret(args.secret_file)
     except ConfigError as exc:
         return _fail(2, str(exc))
+    args.log_level = args.log_level or ("warning" if args.demo else "info")
     if args.base_port + args.nodes - 1 > 65535:
         return _fail(2, f"--base-port {args.base_port} leaves no room for {args.nodes} nodes")
     if args.demo:
@@ -401,7 +397,8 @@ def _sim(argv: list[str]) -> int:
     return int(run(parser.parse_args(argv)) or 0)
 
 
-COMMANDS = {"join": cmd_join, "members": cmd_members, "ring": cmd_ring, "up": cmd_up}
+COMMANDS = {"join": cmd_join, "members": cmd_members, "ring": cmd_ring, "up": cmd_up,
+            **ops_cli.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -65,6 +65,10 @@ class Service(Protocol):
     def on_member_event(self, event: MemberEvent) -> None:
         """Never called concurrently; must not block."""
 
+    # A service may also define ``async handle_get(path, headers, query) ->
+    # (status, headers, body or async iterator of bytes)``: the first that does
+    # gets every plain (non-websocket) GET, for read-only pages (mesh.ops).
+
 
 class Node:
     """One member of the mesh. Create it inside the runtime's event loop.
@@ -94,6 +98,7 @@ class Node:
         self.addr: Address = self.bind if advertise is None else (advertise[0], advertise[1])
         """The address other nodes reach this one at (its member address)."""
         self.metrics = Metrics()
+        self.secret = secret
         self.codec = Codec(secret, config.max_datagram)
         self.http_codec = Codec(secret, config.max_http_body)
         self.services: list[Service] = list(services)
@@ -123,7 +128,11 @@ class Node:
         background), then start the services. On failure, whatever started is
         stopped again and the error propagates (e.g. ``OSError`` for a port in
         use)."""
-        self._server = await self.runtime.serve(self.bind, self._on_request, self._on_channel)
+        pages = next((s.handle_get for s in self.services if hasattr(s, "handle_get")), None)
+        extra = {} if pages is None else {"on_get": pages}  # only the real runtime serves pages
+        self._server = await self.runtime.serve(
+            self.bind, self._on_request, self._on_channel, **extra
+        )
         try:
             await self.driver.start()
             for service in self.services:

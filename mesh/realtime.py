@@ -136,12 +136,14 @@ class RealRuntime:
 
     # --- HTTP and channels -------------------------------------------------
     async def serve(
-        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler
+        self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler,
+        on_get: _http.GetHandler | None = None,
     ) -> Server:
         return await _http.serve(
             bind,
             on_request,
             on_channel,
+            on_get=on_get,
             max_body=self.max_body,
             ws_close_timeout=self._ws_close_timeout,
         )

@@ -34,6 +34,7 @@ from mesh.exec import _payload as P
 from mesh.exec._core import ExecCore, ProtocolViolation
 from mesh.exec._executor import Executor, Outcome
 from mesh.metrics import RateLimitedLog
+from mesh.ops._tasklog import TaskLog
 from mesh.runtime import Channel, ChannelClosed, Unreachable
 from mesh.wire import OVERHEAD
 
@@ -126,6 +127,8 @@ class ExecService:
         self._stopped = False
         self._noise: RateLimitedLog | None = None
         self._limit = 0
+        self.tasklog = TaskLog()
+        """Recent finished runs and the run rate, for the dashboard (mesh.ops)."""
 
     # ------------------------------------------------------------- lifecycle
     async def start(self, node: Node) -> None:
@@ -264,6 +267,7 @@ class ExecService:
             cap = self.executor.capacity(core.next_function())
             if cap > 0:
                 jobs, solo = core.take_jobs(cap)
+                self.tasklog.started([j[0] for j in (*jobs, *solo)], self.node.runtime.now())
                 if jobs:
                     self.executor.run(jobs)
                 for job in solo:
@@ -279,6 +283,7 @@ class ExecService:
                        f"max_http_body ({self._limit}); return something smaller, or store "
                        "large data elsewhere and return a reference to it")
                 outs[i] = (tid, P.FAILED, msg.encode())
+        self.tasklog.finished(outs, self.node.runtime.now())  # type: ignore[union-attr]
         self.core.outcomes(outs)
         self._flush()
 
