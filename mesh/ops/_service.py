@@ -103,6 +103,7 @@ class OpsService:
             return 400, b""
         since = request.get("since", 0) if isinstance(request, dict) else 0
         since = since if type(since) is int else 0
+        node.metrics.inc("ops_stats_served")
         return 200, node.http_codec.seal(local_figures(node, since))
 
     # --------------------------------------------------------------- pages

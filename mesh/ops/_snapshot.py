@@ -76,6 +76,7 @@ def local_figures(node: Node, since: int = 0) -> dict[str, Any]:
             bytes=sum(len(st.payload) for st in core.results.values()),
             states=states, recent=log.since(since, RECENT_PER_NODE), seq=log.finished_total,
         )
+    figures["now"] = round(now, 3)  # the clock of the recent tasks' finished_at
     figures["stolen"] = node.metrics.get("exec_tasks_taken")
     figures["given"] = node.metrics.get("exec_tasks_given")
     return figures

@@ -26,8 +26,10 @@ function el(tag, text, cls) {
 function row(cells) {
   const tr = document.createElement("tr");
   for (const c of cells) {
-    if (c instanceof Node) { const td = document.createElement("td"); td.appendChild(c); tr.appendChild(td); }
-    else tr.appendChild(c);
+    if (c.tagName === "TD") { tr.appendChild(c); continue; }
+    const td = document.createElement("td");
+    td.appendChild(c);
+    tr.appendChild(td);
   }
   return tr;
 }
@@ -66,7 +68,14 @@ function renderNodes(snap) {
   const rows = [];
   for (const m of snap.members) {
     const f = snap.nodes[m.name];
-    if (!f) continue;
+    if (!f) {
+      const td = el("td", m.status + ": no figures", "muted");
+      td.colSpan = 8;
+      const tr = row([el("td", m.name), td]);
+      tr.dataset.gone = m.name;
+      rows.push(tr);
+      continue;
+    }
     if (f.error) {
       const td = el("td", "unreachable: " + f.error, "error");
       td.colSpan = 8;
@@ -87,14 +96,16 @@ function renderNodes(snap) {
 function renderTasks(snap) {
   const fresh = [];
   for (const [name, f] of Object.entries(snap.nodes)) {
-    for (const t of f.recent || []) fresh.push({ node: name, seq: t[0], key: t[1], outcome: t[2], at: t[3], dur: t[4] });
+    const clock = Date.now() / 1000 - (f.now || 0);  // the node's clock to ours
+    for (const t of f.recent || []) {
+      fresh.push({ node: name, key: t[1], outcome: t[2], at: clock + t[3], dur: t[4] });
+    }
   }
   fresh.sort((a, b) => a.at - b.at);
   for (const t of fresh) taskRows.unshift(t);
   taskRows.length = Math.min(taskRows.length, MAX_TASK_ROWS);
-  const now = new Date();
   fill($("#tasks tbody"), taskRows.map((t) => row([
-    el("td", t.seen || (t.seen = now.toLocaleTimeString())), el("td", t.node), el("td", t.key),
+    el("td", new Date(t.at * 1000).toLocaleTimeString()), el("td", t.node), el("td", t.key),
     el("td", t.outcome, "outcome-" + t.outcome), num(formatDuration(t.dur)),
   ])));
 }
