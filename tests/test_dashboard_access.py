@@ -106,3 +106,13 @@ def test_a_loopback_bind_is_open(cluster: Cluster) -> None:
     wait_until(lambda: up(proc), 15, "the node to serve HTTP")
     for path in GUARDED:
         assert get(f"http://{proc.bind}{path}")[0] == 200, path
+
+
+def test_mesh_status_reads_an_exposed_node_with_the_secret(exposed: MeshProc, tmp_path) -> None:
+    refused = run_cli("status", "--address", exposed.bind)
+    assert refused.returncode == 1 and "401" in refused.stderr and "--secret-file" in refused.stderr
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(SECRET)
+    done = run_cli("status", "--address", exposed.bind, "--secret-file", str(secret_file))
+    assert done.returncode == 0, done.stderr
+    assert "wild" in done.stdout

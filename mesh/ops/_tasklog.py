@@ -73,10 +73,11 @@ class TaskLog:
             self._buckets.popleft()
 
     def rate(self, now: float) -> float:
-        """Runs finished per second over the last :data:`WINDOW` whole seconds."""
+        """Runs finished per second over the last :data:`WINDOW` seconds (the
+        current one included, so a burst shows at once)."""
         self._trim(now)
         current = float(int(now))
-        total = sum(c for s, c in self._buckets if current - WINDOW <= s < current)
+        total = sum(c for s, c in self._buckets if current - WINDOW < s <= current)
         return total / WINDOW
 
     def since(self, seq: int, limit: int) -> list[list]:
