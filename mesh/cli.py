@@ -31,7 +31,7 @@ from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, WireError
 from mesh.node import MEMBERS_PATH, RING_PATH, Node, Service
 from mesh.ops import _cli as ops_cli
-from mesh.ops._logs import add_log_flags, setup_logging
+from mesh.ops._logs import add_log_flags, setup_logging, up_log_level
 from mesh.runtime import Address, Unreachable
 from mesh.secrets import (
     DEFAULT_BIND,
@@ -375,7 +375,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             load_secret(args.secret_file)
     except ConfigError as exc:
         return _fail(2, str(exc))
-    args.log_level = args.log_level or ("warning" if args.demo else "info")
+    up_log_level(args)
     if args.base_port + args.nodes - 1 > 65535:
         return _fail(2, f"--base-port {args.base_port} leaves no room for {args.nodes} nodes")
     if args.demo:

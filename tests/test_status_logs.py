@@ -3,15 +3,11 @@ quiet ``mesh up --demo``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import subprocess
-from pathlib import Path
 
-from bench._ports import free_ports
-from tests.procs import MESH, REPO, Cluster, wait_until
+from mesh.ops._logs import up_log_level
+from tests.procs import Cluster, wait_until
 
 
 def test_log_format_json_writes_one_object_per_line(cluster: Cluster) -> None:
@@ -35,27 +31,16 @@ def test_log_level_warning_drops_info_lines(cluster: Cluster) -> None:
     assert " INFO " not in a.log() and "member loud" not in a.log(), a.log()
 
 
-def test_mesh_up_demo_prints_its_summary_not_membership_lines() -> None:
-    base = free_ports(2, consecutive=True)[0]
-    env = dict(os.environ)
-    env.pop("MESH_SECRET", None)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    up = subprocess.Popen([*MESH, "up", "--nodes", "2", "--demo", "--base-port", str(base)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          cwd=REPO)
-    try:
-        out, err = up.communicate(timeout=90)
-    finally:
-        if up.poll() is None:
-            up.kill()
-            out, err = up.communicate()
-        for line in out.splitlines():  # `mesh up` ends its nodes; make sure of it
-            if " pid " in line:
-                pid = int(line.rsplit(" ", 1)[1])
-                with contextlib.suppress(OSError):
-                    if b"mesh.cli" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                        os.kill(pid, signal.SIGKILL)
-    assert up.returncode == 0, out + err
-    assert "demo: result" in out, out
-    both = out + err
-    assert "member node" not in both and " INFO " not in both, both
+def test_mesh_up_demo_runs_its_nodes_at_warning_unless_told_otherwise() -> None:
+    from mesh._up import node_args
+    from mesh.cli import build_parser
+
+    def level(*argv: str) -> str:
+        args = build_parser().parse_args(["up", "--nodes", "2", *argv])
+        up_log_level(args)
+        flags = node_args(args, 1)
+        return flags[flags.index("--log-level") + 1]
+
+    assert level("--demo") == "warning"  # no membership lines: see the test above
+    assert level() == "info"
+    assert level("--demo", "--log-level", "debug") == "debug"

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["LEVELS", "JsonFormatter", "add_log_flags", "setup_logging"]
+__all__ = ["LEVELS", "JsonFormatter", "add_log_flags", "setup_logging", "up_log_level"]
 
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
@@ -55,6 +55,13 @@ def setup_logging(level: str, name: str, fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def up_log_level(args: argparse.Namespace) -> None:
+    """``mesh up``: the nodes log at ``info``, or at ``warning`` with ``--demo``
+    (the demo prints its own summary; membership lines would bury it),
+    unless ``--log-level`` says otherwise."""
+    args.log_level = args.log_level or ("warning" if args.demo else "info")
 
 
 def add_log_flags(parser: argparse.ArgumentParser, default_level: str | None = "info") -> None:
