@@ -7,16 +7,24 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from mesh.ops._status import cmd_status
-from mesh.ops._token import cmd_token
 from mesh.secrets import ENV_VAR
 
 __all__ = ["COMMANDS", "add_parsers"]
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "status": cmd_status,
-    "token": cmd_token,
-}
+
+def _status(args: argparse.Namespace) -> int:
+    from mesh.ops._status import cmd_status  # loaded when run: `mesh join` starts faster
+
+    return cmd_status(args)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from mesh.ops._token import cmd_token
+
+    return cmd_token(args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"status": _status, "token": _token}
 
 
 def add_parsers(sub: argparse._SubParsersAction, address_type: object,
