@@ -62,3 +62,5 @@ def test_metrics_parse_and_count_exactly_the_tasks_run(cluster: Cluster) -> None
         # Each result is held on R=2 nodes while the client holds its future.
         assert sum(scrape(p)["mesh_results_held"][()] for p in procs) >= 2 * n
         assert sum(scrape(p)["mesh_result_bytes"][()] for p in procs) > 0
+        # Replicas and results crossed between nodes.
+        assert sum(scrape(p)["mesh_peer_sent_bytes_total"][()] for p in procs) > 0

@@ -321,6 +321,7 @@ class ExecService:
                         raise ChannelClosed("the peer closed the channel")
                     for frame in encode_frames(node.http_codec, box.take(), self._limit):
                         await ch.send(frame)
+                        node.metrics.inc("exec_peer_bytes_sent", len(frame))  # mesh.ops: transfers
             except ChannelClosed:
                 node.metrics.inc("exec_peer_channel_lost")
             finally:

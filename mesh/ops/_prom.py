@@ -39,6 +39,8 @@ _NAMED = {
                              "Probes that got no ack, direct or indirect."),
     "exec_tasks_taken": ("mesh_tasks_stolen", "Queued tasks this node stole from busier peers."),
     "exec_tasks_given": ("mesh_tasks_given", "Queued tasks idle peers stole from this node."),
+    "exec_peer_bytes_sent": ("mesh_peer_sent_bytes",
+                             "Bytes this node sent to peers: task specs, results and replicas."),
 }
 """Counters of :class:`mesh.metrics.Metrics` under names of their own; every
 other counter ``x`` is exported as ``mesh_x_total``."""
