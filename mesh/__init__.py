@@ -11,6 +11,7 @@ from mesh.client import (
 )
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, InsecureBindError, MeshError, WireError
+from mesh.ops._progress import progress
 
 __all__ = [
     "DEFAULT",
@@ -26,5 +27,6 @@ __all__ = [
     "TaskFailed",
     "WireError",
     "as_completed",
+    "progress",
 ]
 __version__ = "0.1.0"

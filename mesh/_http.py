@@ -12,7 +12,7 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -55,6 +55,33 @@ def _decode_token(text: str | None) -> bytes | None:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return b""
+
+
+GetHandler = Callable[
+    [str, Mapping[str, str], Mapping[str, str]],
+    Awaitable[tuple[int, dict[str, str], "bytes | AsyncIterator[bytes]"]],
+]
+"""``(path, headers, query) -> (status, headers, body)`` for a plain GET (read-only
+pages, see :mod:`mesh.ops`); a body that is an async iterator is streamed."""
+
+
+async def _page(request: web.Request, on_get: GetHandler, conns: Connections
+                ) -> web.StreamResponse:
+    status, headers, body = await on_get(request.path, request.headers, request.query)
+    if status < 400:  # the page accepted the reader (its own token check): no handshake deadline
+        conns.authenticated(request.transport)
+    if isinstance(body, bytes):
+        return web.Response(status=status, body=body, headers=headers)
+    response = web.StreamResponse(status=status, headers=headers)
+    try:
+        await response.prepare(request)
+        async for chunk in body:
+            await response.write(chunk)
+    except (ConnectionError, aiohttp.ClientError):
+        pass  # the reader went away: the normal end of a stream
+    finally:
+        await body.aclose()  # type: ignore[attr-defined]
+    return response
 
 
 def describe(exc: BaseException) -> str:
@@ -153,12 +180,6 @@ class HttpServer:
         await self._runner.cleanup()
 
 
-GetRoute = Callable[[Mapping[str, str]], Awaitable[tuple[int, str, bytes]]]
-"""A plain GET route: ``(request headers) -> (status, content type, body)``.
-It is not gated or sealed: it does its own authentication (e.g. a bearer
-token) and must not read a body."""
-
-
 async def serve(
     bind: Address,
     on_request: RequestHandler,
@@ -167,14 +188,14 @@ async def serve(
     limits: ServerLimits,
     gate: Gate | None = None,
     metrics: Metrics | None = None,
-    routes: Mapping[str, GetRoute] | None = None,
+    on_get: GetHandler | None = None,
 ) -> HttpServer:
     """Listen on ``bind``: POST to any path goes to ``on_request``; a GET with
-    a websocket upgrade to any path goes to ``on_channel``; a GET without one
-    to a path in ``routes`` goes to that route. With a ``gate``, requests and
+    a websocket upgrade to any path goes to ``on_channel``; any other GET to
+    ``on_get`` when given (read-only pages: neither gated nor sealed, they do
+    their own authentication and never read a body). With a ``gate``, requests and
     upgrades are admitted first (their token in the ``X-Mesh-Auth`` header)
     and a body is read up to the admitted size, within ``body_timeout``."""
-    plain = dict(routes or {})
     channels: set[WebSocketChannel] = set()
     conns = Connections(limits, metrics)
     max_body = limits.max_body
@@ -220,13 +241,8 @@ async def serve(
             if len(body) > limit:
                 response.force_close()  # do not drain the rest of an oversized body
             return response
-        if request.method == "GET" and path in plain and not _is_upgrade(request):
-            try:
-                status, content_type, data = await plain[path](request.headers)
-            except Exception:
-                log.exception("GET route %s failed", path)
-                return web.Response(status=500)
-            return web.Response(status=status, body=data, content_type=content_type)
+        if request.method == "GET" and on_get is not None and not _is_upgrade(request):
+            return await _page(request, on_get, conns)
         if request.method == "GET":
             if gate is not None:
                 admission = gate("channel", path, token, None)

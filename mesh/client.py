@@ -127,10 +127,15 @@ class Client(_Api):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def gather(self, futures: Iterable[Future] | Future, timeout: float | None = None,
-               errors: str = "raise") -> Any:
+               errors: str = "raise", progress: bool = False) -> Any:
         """Results of ``futures`` in order (a single future: its result).
         ``errors="raise"`` re-raises the first error; ``"skip"`` leaves failed
-        ones out. ``TimeoutError`` after ``timeout`` seconds."""
+        ones out. ``TimeoutError`` after ``timeout`` seconds. ``progress=True``
+        shows a progress bar (done, failed, rate) while waiting."""
+        if progress:
+            from mesh.ops._progress import progress as show
+
+            show(futures, timeout=timeout)
         if isinstance(futures, Future):
             return futures.result(timeout)
         futs = list(futures)
@@ -190,7 +195,12 @@ class AsyncClient(_Api):
         return self.start().__await__()
 
     async def gather(self, futures: Iterable[Future] | Future, timeout: float | None = None,
-                     errors: str = "raise") -> Any:
+                     errors: str = "raise", progress: bool = False) -> Any:
+        if progress:
+            from mesh.ops._progress import aprogress
+
+            await aprogress([futures] if isinstance(futures, Future) else list(futures),
+                            timeout=timeout)
         if isinstance(futures, Future):
             return await asyncio.wait_for(self._core.wait_async(futures._state), timeout)
         futs = list(futures)

@@ -69,6 +69,10 @@ class Service(Protocol):
     def on_member_event(self, event: MemberEvent) -> None:
         """Never called concurrently; must not block."""
 
+    # A service may also define ``async handle_get(path, headers, query) ->
+    # (status, headers, body or async iterator of bytes)``: the first that does
+    # gets every plain (non-websocket) GET, for read-only pages (mesh.ops).
+
 
 class Node:
     """One member of the mesh. Create it inside the runtime's event loop.
@@ -98,6 +102,7 @@ class Node:
         self.addr: Address = self.bind if advertise is None else (advertise[0], advertise[1])
         """The address other nodes reach this one at (its member address)."""
         self.metrics = metrics if metrics is not None else Metrics()
+        self.secret = secret
         # One identity for this life (its epoch is the wall clock now, above
         # any earlier life's), one key ring; a codec and replay guard per purpose.
         self.identity = Identity.named(name, runtime)
@@ -142,7 +147,11 @@ class Node:
         background), then start the services. On failure, whatever started is
         stopped again and the error propagates (e.g. ``OSError`` for a port in
         use)."""
-        self._server = await self.runtime.serve(self.bind, self._on_request, self._on_channel)
+        pages = next((s.handle_get for s in self.services if hasattr(s, "handle_get")), None)
+        extra = {} if pages is None else {"on_get": pages}  # only the real runtime serves pages
+        self._server = await self.runtime.serve(
+            self.bind, self._on_request, self._on_channel, **extra
+        )
         try:
             await self.driver.start()
             for service in self.services:

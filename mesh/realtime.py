@@ -33,7 +33,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from mesh import _http, _loop
@@ -203,13 +203,13 @@ class RealRuntime:
     # --- HTTP and channels -------------------------------------------------
     async def serve(
         self, bind: Address, on_request: RequestHandler, on_channel: ChannelHandler,
-        gate: Gate | None = None, routes: Mapping[str, _http.GetRoute] | None = None,
+        gate: Gate | None = None, on_get: _http.GetHandler | None = None,
     ) -> Server:
-        """As :meth:`mesh.runtime.Runtime.serve`; ``routes`` adds plain GET
-        routes (path -> ``async (headers) -> (status, content type, body)``)
-        that are neither gated nor sealed and do their own authentication."""
+        """As :meth:`mesh.runtime.Runtime.serve`; ``on_get`` serves plain
+        GETs (``async (path, headers, query) -> (status, headers, body)``),
+        neither gated nor sealed: they do their own authentication."""
         return await _http.serve(bind, on_request, on_channel, limits=self.limits, gate=gate,
-                                 metrics=self.metrics, routes=routes)
+                                 metrics=self.metrics, on_get=on_get)
 
     async def request(self, addr: Address, path: str, body: bytes, timeout: float,
                       token: bytes | None = None) -> bytes:

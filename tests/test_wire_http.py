@@ -1,4 +1,4 @@
-"""The real HTTP layer with a gate: plain GET routes that do their own
+"""The real HTTP layer with a gate: plain GET pages that do their own
 authentication beside gated POSTs and websocket upgrades."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes
         return exc.code, b""
 
 
-def test_plain_get_routes_bypass_the_gate_and_do_their_own_auth() -> None:
+def test_plain_get_pages_bypass_the_gate_and_do_their_own_auth() -> None:
     port = free_ports(1)[0]
     asked: list[tuple[str, str]] = []
 
@@ -31,10 +31,14 @@ def test_plain_get_routes_bypass_the_gate_and_do_their_own_auth() -> None:
         asked.append((kind, path))
         return None if token != b"ok" else Admission(max_body=10, context=b"x")
 
-    async def metrics_route(headers: Mapping[str, str]) -> tuple[int, str, bytes]:
+    async def page(path: str, headers: Mapping[str, str], query: Mapping[str, str]
+                   ) -> tuple[int, dict[str, str], bytes]:
+        plain = {"Content-Type": "text/plain"}
+        if path != "/metrics":
+            return 404, plain, b""
         if headers.get("Authorization") != "Bearer t0ken":
-            return 401, "text/plain", b"bearer token needed\n"
-        return 200, "text/plain", b"up 1\n"
+            return 401, plain, b"bearer token needed\n"
+        return 200, plain, b"up 1\n"
 
     async def on_request(path: str, body: bytes, admission: Admission) -> tuple[int, bytes]:
         return 200, body
@@ -45,7 +49,7 @@ def test_plain_get_routes_bypass_the_gate_and_do_their_own_auth() -> None:
     async def main() -> None:
         rt = RealRuntime()
         server = await rt.serve(("127.0.0.1", port), on_request, on_channel, gate=gate,
-                                routes={"/metrics": metrics_route})
+                                on_get=page)
         try:
             base = f"http://127.0.0.1:{port}"
             loop = asyncio.get_running_loop()

@@ -4,9 +4,12 @@
 
     mesh join --bind 127.0.0.1:7946 --name a [--seed HOST:PORT ...] [--secret-file F]
               [--advertise HOST:PORT] [--workers N] [--replicas R] [--log-level info]
+              [--log-format text|json]
     mesh members --address 127.0.0.1:7946 [--json]
     mesh ring --address 127.0.0.1:7946 [--json]
     mesh up --nodes 3 [--base-port 7946] [--workers N] [--demo]
+    mesh status --address 127.0.0.1:7946 [--json]
+    mesh token --address HOST:PORT [--json]
     mesh sim ...
 
 Exit codes: 0 success; 1 a runtime failure (nothing listening, port in use);
@@ -24,12 +27,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mesh.cli import join, query, sim, up
+from mesh.cli import join, ops, query, sim, up
 from mesh.cli._common import config_overrides
 
 __all__ = ["COMMAND_MODULES", "build_parser", "config_overrides", "main"]
 
-COMMAND_MODULES = [join, query, up, sim]
+COMMAND_MODULES = [join, query, up, ops, sim]
 """Every command group, in the order ``mesh --help`` lists them."""
 
 

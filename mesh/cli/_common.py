@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,9 +15,8 @@ from mesh.errors import ConfigError
 from mesh.runtime import Address
 from mesh.secrets import ENV_VAR
 
-SECRET_HELP = (f"file holding the cluster secret (default: ${ENV_VAR}); repeat to rotate: "
-               "the first seals, every one opens")
-LOG_LEVELS = ["debug", "info", "warning", "error"]
+SECRET_HELP = f"file holding the cluster secret (default: ${ENV_VAR})"
+SECRETS_HELP = SECRET_HELP + "; repeat to rotate: the first seals, every one opens"
 
 
 def fail(code: int, message: str) -> int:
@@ -101,15 +99,6 @@ def config_from(args: argparse.Namespace) -> Config:
     if args.replicas is not None:
         config = config.with_(replicas=args.replicas)
     return config
-
-
-def setup_logging(level: str, name: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def print_table(rows: list[list[str]]) -> None:

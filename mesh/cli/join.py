@@ -12,14 +12,12 @@ import socket
 from mesh import _loop
 from mesh.addresses import DEFAULT_BIND, format_address
 from mesh.cli._common import (
-    LOG_LEVELS,
-    SECRET_HELP,
+    SECRETS_HELP,
     add_set_flag,
     address,
     config_from,
     fail,
     positive_int,
-    setup_logging,
     workers,
 )
 from mesh.config import DEFAULT, Config
@@ -27,6 +25,8 @@ from mesh.errors import ConfigError
 from mesh.exec import ExecService, ProcessExecutor
 from mesh.metrics import Metrics
 from mesh.node import Node, Service
+from mesh.ops import OpsService
+from mesh.ops._logs import add_log_flags, setup_logging
 from mesh.realtime import RealRuntime
 from mesh.runtime import Address
 from mesh.secrets import check_bind, load_secrets
@@ -53,13 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=address("--seed address"), action="append", default=[],
         metavar="HOST:PORT", help="a node to join through; repeat for several",
     )
-    join.add_argument("--secret-file", metavar="PATH", action="append", help=SECRET_HELP)
+    join.add_argument("--secret-file", metavar="PATH", action="append", help=SECRETS_HELP)
     join.add_argument("--workers", type=workers,
                       default=min(os.cpu_count() or 1, DEFAULT.max_workers),
                       help="worker processes (default: the number of cores, here %(default)s)")
     join.add_argument("--replicas", type=positive_int, default=None,
                       help=f"copies of each stored result (default {DEFAULT.replicas})")
-    join.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    add_log_flags(join)
     add_set_flag(join)
     join.set_defaults(run=cmd_join)
 
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_services(args: argparse.Namespace, config: Config) -> list[Service]:
     """The services a ``mesh join`` node runs on top of gossip: the one place
     where they are constructed."""
-    return [ExecService(ProcessExecutor(args.workers))]
+    return [ExecService(ProcessExecutor(args.workers)), OpsService()]
 
 
 async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -> int:
@@ -131,7 +131,7 @@ def cmd_join(args: argparse.Namespace) -> int:
         args.seed = [resolve(s, "seed") for s in args.seed]
     except ConfigError as exc:
         return fail(2, str(exc))
-    setup_logging(args.log_level, args.name)
+    setup_logging(args.log_level, args.name, args.log_format)
     return _loop.run(_join(args, config, secret))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from mesh import _loop
 from mesh.addresses import DEFAULT_BIND, format_address
-from mesh.cli._common import SECRET_HELP, address, fail, print_table
+from mesh.cli._common import SECRETS_HELP, address, fail, print_table
 from mesh.config import DEFAULT
 from mesh.errors import ConfigError, WireError
 from mesh.node import MEMBERS_PATH, RING_PATH
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         query.add_argument("--address", type=address("--address"), default=DEFAULT_BIND,
                            metavar="HOST:PORT", help="a node of the mesh (default 127.0.0.1:7946)")
         query.add_argument("--json", action="store_true", help="print JSON")
-        query.add_argument("--secret-file", metavar="PATH", action="append", help=SECRET_HELP)
+        query.add_argument("--secret-file", metavar="PATH", action="append",
+                           help=SECRETS_HELP)
         query.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
         query.set_defaults(run=run)
 

@@ -22,7 +22,6 @@ import sys
 
 from mesh import _loop
 from mesh.cli._common import (
-    LOG_LEVELS,
     SECRET_HELP,
     add_set_flag,
     config_overrides,
@@ -32,6 +31,7 @@ from mesh.cli._common import (
 )
 from mesh.config import DEFAULT
 from mesh.errors import ConfigError
+from mesh.ops._logs import LEVELS, up_log_level
 from mesh.secrets import load_secret
 
 GRACE = DEFAULT.leave_timeout + 3.0
@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--demo", action="store_true",
                     help="run a demo job on the mesh, print what each node did, then stop")
     up.add_argument("--secret-file", metavar="PATH", help=SECRET_HELP)
-    up.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    up.add_argument("--log-level", default=None, choices=LEVELS,
+                    help="the nodes' log level (default: info; warning with --demo)")
     add_set_flag(up)
     up.set_defaults(run=cmd_up)
 
@@ -61,6 +62,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         secret = load_secret(args.secret_file) if args.secret_file is not None else None
     except ConfigError as exc:
         return fail(2, str(exc))
+    up_log_level(args)
     if args.base_port + args.nodes - 1 > 65535:
         return fail(2, f"--base-port {args.base_port} leaves no room for {args.nodes} nodes")
     if args.demo:

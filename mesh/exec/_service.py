@@ -1,11 +1,10 @@
 """The exec service: the asyncio driver around :class:`~mesh.exec._core.ExecCore`.
 
-It plugs into a :class:`mesh.node.Node` under ``/v1/exec/`` (the channels and
-their first frames are in :mod:`mesh.protocol.framing`) and serves
-``/v1/exec/stats``: ``{"node", "completed", "queued", "tasks", "results",
-"workers", "sessions", "waiting_for", "waiters", "orphan_wants", "states"}``;
-with ``{"key": k}`` in the request also where task ``k`` stands on this node,
-with ``{"pending": true}`` the first keys it waits for.
+It serves ``/v1/exec/`` of a :class:`mesh.node.Node` (channels and first frames:
+:mod:`mesh.protocol.framing`) and ``/v1/exec/stats`` (``{"node", "completed",
+"queued", "tasks", "results", "workers", "sessions", "waiting_for", "waiters",
+"orphan_wants", "states"}``; ``{"key": k}`` adds where task ``k`` stands here,
+``{"pending": true}`` the first keys it waits for).
 
 Every frame is opened with the node's HTTP codec before anything reads it; a
 frame that fails to open or breaks the protocol closes its channel and is
@@ -26,6 +25,7 @@ from mesh.exec._core import ExecCore
 from mesh.exec._effects import Effect, ToPeer
 from mesh.exec._executor import Executor, Outcome
 from mesh.metrics import RateLimitedLog
+from mesh.ops._tasklog import TaskLog
 from mesh.placement import member_weight
 from mesh.protocol import payload as P
 from mesh.protocol.framing import CLIENT_PATH, PEER_PATH, PREFIX, STATS_PATH, encode_frames
@@ -90,6 +90,7 @@ class ExecService:
         self._stopped = False
         self._noise: RateLimitedLog | None = None
         self._limit = 0
+        self.tasklog = TaskLog()  # recent finished runs and the run rate, for mesh.ops
 
     # ------------------------------------------------------------- lifecycle
     async def start(self, node: Node) -> None:
@@ -135,8 +136,7 @@ class ExecService:
         self._timer = self.node.runtime.call_later(self.node.config.exec_tick, self._tick)
 
     def _steal_tick(self) -> None:
-        """Publish our queue depth (rounded to a power of two, to keep gossip
-        quiet) and, when idle, ask the most loaded peer for work."""
+        """Publish our queue depth (a power of two: quiet gossip); idle, ask for work."""
         if self._stopped or self.node is None or self.core is None:
             return
         node, core = self.node, self.core
@@ -226,6 +226,7 @@ class ExecService:
             cap = self.executor.capacity(core.next_function())
             if cap > 0:
                 jobs, solo = core.take_jobs(cap)
+                self.tasklog.started([j[0] for j in (*jobs, *solo)], self.node.runtime.now())
                 if jobs:
                     self.executor.run(jobs)
                 for job in solo:
@@ -237,10 +238,11 @@ class ExecService:
         limit = self._limit // 2
         for i, (tid, _kind, payload) in enumerate(outs):
             if len(payload) > limit:
-                msg = (f"the result of task {tid!r} is {len(payload)} bytes, more than half of "
-                       f"max_http_body ({self._limit}); return something smaller, or store "
-                       "large data elsewhere and return a reference to it")
-                outs[i] = (tid, P.FAILED, msg.encode())
+                outs[i] = (tid, P.FAILED, (
+                    f"the result of task {tid!r} is {len(payload)} bytes, more than half of "
+                    f"max_http_body ({self._limit}); return something smaller, or store "
+                    "large data elsewhere and return a reference to it").encode())
+        self.tasklog.finished(outs, self.node.runtime.now())  # type: ignore[union-attr]
         self._carry(self.core.outcomes(outs))
 
     def _open(self, frame: bytes, what: str) -> Any:
@@ -279,6 +281,7 @@ class ExecService:
                     for frame in encode_frames(node.http_codec, box.take(), self._limit,
                                                node.config.frame_target):
                         await ch.send(frame)
+                        node.metrics.inc("exec_peer_bytes_sent", len(frame))  # mesh.ops: transfers
             except ChannelClosed:
                 node.metrics.inc("exec_peer_channel_lost")
             finally:
@@ -288,9 +291,7 @@ class ExecService:
             del self._links[dest]
 
     async def _watch_link(self, ch: Channel, box: _Outbox) -> None:
-        """The peer never writes on our outgoing channel: a read returns only
-        when the channel ends (the peer died or restarted), and then the
-        sender must reconnect instead of writing into the void."""
+        """A read on our outgoing channel returns only when it ends: then reconnect."""
         try:
             while True:
                 await ch.recv()
@@ -301,8 +302,7 @@ class ExecService:
     async def _serve_peer(self, channel: Channel) -> None:
         assert self.node is not None and self.core is not None
         hello = self._open(await channel.recv(), "peer")
-        src = hello.get("from") if isinstance(hello, dict) else None
-        if not isinstance(src, str):
+        if not isinstance(src := hello.get("from") if isinstance(hello, dict) else None, str):
             self.node.metrics.inc("exec_protocol_violation")
             return
         while True:

@@ -156,6 +156,7 @@ class Prober:
         deadline = now + self._awareness.scale(self.config.probe_timeout)
         self._probe = _Probe(seq, target.name, deadline)
         self._send(target.addr, prims)
+        self.metrics.inc("gossip_probes")
 
     def _next_probe_target(self) -> Member | None:
         for _ in range(2):

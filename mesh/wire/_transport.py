@@ -169,7 +169,7 @@ class SecureRuntime:
     # --- server side -------------------------------------------------------------
     async def serve(self, bind: Address, on_request: RequestHandler,
                     on_channel: ChannelHandler, **plain: Any) -> Any:
-        """``plain`` (e.g. ``routes=`` of the real runtime) passes through."""
+        """``plain`` (e.g. ``on_get=`` of the real runtime) passes through."""
         async def request(path: str, body: bytes, admission: Admission | None = None) -> Any:
             if admission is not None and admission.context is not None and (
                     bytes(memoryview(body)[-F.TAG_LEN:]) != admission.context):
