@@ -48,6 +48,9 @@ def add_parser(subparsers: Any) -> None:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", metavar="FILE", help="a scenario TOML file "
                    "(flags given as well override its values)")
+    p.add_argument("--workload", choices=("gossip", "tasks"),
+                   help="what the nodes run: gossip (membership only, the default) or "
+                   "tasks (simulated clients submit tasks, maps and graphs)")
     p.add_argument("--nodes", type=int, help="cluster size (default 50)")
     p.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
     p.add_argument("--duration", type=float, help="simulated seconds (default 60)")
@@ -72,6 +75,8 @@ def build_scenario(args: argparse.Namespace) -> Any:
     from sim.scenario import Scenario, load
 
     sc = load(args.scenario) if args.scenario else Scenario(name="flags", source="flags")
+    if args.workload is not None:
+        sc.workload = args.workload
     if args.nodes is not None:
         sc.nodes = args.nodes
     if args.duration is not None:
@@ -112,7 +117,7 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["mesh", "sim"]
     if args.scenario:
         parts += ["--scenario", args.scenario]
-    for flag in ("nodes", "seed", "duration", "mode", "loss", "dup", "reorder"):
+    for flag in ("workload", "nodes", "seed", "duration", "mode", "loss", "dup", "reorder"):
         v = getattr(args, flag)
         if v is not None:
             parts += [f"--{flag}", str(v)]

@@ -95,6 +95,8 @@ class Scenario:
     faults: list[FaultSpec] = field(default_factory=list)
     rolling: dict[str, int] = field(default_factory=dict)
     loss_in_faults_only: bool = True
+    workload: str = "gossip"
+    """What the nodes run: ``gossip`` (membership only) or ``tasks`` (see sim/workloads)."""
     """In liveness mode the network's loss/dup/reorder stop at ``fault_end``."""
     source: str = ""
     """Where the scenario came from (a path, or "flags")."""
@@ -137,6 +139,11 @@ class Scenario:
                 raise ConfigError(f"scenario {self.name}: unknown rolling fault {key!r}; "
                                   f"known: {', '.join(ROLLING_KINDS)}")
         from sim.faults import KINDS
+        from sim.workloads import WORKLOADS
+
+        if self.workload not in WORKLOADS:
+            raise ConfigError(f"scenario {self.name}: unknown workload {self.workload!r}; "
+                              f"known: {', '.join(sorted(WORKLOADS))}")
 
         for f in self.faults:
             if f.kind not in KINDS:

@@ -421,6 +421,12 @@ class ExecCore(ViewChanges, Running):
         st = self.results.get(key)
         if st is not None:
             st.subs.discard(sub)
+            if st.coord == self.name:
+                # Our store may reach a replica after sub's own release did, and
+                # name sub as a subscriber there: release it behind the store.
+                for n in st.targets:
+                    if n != self.name:
+                        self._send(n, ["x", key, sub])
             if not st.subs:
                 del self.results[key]
                 self.orphaned.pop(key, None)
