@@ -190,7 +190,7 @@ class Simulation:
         host.held.clear()
         host.slow = 1.0
         self.nodes[i] = None
-        self.observer.node_down(i, self.loop.time())
+        self.observer.node_down(i, self.loop.time(), node.membership.local.incarnation)
         self.trace.note(self.loop.time(), "crash", host.name)
         self._spawn(node.stop(), f"stop:{host.name}")
         for hook in self.on_crash:
