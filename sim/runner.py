@@ -164,8 +164,14 @@ class Simulation:
         life = self.lives[i]
         self.lives[i] += 1
         rt = SimRuntime(self.net, host, node_rng(self.seed, name, life))
-        node = Node(rt, self.config, name, host.addr, seeds=self._seeds_for(i), secret=SECRET,
+        warm = self.scenario.warm and life == 0
+        seeds = [] if warm else self._seeds_for(i)
+        node = Node(rt, self.config, name, host.addr, seeds=seeds, secret=SECRET,
                     meta={"zone": host.zone}, services=self.workload.services(i, rt, life))
+        if warm:
+            # Joined long ago: the whole table arrives through the real
+            # push-pull merge, as the answer to a join would bring it.
+            node.membership.merge_remote(self._warm_table(), self.loop.time(), bootstrap=True)
         gen = self.observer.node_up(i, self.loop.time())
         node.add_listener(self.observer.listener(i, gen, self.loop.time))
         self.nodes[i] = node
@@ -177,6 +183,16 @@ class Simulation:
         self._spawn(node.start(), f"start:{name}:{life}")
         for hook in self.on_start:
             hook(i, node)
+
+    _table: list[list[Any]] | None = None
+
+    def _warm_table(self) -> list[list[Any]]:
+        """Every node's push-pull row (alive, incarnation 0), as msgpack
+        decodes a table; built once and shared (merge_remote only reads it)."""
+        if self._table is None:
+            self._table = [[h.name, h.addr[0], h.addr[1], 0, 0, {"zone": h.zone}]
+                           for h in self.hosts]
+        return self._table
 
     def crash(self, i: int) -> None:
         """Kill node ``i``'s process: it stops at once and its state is gone."""

@@ -96,6 +96,8 @@ class Scenario:
     rolling: dict[str, int] = field(default_factory=dict)
     loss_in_faults_only: bool = True
     workload: str = "gossip"
+    warm: bool = False
+    """Start every node at time 0 already joined (see ``Simulation._warm_table``)."""
     """What the nodes run: ``gossip`` (membership only) or ``tasks`` (see sim/workloads)."""
     """In liveness mode the network's loss/dup/reorder stop at ``fault_end``."""
     source: str = ""
@@ -103,6 +105,8 @@ class Scenario:
 
     # --- derived -------------------------------------------------------------
     def spread(self) -> float:
+        if self.warm:
+            return 0.0
         if self.join_spread is not None:
             return self.join_spread
         return min(10.0, max(1.0, self.nodes / 100))
@@ -119,9 +123,11 @@ class Scenario:
         return start, max(start, end)
 
     def mesh_config(self) -> Config:
-        """The node configuration, with this scenario's overrides."""
+        """The node configuration, with this scenario's overrides. A warm cluster
+        formed long ago, so its nodes make no early (fresh-node) syncs."""
+        base = Config().with_(fresh_syncs=()) if self.warm else Config()
         try:
-            return Config().with_(**self.config)
+            return base.with_(**self.config)
         except TypeError as exc:
             raise ConfigError(f"scenario {self.name}: bad [config] entry: {exc}") from None
 
