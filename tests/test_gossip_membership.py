@@ -264,3 +264,18 @@ def test_a_mass_join_of_200_converges_within_20_seconds(seed: int) -> None:
     c = Cluster(200, seed=seed)
     c.run(20.0)
     assert min(len(c.nodes[o].members()) for o in c.live()) == 200
+
+
+@pytest.mark.parametrize("stale", [Suspect(0, "b", "c"), Dead(0, "b", "c")])
+def test_a_stale_accusation_is_answered_with_the_newer_alive(stale) -> None:
+    """Whoever relays an accusation older than a refutation missed it; it gets
+    the alive straight back (else stale accusations from a healed partition
+    confirm its own suspicion, and it declares a live node dead)."""
+    a = core()
+    a.receive(body(Alive(2, "b", B, {})), B, 0.0)
+    C = ("127.0.0.1", 7003)
+    out = a.receive(body(stale), C, 1.0)
+    to_c = [m for e in out if isinstance(e, Send) and e.addr == C
+            for m in decode_compound(msgpack.unpackb(e.body))]
+    assert Alive(2, "b", B, {}) in to_c
+    assert a.get("b").status is Status.ALIVE and a.get("b").incarnation == 2

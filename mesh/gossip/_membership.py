@@ -228,12 +228,12 @@ class Membership(Probing):
                 self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
             elif status is Status.LEFT:
                 self._on_dead(Dead(inc, name, name), now)
-            elif known or status is Status.SUSPECT:
+            elif known:
                 # A remote suspicion or death may be stale: suspect locally and
                 # let the member refute, rather than declare it dead outright.
-                # A member we never knew and that is reported dead stays unknown.
-                if not known and name != self.name:
-                    self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
+                # A member we do not know and that is reported suspect or dead
+                # stays unknown (as in memberlist): it may be one we declared
+                # dead and forgot, reported by a peer that has not caught up.
                 self._on_suspect(Suspect(inc, name, self.name), now)
 
     def leave(self, now: float) -> list[Send | PushPull]:
@@ -311,6 +311,7 @@ class Membership(Probing):
             return
         m = self._members.get(s.node)
         if m is None or s.incarnation < m.incarnation or m.status.gone:
+            self._set_straight(m, s.incarnation, informer)
             return
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
             if self._suspicions.confirm(s.node, s.sender):
@@ -333,6 +334,7 @@ class Membership(Probing):
             return
         m = self._members.get(d.node)
         if m is None or d.incarnation < m.incarnation:
+            self._set_straight(m, d.incarnation, informer)
             return
         status = Status.LEFT if d.sender == d.node else Status.DEAD
         if m.status.gone and (m.status >= status or d.incarnation < m.incarnation):
@@ -341,6 +343,15 @@ class Membership(Probing):
         self._set(m.with_(incarnation=d.incarnation, status=status), now, kind)
         self._suspicions.pop(d.node)
         self._broadcast(d)
+
+    def _set_straight(self, m: Member | None, incarnation: int,
+                      informer: Address | None) -> None:
+        """A peer told us of an accusation older than the alive we hold: it
+        missed the refutation (and may count stale accusations as independent
+        confirmations of its own suspicion). Send it the alive directly."""
+        if informer is not None and m is not None and m.status is Status.ALIVE \
+                and incarnation < m.incarnation:
+            self._send(informer, [encode(Alive(m.incarnation, m.name, m.addr, m.meta))])
 
     def _refute(self, incarnation: int, informer: Address | None = None) -> None:
         """Raise our incarnation past an accusation and spread the news. The
