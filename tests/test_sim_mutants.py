@@ -13,7 +13,7 @@ CATCHES = {  # mutant -> (seed, invariant), from `python -m sim.mutants`
     "refutation_ignored": (0, "converges"),
     "incarnation_not_bumped": (0, "converges"),
     "suspicion_never_confirmed": (0, "crashes_detected"),
-    "dead_resurrected_by_stale_alive": (0, "no_invented_incarnation"),
+    "dead_resurrected_by_stale_alive": (1, "no_invented_incarnation"),
     "push_pull_drops_entries": (2, "converges"),
     "early_confirm": (0, "tasks_replicated"),
     "retries_ignored": (0, "tasks_right_values"),
