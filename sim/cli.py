@@ -48,7 +48,13 @@ def add_parser(subparsers: Any) -> None:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", metavar="FILE", help="a scenario TOML file "
                    "(flags given as well override its values)")
+    p.add_argument("--workload", choices=("gossip", "tasks"),
+                   help="what the nodes run: gossip (membership only, the default) or "
+                   "tasks (simulated clients submit tasks, maps and graphs)")
     p.add_argument("--nodes", type=int, help="cluster size (default 50)")
+    p.add_argument("--warm", action="store_true", default=None,
+                   help="start every node at time 0 already joined (through the real "
+                   "push-pull merge), as a cluster formed long ago")
     p.add_argument("--seed", type=int, default=1, help="the run's seed (default 1)")
     p.add_argument("--duration", type=float, help="simulated seconds (default 60)")
     p.add_argument("--mode", choices=("liveness", "safety"),
@@ -72,8 +78,12 @@ def build_scenario(args: argparse.Namespace) -> Any:
     from sim.scenario import Scenario, load
 
     sc = load(args.scenario) if args.scenario else Scenario(name="flags", source="flags")
+    if args.workload is not None:
+        sc.workload = args.workload
     if args.nodes is not None:
         sc.nodes = args.nodes
+    if args.warm:
+        sc.warm = True
     if args.duration is not None:
         sc.duration = args.duration
     if args.mode is not None:
@@ -112,7 +122,7 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["mesh", "sim"]
     if args.scenario:
         parts += ["--scenario", args.scenario]
-    for flag in ("nodes", "seed", "duration", "mode", "loss", "dup", "reorder"):
+    for flag in ("workload", "nodes", "seed", "duration", "mode", "loss", "dup", "reorder"):
         v = getattr(args, flag)
         if v is not None:
             parts += [f"--{flag}", str(v)]
@@ -122,6 +132,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts += [f"--{name.replace('_', '-')}", str(v)]
     for item in args.set:
         parts += ["--set", item]
+    if args.warm:
+        parts.append("--warm")
     if args.json:
         parts.append("--json")
     return shlex.join(parts)

@@ -31,6 +31,7 @@ from sim.network import Host, Network
 from sim.runtime import SimRuntime, node_rng
 from sim.scenario import Scenario
 from sim.trace import Trace
+from sim.workloads import make as make_workload
 
 log = logging.getLogger("sim")
 
@@ -122,6 +123,11 @@ class Simulation:
         self._was_started = bytearray(self.n)
         self._last_start = 0.0
         self._wedged = False
+        self.on_start: list[Callable[[int, Node], None]] = []
+        """Hooks called as ``hook(i, node)`` when node ``i`` starts (or restarts)."""
+        self.on_crash: list[Callable[[int], None]] = []
+        """Hooks called as ``hook(i)`` when node ``i`` crashes."""
+        self.workload = make_workload(scenario.workload, self)
 
     # --- node lifecycle ----------------------------------------------------------
     def is_up(self, i: int) -> bool:
@@ -158,8 +164,14 @@ class Simulation:
         life = self.lives[i]
         self.lives[i] += 1
         rt = SimRuntime(self.net, host, node_rng(self.seed, name, life))
-        node = Node(rt, self.config, name, host.addr, seeds=self._seeds_for(i), secret=SECRET,
-                    meta={"zone": host.zone})
+        warm = self.scenario.warm and life == 0
+        seeds = [] if warm else self._seeds_for(i)
+        node = Node(rt, self.config, name, host.addr, seeds=seeds, secret=SECRET,
+                    meta={"zone": host.zone}, services=self.workload.services(i, rt, life))
+        if warm:
+            # Joined long ago: the whole table arrives through the real
+            # push-pull merge, as the answer to a join would bring it.
+            node.membership.merge_remote(self._warm_table(), self.loop.time(), bootstrap=True)
         gen = self.observer.node_up(i, self.loop.time())
         node.add_listener(self.observer.listener(i, gen, self.loop.time))
         self.nodes[i] = node
@@ -169,6 +181,18 @@ class Simulation:
         self._last_start = self.loop.time()
         self.trace.note(self.loop.time(), "start", name, life)
         self._spawn(node.start(), f"start:{name}:{life}")
+        for hook in self.on_start:
+            hook(i, node)
+
+    _table: list[list[Any]] | None = None
+
+    def _warm_table(self) -> list[list[Any]]:
+        """Every node's push-pull row (alive, incarnation 0), as msgpack
+        decodes a table; built once and shared (merge_remote only reads it)."""
+        if self._table is None:
+            self._table = [[h.name, h.addr[0], h.addr[1], 0, 0, {"zone": h.zone}]
+                           for h in self.hosts]
+        return self._table
 
     def crash(self, i: int) -> None:
         """Kill node ``i``'s process: it stops at once and its state is gone."""
@@ -182,9 +206,11 @@ class Simulation:
         host.held.clear()
         host.slow = 1.0
         self.nodes[i] = None
-        self.observer.node_down(i, self.loop.time())
+        self.observer.node_down(i, self.loop.time(), node.membership.local.incarnation)
         self.trace.note(self.loop.time(), "crash", host.name)
         self._spawn(node.stop(), f"stop:{host.name}")
+        for hook in self.on_crash:
+            hook(i)
 
     def restart(self, i: int) -> None:
         """Start node ``i`` again once its old process has finished stopping."""
@@ -215,6 +241,7 @@ class Simulation:
         loop.call_at(spread * (self.n - 1) / self.n + 1e-9, self._all_started)
         _fault_start, fault_end = sc.window()
         self.injector.schedule(plan(sc, random.Random(f"{self.seed}:plan")))
+        self.workload.begin()
         if sc.mode == "liveness" and sc.loss_in_faults_only:
             # just after fault_end, so that faults ending at fault_end restore first
             loop.call_at(fault_end + 1e-6, self._calm_network)
@@ -269,6 +296,7 @@ class Simulation:
         loop = self.loop
 
         async def stop_all() -> None:
+            await self.workload.stop()
             for node in self.nodes:
                 if node is not None:
                     await node.stop()
@@ -310,7 +338,8 @@ class Simulation:
             excused_dead=obs.excused_dead,
             converge=[c for c in obs.converge if c["after"] != "join"],
             join_converge_s=join,
-            invariants=obs.results(self.scenario.mode, end, fault_end, errors),
+            invariants=(obs.results(self.scenario.mode, end, fault_end, errors)
+                        + self.workload.invariants(end)),
             faults=list(self.injector.records),
             trace_digest=self.trace.digest(),
             errors=errors,

@@ -100,12 +100,18 @@ class Scenario:
     faults: list[FaultSpec] = field(default_factory=list)
     rolling: dict[str, int] = field(default_factory=dict)
     loss_in_faults_only: bool = True
+    workload: str = "gossip"
+    warm: bool = False
+    """Start every node at time 0 already joined (see ``Simulation._warm_table``)."""
+    """What the nodes run: ``gossip`` (membership only) or ``tasks`` (see sim/workloads)."""
     """In liveness mode the network's loss/dup/reorder stop at ``fault_end``."""
     source: str = ""
     """Where the scenario came from (a path, or "flags")."""
 
     # --- derived -------------------------------------------------------------
     def spread(self) -> float:
+        if self.warm:
+            return 0.0
         if self.join_spread is not None:
             return self.join_spread
         return min(10.0, max(1.0, self.nodes / 100))
@@ -122,11 +128,13 @@ class Scenario:
         return start, max(start, end)
 
     def mesh_config(self) -> Config:
-        """The node configuration, with this scenario's overrides."""
+        """The node configuration, with this scenario's overrides. A warm cluster
+        formed long ago, so its nodes make no early (fresh-node) syncs."""
+        base = Config().with_(fresh_syncs=()) if self.warm else Config()
         try:
             # a simulated mesh may be larger than Config.max_members allows a real one
             bound = max(Config().max_members, 2 * self.nodes)
-            return Config().with_(**{"max_members": bound, **self.config})
+            return base.with_(**{"max_members": bound, **self.config})
         except TypeError as exc:
             raise ConfigError(f"scenario {self.name}: bad [config] entry: {exc}") from None
 
@@ -143,6 +151,12 @@ class Scenario:
             if key not in ROLLING_KINDS:
                 raise ConfigError(f"scenario {self.name}: unknown rolling fault {key!r}; "
                                   f"known: {', '.join(ROLLING_KINDS)}")
+        from sim.workloads import WORKLOADS
+
+        if self.workload not in WORKLOADS:
+            raise ConfigError(f"scenario {self.name}: unknown workload {self.workload!r}; "
+                              f"known: {', '.join(sorted(WORKLOADS))}")
+
         for f in self.faults:
             if f.kind not in KINDS:
                 raise ConfigError(f"scenario {self.name}: unknown fault kind {f.kind!r}; "

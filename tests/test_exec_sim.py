@@ -1,49 +1,89 @@
-"""The real exec service and client under the simulator, with crashes.
+"""The real exec service and client under the simulator (the ``tasks`` workload
+of the one cluster harness, ``sim.runner.Simulation``).
 
-Each seed runs four nodes on simulated workers, submits independent tasks and
-task graphs, crashes (and sometimes restarts) nodes mid-run, makes workers
-crash at random, and checks that nothing is lost, nothing resolves twice or
-wrongly, and a task that always kills its worker ends in ``KilledWorker``.
+Simulated clients submit maps, graphs, graphs of graphs, tasks that raise,
+flaky tasks with retries, dependents of failed tasks, cancelled tasks and a
+task that kills its worker, then release everything, while faults roll. The
+invariants are in ``sim/workloads/tasks.py``.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from sim.exec_sim import run_exec_sim
+from sim.network import NetConfig
+from sim.runner import Simulation
+from sim.scenario import Scenario
 
-SEEDS = range(50)
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_no_task_is_lost_or_resolved_wrongly_despite_crashes(seed: int) -> None:
-    result = run_exec_sim(seed)
-    assert result.ok, f"seed {seed}: " + "\n".join(result.errors)
-    assert result.resolved == result.submitted
-    assert result.node_crashes >= 1
-    assert result.killed == 0
+TASKS = ("tasks_resolve", "tasks_right_values", "tasks_replicated", "tasks_nothing_left")
 
 
-def test_workers_crash_and_tasks_still_finish() -> None:
-    result = run_exec_sim(7, crash_nodes=False, crash_rate=0.2)
-    assert result.ok, "\n".join(result.errors)
-    assert result.worker_crashes > 10
-    # A task dies of random crashes only if it hits three in a row: rare.
-    assert result.killed <= 3
+def run(seed: int, rolling: dict[str, int] | None = None, **net: float) -> tuple:
+    sc = Scenario(name="tasks", nodes=8, duration=60.0, workload="tasks",
+                  network=NetConfig(**net), rolling=dict(rolling or {}))
+    sim = Simulation(sc, seed)
+    result = sim.run()
+    verdicts = {i.name: i for i in result.invariants}
+    return result, verdicts, sim.workload
 
 
-def test_one_seed_gives_one_trace() -> None:
-    a = run_exec_sim(3)
-    b = run_exec_sim(3)
-    assert a.trace_digest == b.trace_digest
-    assert (a.submitted, a.resolved, a.node_crashes, a.worker_crashes, a.virtual_seconds) == (
-        b.submitted, b.resolved, b.node_crashes, b.worker_crashes, b.virtual_seconds)
-    assert run_exec_sim(4).trace_digest != a.trace_digest
+def failures(verdicts: dict, names: tuple[str, ...] = TASKS) -> list[str]:
+    return [f"{n}: {verdicts[n].detail}" for n in names if verdicts[n].status == "fail"]
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_idle_nodes_steal_from_a_loaded_owner_without_losing_tasks(seed: int) -> None:
-    result = run_exec_sim(seed, skew=True, crash_nodes=seed % 2 == 0)
-    assert result.ok, f"seed {seed}: " + "\n".join(result.errors)
-    assert result.resolved == result.submitted
-    assert result.stolen > 10
+@pytest.mark.parametrize("seed", range(12))
+def test_tasks_resolve_rightly_and_nothing_is_left_under_loss_duplication_and_reordering(
+        seed: int) -> None:
+    result, verdicts, wl = run(seed, loss=0.05, duplicate=0.05, reorder=0.05)
+    assert not failures(verdicts) and result.ok, failures(verdicts) + result.errors
+    assert len(wl.expect) > 100 and all(e.resolved == 1 for e in wl.expect.values())
+    assert all(verdicts[n].status == "pass" for n in TASKS)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_tasks_resolve_rightly_and_replicated_despite_crashes_restarts_and_partitions(
+        seed: int) -> None:
+    rolling = {"crash": 1, "restart": 1, "partition": 1, "pause": 1}
+    result, verdicts, _ = run(seed, rolling, loss=0.05, duplicate=0.02)
+    names = ("tasks_resolve", "tasks_right_values", "tasks_replicated")
+    assert not failures(verdicts, names), failures(verdicts, names)
+    assert any(r.kind == "crash" and not r.skipped for r in result.faults)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "exec keeps results and tasks that a subscriber which crashed, restarted or was "
+    "partitioned away never releases (subscriptions are by node name, never dropped)"))
+def test_nothing_is_left_after_release_when_nodes_crash_and_partitions_heal() -> None:
+    bad = []
+    for seed in range(4):
+        _, verdicts, _ = run(seed, {"restart": 1, "partition": 1})
+        bad += failures(verdicts, ("tasks_nothing_left",))
+    assert not bad, bad
+
+
+def test_idle_nodes_steal_from_a_hot_owner() -> None:
+    result, verdicts, wl = run(1)
+    assert result.ok, failures(verdicts)
+    assert wl.stolen() > 0
+
+
+def _digest(seed: int, hashseed: str) -> str:
+    code = ("from sim.runner import Simulation; from sim.scenario import Scenario;"
+            "from sim.network import NetConfig;"
+            f"sc = Scenario(nodes=6, duration=40.0, workload='tasks', rolling={{'restart': 1, "
+            "'partition': 1}, network=NetConfig(loss=0.05, duplicate=0.05));"
+            f"print(Simulation(sc, {seed}).run().trace_digest)")
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, timeout=300)
+    return out.stdout.strip()
+
+
+def test_one_seed_gives_one_trace_whatever_the_hash_seed() -> None:
+    a, b = _digest(3, "1"), _digest(3, "2")
+    assert a == b and len(a) == 32
+    assert _digest(4, "1") != a

@@ -2,7 +2,7 @@
 
 The exec service never starts processes itself; it is handed an
 :class:`Executor`. :class:`mesh.exec.ProcessExecutor` runs jobs in worker
-subprocesses; ``sim.exec_sim.SimExecutor`` runs them in-process on virtual
+subprocesses; ``sim.executor.SimExecutor`` runs them in-process on virtual
 time. Both keep the contract written here.
 """
 

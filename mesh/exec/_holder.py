@@ -138,6 +138,12 @@ class Holder:
         st = t.results.get(key)
         if st is not None:
             st.subs.discard(sub)
+            if st.coord == t.name:
+                # Our store may reach a replica after sub's own release did, and
+                # name sub as a subscriber there: release it behind the store.
+                for n in st.targets:
+                    if n != t.name:
+                        t.send(n, Unsubscribe(key, sub))
             if not st.subs:
                 del t.results[key]
                 t.orphaned.pop(key, None)

@@ -6,21 +6,7 @@ no I/O and reads no clock: time comes in as ``now`` and randomness from the
 timers through :meth:`Membership.tick`; both return what to send. The caller
 (see ``_driver.py``) asks :meth:`Membership.next_deadline` when to tick next.
 
-Protocol, per SWIM (Das et al. 2002) with Lifeguard (Dadgar et al. 2018):
-
-* Every ``probe_interval`` (stretched by local health) probe the next member of
-  a shuffled round-robin order. No ack within ``probe_timeout``: ask
-  ``indirect_checks`` peers to probe it; they forward the ack or send a nack.
-  No ack by the end of the interval: suspect it (:mod:`._probe`).
-* A suspicion becomes ``dead`` when its timeout runs out; the timeout shrinks as
-  other members confirm the suspicion (:mod:`._suspicion`). A member that hears
-  it is suspected refutes by raising its incarnation.
-* Updates ride on every packet (piggyback) and on gossip rounds, each sent
-  ``retransmit_limit(N)`` times (:mod:`._broadcast`).
-* When probing a suspect, the suspicion goes in the same packet (buddy system),
-  so the suspect learns of it at once and can refute.
-* Periodically exchange the whole table with one peer (push-pull), which the
-  driver carries over HTTP; joining is a push-pull with a seed.
+The protocol, step by step, is in the package docstring (:mod:`mesh.gossip`).
 """
 
 from __future__ import annotations
@@ -214,12 +200,12 @@ class Membership:
                 self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
             elif status is Status.LEFT:
                 self._on_dead(Dead(inc, name, name), now)
-            elif known or status is Status.SUSPECT:
+            elif known:
                 # A remote suspicion or death may be stale: suspect locally and
                 # let the member refute, rather than declare it dead outright.
-                # A member we never knew and that is reported dead stays unknown.
-                if not known and name != self.name:
-                    self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
+                # A member we do not know and that is reported suspect or dead
+                # stays unknown (as in memberlist): it may be one we declared
+                # dead and forgot, reported by a peer that has not caught up.
                 self._on_suspect(Suspect(inc, name, self.name), now)
 
     def leave(self, now: float) -> list[Send | PushPull]:
@@ -297,6 +283,7 @@ class Membership:
             return
         m = self._members.get(s.node)
         if m is None or s.incarnation < m.incarnation or m.status.gone:
+            self._set_straight(m, s.incarnation, informer)
             return
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
             if self._suspicions.confirm(s.node, s.sender):
@@ -319,6 +306,7 @@ class Membership:
             return
         m = self._members.get(d.node)
         if m is None or d.incarnation < m.incarnation:
+            self._set_straight(m, d.incarnation, informer)
             return
         status = Status.LEFT if d.sender == d.node else Status.DEAD
         if m.status.gone and (m.status >= status or d.incarnation < m.incarnation):
@@ -327,6 +315,15 @@ class Membership:
         self._set(m.with_(incarnation=d.incarnation, status=status), now, kind)
         self._suspicions.pop(d.node)
         self._broadcast(d)
+
+    def _set_straight(self, m: Member | None, incarnation: int,
+                      informer: Address | None) -> None:
+        """A peer told us of an accusation older than the alive we hold: it
+        missed the refutation (and may count stale accusations as independent
+        confirmations of its own suspicion). Send it the alive directly."""
+        if informer is not None and m is not None and m.status is Status.ALIVE \
+                and incarnation < m.incarnation:
+            self._send(informer, [encode(Alive(m.incarnation, m.name, m.addr, m.meta))])
 
     def _refute(self, incarnation: int, informer: Address | None = None) -> None:
         """Raise our incarnation past an accusation and spread the news. The

@@ -1,0 +1,87 @@
+"""Workloads: the work a simulated cluster does while faults roll.
+
+A workload plugs into :class:`sim.runner.Simulation` (the one cluster harness)
+through four calls, and checks its own invariants:
+
+* :meth:`Workload.services` -- the services a node runs, for each node life;
+* :meth:`Workload.begin` -- schedule its clients (before virtual time starts);
+* :meth:`Workload.stop` -- close its clients (before the nodes stop);
+* :meth:`Workload.invariants` -- its verdicts, judged at the end of the run.
+
+It observes the cluster through the harness's hooks (``Simulation.on_start``,
+``Simulation.on_crash``) and the public surface of the code under test, never
+by replacing methods. ``gossip`` runs nothing but membership; ``tasks`` is in
+:mod:`sim.workloads.tasks`. The data, dataset and actor workloads add
+themselves to :data:`WORKLOADS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mesh.errors import ConfigError
+from sim.invariants import Invariant
+
+if TYPE_CHECKING:
+    from sim.runner import Simulation
+    from sim.runtime import SimRuntime
+
+__all__ = ["WORKLOADS", "GossipWorkload", "Workload", "make"]
+
+
+class Workload(Protocol):
+    name: str
+
+    def services(self, i: int, runtime: SimRuntime, life: int) -> list[Any]:
+        """The services node ``i`` runs in this life (a fresh set per start)."""
+
+    def begin(self) -> None:
+        """Called once, before virtual time starts."""
+
+    async def stop(self) -> None:
+        """Called once at the end, before the nodes stop."""
+
+    def invariants(self, end: float) -> list[Invariant]:
+        """Verdicts at virtual time ``end``."""
+
+
+class GossipWorkload:
+    """Membership only: the gossip invariants of :class:`sim.invariants.Observer`."""
+
+    name = "gossip"
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def services(self, i: int, runtime: SimRuntime, life: int) -> list[Any]:
+        return []
+
+    def begin(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def invariants(self, end: float) -> list[Invariant]:
+        return []
+
+
+def _tasks(sim: Simulation) -> Workload:
+    from sim.workloads.tasks import TasksWorkload
+
+    return TasksWorkload(sim)
+
+
+WORKLOADS: dict[str, Callable[[Simulation], Workload]] = {
+    "gossip": GossipWorkload,
+    "tasks": _tasks,
+}
+
+
+def make(name: str, sim: Simulation) -> Workload:
+    """The workload called ``name`` for ``sim``. Raises ConfigError."""
+    factory = WORKLOADS.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown workload {name!r}; known: {', '.join(sorted(WORKLOADS))}")
+    return factory(sim)
