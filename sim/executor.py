@@ -16,8 +16,8 @@ from typing import Any
 
 import cloudpickle
 
-from mesh.protocol import payload as P
 from mesh.exec._executor import Job, OutcomeHandler
+from mesh.protocol import payload as P
 from sim.runtime import SimRuntime
 
 __all__ = ["SimExecutor", "SimWorkerCrash"]
