@@ -11,6 +11,9 @@ from mesh.client import (
 )
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, InsecureBindError, MeshError, WireError
+from mesh.integrations import register_joblib
+
+register_joblib()  # the "mesh" joblib backend; imports neither joblib nor dask now
 
 __all__ = [
     "DEFAULT",

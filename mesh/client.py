@@ -38,6 +38,7 @@ from mesh._client_core import ClientCore
 from mesh._client_future import Future, as_completed
 from mesh.config import DEFAULT
 from mesh.exec._errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.integrations import remember
 from mesh.runtime import Runtime
 from mesh.secrets import ENV_VAR
 
@@ -131,6 +132,7 @@ class Client(_Api):
         except BaseException:
             self._stop_loop()
             raise
+        remember(self)  # the joblib backend's default client
 
     def _call(self, coro: Any, timeout: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)

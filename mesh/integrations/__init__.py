@@ -13,9 +13,27 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import weakref
 from types import ModuleType
+from typing import Any
 
-__all__ = ["register_joblib", "require"]
+__all__ = ["recent_client", "register_joblib", "remember", "require"]
+
+_recent: weakref.ref | None = None
+
+
+def remember(client: object) -> None:
+    """Note ``client`` as the most recent one (the joblib backend's default)."""
+    global _recent
+    _recent = weakref.ref(client)
+
+
+def recent_client() -> Any:
+    """The most recently created client, if it is still open."""
+    client = _recent() if _recent is not None else None
+    if client is None or getattr(client, "_closed", False):
+        return None
+    return client
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -84,6 +102,9 @@ class _RegisteringLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self._inner.exec_module(module)
+        module.__loader__ = self._inner
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._inner
         _LazyJoblib.register()
 
     def __getattr__(self, name: str) -> object:  # resource readers and the like
