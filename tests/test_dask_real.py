@@ -2,7 +2,7 @@
 processes on 127.0.0.1, all ended by the module fixture), checked against
 Dask's synchronous scheduler.
 
-Chunk sizes stay under the mesh's per-value limit (about 8 MB a frame):
+Chunk sizes stay under the mesh's per-value limit (half the 8 MiB frame):
 2000x2000 arrays in 500x500 chunks (2 MB each).
 """
 
