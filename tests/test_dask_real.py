@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from mesh.integrations.dask import (  # noqa: E402
     submit_graph,
 )
 from tests import test_client_real  # noqa: E402
-from tests.procs import MeshProc  # noqa: E402
+from tests.procs import Cluster, MeshProc, api, wait_until  # noqa: E402
 
 
 def inc(x: int) -> int:
@@ -177,6 +178,25 @@ def test_async_client_get_and_compute(mesh3: list[MeshProc]) -> None:
     total, s = asyncio.run(main())
     assert total == [2]
     assert s == pytest.approx(x.sum().compute(scheduler="sync"))
+
+
+def slow_block(block: np.ndarray) -> np.ndarray:
+    time.sleep(0.05)
+    return block
+
+
+def test_kill_9_of_a_node_mid_sum_still_gives_the_right_number(cluster: Cluster) -> None:
+    procs = test_client_real.start_mesh(cluster)
+    x = da.random.random((2000, 2000), chunks=(250, 250)).map_blocks(slow_block)
+    expected = x.sum().compute(scheduler="sync")
+    with Client([procs[0].bind]) as c:
+        fut = c.compute(x.sum())
+        wait_until(lambda: sum(api(p.addr, "/v1/exec/stats")["completed"] for p in procs) >= 16,
+                   30, "16 finished tasks")
+        assert not fut.done()
+        procs[1].popen.kill()
+        procs[1].popen.wait(5)
+        assert fut.result(60) == pytest.approx(expected)
 
 
 def test_without_dask_get_names_the_extra(client: Client,

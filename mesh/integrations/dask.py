@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -146,16 +147,39 @@ def _order(graph: Mapping, wanted: list) -> list:
     return order
 
 
+_modules_seen: set[str] = set()
+
+
 class _KeyPickler(cloudpickle.CloudPickler):
-    """Pickles for hashing: a mesh future stands for its key."""
+    """Pickles for hashing: a mesh future stands for its key. On the way it
+    has the modules of the functions and classes it meets pickled by value if
+    they are the user's own (as ``submit`` does for the function it is
+    given), so tasks can use functions nested anywhere in their arguments."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.registered = False
 
     def persistent_id(self, obj: Any) -> Any:
         return obj.key if isinstance(obj, Future) else None
 
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (types.FunctionType, type)):
+            mod = getattr(obj, "__module__", None)
+            if mod and mod not in _modules_seen:
+                _modules_seen.add(mod)
+                _register_module_by_value(obj)
+                self.registered = True
+        return super().reducer_override(obj)
+
 
 def _digest(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    _KeyPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    for _ in range(2):  # again if a module switched to by-value midway
+        buf = io.BytesIO()
+        pickler = _KeyPickler(buf)
+        pickler.dump(obj)
+        if not pickler.registered:
+            break
     return hashlib.blake2b(buf.getvalue(), digest_size=16).digest()
 
 
@@ -172,7 +196,6 @@ def submit_graph(client: Any, dsk: Any, keys: list) -> dict[Any, Future | _Local
     order = _order(graph, keys)
     out: dict[Any, Future | _Local] = {}
     ident: dict[Any, bytes] = {}
-    shipped: set[int] = set()
 
     def identity(key: Any) -> bytes:
         if key not in ident:
@@ -191,7 +214,6 @@ def submit_graph(client: Any, dsk: Any, keys: list) -> dict[Any, Future | _Local
               and isinstance(node.args[0], Future)):
             out[key] = node.args[0]  # persisted: the stored result itself
         else:
-            _ship_functions(node, shipped)
             deps = _deps(node)
             h = hashlib.blake2b(_digest((key, node)), digest_size=16)
             for d in deps:
@@ -200,20 +222,6 @@ def submit_graph(client: Any, dsk: Any, keys: list) -> dict[Any, Future | _Local
             out[key] = client.submit(_run, node, values,
                                      key=f"dask-{_name(key)}-{h.hexdigest()}")
     return out
-
-
-def _ship_functions(task: Any, seen: set[int]) -> None:
-    """Functions of the user's own modules go by value, as with ``submit``
-    (the mesh does that for the submitted function, not for ones inside its
-    arguments)."""
-    task_type = require("dask._task_spec", "dask").Task
-    stack = [task]
-    while stack:
-        t = stack.pop()
-        if id(t.func) not in seen:
-            seen.add(id(t.func))
-            _register_module_by_value(t.func)
-        stack.extend(a for a in (*t.args, *t.kwargs.values()) if isinstance(a, task_type))
 
 
 def _unwrap(r: Future | _Local) -> Any:
