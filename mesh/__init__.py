@@ -11,7 +11,10 @@ from mesh.client import (
 )
 from mesh.config import DEFAULT, Config
 from mesh.errors import ConfigError, InsecureBindError, MeshError, WireError
+from mesh.integrations import register_joblib
 from mesh.ops._progress import progress
+
+register_joblib()  # the "mesh" joblib backend; imports neither joblib nor dask now
 
 __all__ = [
     "DEFAULT",

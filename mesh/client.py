@@ -40,6 +40,7 @@ from mesh._loop import new_event_loop
 from mesh.addresses import format_address
 from mesh.config import DEFAULT
 from mesh.errors import KilledWorker, MeshUnavailable, TaskFailed
+from mesh.integrations import remember
 from mesh.runtime import Runtime
 from mesh.secrets import ENV_VAR
 from mesh.wire import Secrets, normalize_secrets
@@ -92,6 +93,18 @@ class _Api:
         sent in batches."""
         return self._core.build(func, _calls(iterables), pure=pure, retries=retries)
 
+    def compute(self, collection: Any, optimize_graph: bool = True) -> Future:
+        """Run a Dask collection's graph; a Future of its computed value."""
+        from mesh.integrations import dask
+
+        return dask.compute(self, collection, optimize_graph)
+
+    def persist(self, collections: Any, optimize_graph: bool = True, **kwargs: Any) -> Any:
+        """Dask collection(s) backed by their results, kept on the mesh."""
+        from mesh.integrations import dask
+
+        return dask.persist(self, collections, optimize_graph)
+
     @property
     def node(self) -> str:
         """The name of the node this client is attached to."""
@@ -122,6 +135,7 @@ class Client(_Api):
         except BaseException:
             self._stop_loop()
             raise
+        remember(self)  # the joblib backend's default client
 
     def _call(self, coro: Any, timeout: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -141,6 +155,12 @@ class Client(_Api):
         futs = list(futures)
         self._core.wait_states([f._state for f in futs], timeout)
         return _collect(futs, errors)
+
+    def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """A Dask scheduler (``scheduler=client.get``): the values of ``keys``."""
+        from mesh.integrations import dask
+
+        return dask.get(self, dsk, keys, **kwargs)
 
     def executor(self, pure: bool = False) -> MeshExecutor:
         """A :class:`concurrent.futures.Executor` that runs on the mesh."""
@@ -212,6 +232,12 @@ class AsyncClient(_Api):
 
         await asyncio.wait_for(wait_all(), timeout)
         return _collect(futs, errors)
+
+    async def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """``await client.get(dsk, keys)``: the values of a Dask graph's ``keys``."""
+        from mesh.integrations import dask
+
+        return await dask.get_async(self, dsk, keys, **kwargs)
 
     async def close(self) -> None:
         await self._core.close()
