@@ -229,6 +229,33 @@ def test_release_drops_stored_results_and_queued_tasks() -> None:
         assert "queued" not in core.tasks or core.tasks["queued"].state == RUNNING
 
 
+
+@pytest.mark.parametrize(("names", "replicas", "thief_is_entry"), [
+    (["a", "b", "c", "d"], 2, False),  # the thief is no holder and no subscriber
+    (["a", "b", "c"], 2, True),  # the thief is the subscriber itself
+    (["a", "b"], 1, False),  # the subscriber is the only holder
+])
+def test_a_release_that_overtakes_a_thiefs_store_leaves_nothing(
+        names: list[str], replicas: int, thief_is_entry: bool) -> None:
+    r = Router(names, replicas=replicas)
+    ring = r.cores["a"].ring
+    # With two replicas the entry "a" holds nothing of the key; with one it is its holder.
+    key = next(f"k{i}" for i in range(200) if ("a" in ring.pref(f"k{i}")) == (replicas == 1))
+    owner = ring.pref(key)[0]
+    thief = "a" if thief_is_entry else sorted(set(names) - {"a", *ring.pref(key)})[0]
+    r.submit("a", key, spec(1))
+    r.cores[thief].steal_from(owner, 1)
+    r.deliver()
+    assert r.cores[owner].tasks[key].thief == thief
+    # The client releases the key: its holders drop the spec, but the thief
+    # (outside the key's list) runs it and stores the result on them.
+    r.cores["a"].client_messages(1, [encode(Release(key))])
+    r.deliver()
+    assert r.run(thief) == [key]
+    left = {n: (key in c.results, key in c.tasks) for n, c in r.cores.items()}
+    assert left == dict.fromkeys(names, (False, False))
+
+
 def test_a_joining_node_receives_the_keys_it_now_holds() -> None:
     r = Router(["a", "b"], window=64)
     keys = [f"k{i}" for i in range(40)]

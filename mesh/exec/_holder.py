@@ -107,8 +107,8 @@ class Holder:
                 st.confirmed = True
         if coord != t.name:
             t.send(coord, Ack(key, t.name))
-        if st.confirmed and self.subs.waits_for(key):
-            self.subs.deliver(key, kind, payload)
+        if st.confirmed and (t.name in subs or self.subs.waits_for(key)):
+            self.subs.arrived(key, kind, payload)
         for sub in sorted(wanted):  # subscribers the coordinator did not know about
             t.send(sub, Result(key, kind, payload))
 

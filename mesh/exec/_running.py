@@ -250,7 +250,7 @@ class Running:
         me = t.name
         for sub in sorted(st.subs):
             if sub == me:
-                self.subs.deliver(key, st.kind, st.payload)
+                self.subs.arrived(key, st.kind, st.payload)
             elif sub not in st.notified:
                 t.send(sub, Result(key, st.kind, st.payload))
         if len(st.targets) > 2:

@@ -106,5 +106,9 @@ class Subscriptions(Protocol):
     def deliver(self, key: str, kind: int, payload: bytes) -> None:
         """A confirmed result of ``key`` reached this node as a subscriber."""
 
+    def arrived(self, key: str, kind: int, payload: bytes) -> None:
+        """A confirmed result of ``key`` reached this node, named as a
+        subscriber: deliver it, or release it if nothing here needs it."""
+
     def maybe_release(self, key: str) -> None:
         """Unsubscribe from ``key`` if nothing here needs it any more."""
