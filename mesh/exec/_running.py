@@ -162,9 +162,11 @@ class Running:
         if key in t.results:
             return
         task = t.tasks.get(key)
+        subs = t.subscribers(subs)
         if task is None:
-            task = Task(key, spec, set(subs))
+            task = Task(key, spec, subs)
             t.tasks[key] = task
+            t.orphan_if_unsubscribed(key, subs)
         else:
             task.subs.update(subs)
             if task.state in (READY, RUNNING):
