@@ -11,7 +11,15 @@ from mesh.exec._effects import ToClient, ToPeer
 from mesh.exec._records import HELD, READY, RUNNING
 from mesh.metrics import Metrics
 from mesh.protocol import payload as P
-from mesh.protocol.messages import Ack, Done, Release, Submit, decode_client_reply, encode
+from mesh.protocol.messages import (
+    Ack,
+    Done,
+    Release,
+    Submit,
+    Want,
+    decode_client_reply,
+    encode,
+)
 
 FN = b"fn"  # the core never looks inside a function
 
@@ -227,6 +235,68 @@ def test_release_drops_stored_results_and_queued_tasks() -> None:
     for core in r.cores.values():
         assert "done" not in core.results
         assert "queued" not in core.tasks or core.tasks["queued"].state == RUNNING
+
+
+
+@pytest.mark.parametrize(("names", "replicas", "thief_is_entry"), [
+    (["a", "b", "c", "d"], 2, False),  # the thief is no holder and no subscriber
+    (["a", "b", "c"], 2, True),  # the thief is the subscriber itself
+    (["a", "b"], 1, False),  # the subscriber is the only holder
+])
+def test_a_release_that_overtakes_a_thiefs_store_leaves_nothing(
+        names: list[str], replicas: int, thief_is_entry: bool) -> None:
+    r = Router(names, replicas=replicas)
+    ring = r.cores["a"].ring
+    # With two replicas the entry "a" holds nothing of the key; with one it is its holder.
+    key = next(f"k{i}" for i in range(200) if ("a" in ring.pref(f"k{i}")) == (replicas == 1))
+    owner = ring.pref(key)[0]
+    thief = "a" if thief_is_entry else sorted(set(names) - {"a", *ring.pref(key)})[0]
+    r.submit("a", key, spec(1))
+    r.cores[thief].steal_from(owner, 1)
+    r.deliver()
+    assert r.cores[owner].tasks[key].thief == thief
+    # The client releases the key: its holders drop the spec, but the thief
+    # (outside the key's list) runs it and stores the result on them.
+    r.cores["a"].client_messages(1, [encode(Release(key))])
+    r.deliver()
+    assert r.run(thief) == [key]
+    left = {n: (key in c.results, key in c.tasks) for n, c in r.cores.items()}
+    assert left == dict.fromkeys(names, (False, False))
+
+
+
+def test_a_late_request_from_a_node_that_left_the_view_subscribes_nothing() -> None:
+    r = Router(["a", "b", "c"])
+    key = next(f"k{i}" for i in range(100) if r.cores["a"].ring.pref(f"k{i}") == ("a", "b"))
+    r.submit("a", key, spec(1))
+    r.run("a")
+    r.down.add("c")
+    r.view(["a", "b"])
+    # c asked for the key before it died (or was cut off): the request arrives now.
+    for n in ("a", "b"):
+        r.cores[n].peer_messages("c", [encode(Want(key, "c"))])
+    r.deliver()
+    r.cores["a"].client_messages(1, [encode(Release(key))])
+    r.deliver()
+    assert all(key not in r.cores[n].results for n in ("a", "b"))
+
+
+def test_a_handed_over_result_nobody_subscribes_to_expires_after_the_grace() -> None:
+    r = Router(["a", "b", "c"], window=64)
+    keys = [f"k{i}" for i in range(40) if "a" not in r.cores["a"].ring.pref(f"k{i}")]
+    for k in keys:
+        r.submit("a", k, spec(1))
+    for n in ("b", "c"):
+        r.run(n)
+    r.down.add("a")  # the only subscriber dies: its results are orphaned
+    r.view(["b", "c"])
+    r.add("d")
+    r.view(["b", "c", "d"])
+    assert r.cores["d"].results  # handed over, with no subscriber
+    for n in ("b", "c", "d"):
+        r.cores[n].tick(10_000.0)
+    r.deliver()
+    assert {n: sorted(r.cores[n].results) for n in "bcd"} == {n: [] for n in "bcd"}
 
 
 def test_a_joining_node_receives_the_keys_it_now_holds() -> None:

@@ -24,16 +24,17 @@ class Holder:
 
     def on_hold(self, msg: Hold) -> None:
         t = self.t
-        key, spec, subs, sent_to = msg.key, msg.spec, msg.subs, msg.sent_to
+        key, spec, sent_to = msg.key, msg.spec, msg.sent_to
+        subs = t.subscribers(msg.subs)
         if self.attach(key, subs):
             return
-        subs = set(subs)
         extra = t.orphan_wants.pop(key, None)
         if extra:
-            subs |= extra
+            subs |= extra - t.gone
         spec[SPEC_FN] = t.intern(spec[SPEC_FN])
         task = Task(key, spec, subs)
         t.tasks[key] = task
+        t.orphan_if_unsubscribed(key, subs)
         pref = t.ring.pref(key)
         missed = [n for n in pref if n not in sent_to and n != t.name]
         if missed:  # our views differ: make sure the holders we see get it too
@@ -45,10 +46,12 @@ class Holder:
 
     def on_want(self, msg: Want) -> None:
         t = self.t
-        if not self.attach(msg.key, [msg.sub]):
+        if msg.sub in t.gone:
+            return  # sent before its node died or was cut off (see Table.gone)
+        if not self.attach(msg.key, {msg.sub}):
             t.orphan_wants.setdefault(msg.key, set()).add(msg.sub)
 
-    def attach(self, key: str, subs: list[str]) -> bool:
+    def attach(self, key: str, subs: set[str]) -> bool:
         """Subscribe ``subs`` to what this node holds of ``key`` (its result,
         answered at once, or its task); False if it holds nothing."""
         t = self.t
@@ -63,11 +66,11 @@ class Holder:
             return True
         return False
 
-    def answer(self, key: str, st: Stored, subs: list[str]) -> None:
+    def answer(self, key: str, st: Stored, subs: set[str]) -> None:
         """Subscribe ``subs`` to a stored result; send it if it may be delivered."""
         t = self.t
         t.orphaned.pop(key, None)
-        for sub in subs:
+        for sub in sorted(subs):
             st.subs.add(sub)
             if st.confirmed or st.coord != t.name:
                 if sub == t.name:
@@ -78,21 +81,23 @@ class Holder:
     def on_store(self, msg: Store) -> None:
         t = self.t
         key, kind, payload, targets = msg.key, msg.kind, msg.payload, msg.targets
-        subs, coord, confirmed = msg.subs, msg.coord, msg.confirmed
+        coord, confirmed = msg.coord, msg.confirmed
+        subs = t.subscribers(msg.subs)
         task = t.tasks.get(key)
-        extra = set(t.orphan_wants.pop(key, ()))
+        extra = t.orphan_wants.pop(key, set()) - t.gone
         if task is not None:
             extra |= task.subs
             if task.state != RUNNING:
                 self.running.drop_task(key)
             else:
                 task.subs.clear()  # the outcome of our own run is no longer needed
-        wanted = extra - set(subs) - {t.name}
+        wanted = extra - subs - {t.name}
         st = t.results.get(key)
         if st is None:
-            st = Stored(kind, payload, set(subs) | extra, list(targets), coord)
+            st = Stored(kind, payload, subs | extra, list(targets), coord)
             st.confirmed = confirmed or set(targets) <= {coord, t.name}
             t.results[key] = st
+            t.orphan_if_unsubscribed(key, st.subs)
             pref = t.ring.pref(key)
             missed = [n for n in pref if n not in targets and n != t.name]
             if missed:  # our views differ: make sure the holders we see get it too
@@ -107,8 +112,8 @@ class Holder:
                 st.confirmed = True
         if coord != t.name:
             t.send(coord, Ack(key, t.name))
-        if st.confirmed and self.subs.waits_for(key):
-            self.subs.deliver(key, kind, payload)
+        if st.confirmed and (t.name in subs or self.subs.waits_for(key)):
+            self.subs.arrived(key, kind, payload)
         for sub in sorted(wanted):  # subscribers the coordinator did not know about
             t.send(sub, Result(key, kind, payload))
 

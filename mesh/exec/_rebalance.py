@@ -55,6 +55,7 @@ class ViewChanges:
         self._todo_tasks, self._ti = sorted(t.tasks), 0
         self._todo_results, self._ri = sorted(t.results), 0
         dead = old.names - new.names
+        t.gone = (t.gone | dead) - new.names
         for key in list(t.pending):
             if dead or old.pref(key) != new.pref(key):
                 self.subs.request(key, t.pending[key])

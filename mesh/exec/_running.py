@@ -162,9 +162,11 @@ class Running:
         if key in t.results:
             return
         task = t.tasks.get(key)
+        subs = t.subscribers(subs)
         if task is None:
-            task = Task(key, spec, set(subs))
+            task = Task(key, spec, subs)
             t.tasks[key] = task
+            t.orphan_if_unsubscribed(key, subs)
         else:
             task.subs.update(subs)
             if task.state in (READY, RUNNING):
@@ -250,7 +252,7 @@ class Running:
         me = t.name
         for sub in sorted(st.subs):
             if sub == me:
-                self.subs.deliver(key, st.kind, st.payload)
+                self.subs.arrived(key, st.kind, st.payload)
             elif sub not in st.notified:
                 t.send(sub, Result(key, st.kind, st.payload))
         if len(st.targets) > 2:

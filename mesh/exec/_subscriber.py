@@ -115,12 +115,25 @@ class Subscriber:
         assert self.running is not None
         self.running.dependency_arrived(key, kind, payload)
 
+    def arrived(self, key: str, kind: int, payload: bytes) -> None:
+        """A confirmed result reached this node, named as a subscriber:
+        deliver it, or release it again if nothing here needs it any more.
+
+        A release can overtake the store that names us: whoever ran the task
+        stores its result, and a thief is not in the key's list, so it never
+        hears of the release (nor does this node when it is the thief). A
+        result is confirmed only once every holder acknowledged its store, so
+        a release sent now reaches each holder behind it."""
+        if self.waits_for(key):
+            self.deliver(key, kind, payload)
+        elif not self.needed(key):
+            self.maybe_release(key)
+
     def on_result(self, msg: Result) -> None:
         st = self.t.results.get(msg.key)
         if st is not None and not st.confirmed:
             st.confirmed = True
-        if self.waits_for(msg.key):
-            self.deliver(msg.key, msg.kind, msg.payload)
+        self.arrived(msg.key, msg.kind, msg.payload)
 
     def on_need(self, msg: Need) -> None:
         """Nobody answers for ``key``: submit it again if a client here gave it."""

@@ -10,6 +10,7 @@ Sans-IO: messages are queued here and handed out as effects by the core.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,6 +46,11 @@ class Table:
     """Subscribers that asked for a key this node holds nothing of yet."""
     orphaned: dict[str, float] = field(default_factory=dict)
     """Keys whose every subscriber died, with when (kept for a grace)."""
+    gone: set[str] = field(default_factory=set)
+    """Nodes that left the view and have not come back. A subscription from
+    one arrives late (it was sent before the node died or was cut off), and
+    that node will never release it: a node restarts with no state, and a cut
+    off one asks its holders again when the view heals."""
     sessions: dict[int, Session] = field(default_factory=dict)
     watch: dict[str, set[int]] = field(default_factory=dict)
     """Sessions waiting for a key's result."""
@@ -76,6 +82,19 @@ class Table:
             else:
                 out.append(msg)
 
+    def subscribers(self, subs: Iterable[str]) -> set[str]:
+        """``subs`` without the nodes that left the view."""
+        got = set(subs)
+        if self.gone:
+            got -= self.gone
+        return got
+
+    def orphan_if_unsubscribed(self, key: str, subs: set[str]) -> None:
+        """A task or result that arrives with no subscriber (they left, or
+        it was orphaned where it came from) is kept only for the grace."""
+        if not subs:
+            self.orphaned.setdefault(key, self.now)
+
     def to_client(self, sid: int, msg: object) -> None:
         out = self.to_clients.get(sid)
         if out is None:
@@ -105,6 +124,10 @@ class Subscriptions(Protocol):
 
     def deliver(self, key: str, kind: int, payload: bytes) -> None:
         """A confirmed result of ``key`` reached this node as a subscriber."""
+
+    def arrived(self, key: str, kind: int, payload: bytes) -> None:
+        """A confirmed result of ``key`` reached this node, named as a
+        subscriber: deliver it, or release it if nothing here needs it."""
 
     def maybe_release(self, key: str) -> None:
         """Unsubscribe from ``key`` if nothing here needs it any more."""
