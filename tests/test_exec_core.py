@@ -258,3 +258,12 @@ def test_malformed_peer_messages_are_a_protocol_violation() -> None:
     for bad in (["zz"], ["t", "k"], ["s", 1]):
         with pytest.raises(ProtocolViolation):
             core.peer_messages("b", [bad])
+
+
+def test_with_one_replica_the_result_reaches_an_entry_node_that_does_not_hold_it() -> None:
+    r = Router(["a", "b", "c"], replicas=1)
+    key = next(k for k in (f"k{i}" for i in range(100))
+               if r.cores["a"].table.ring.pref(k) != ("a",))
+    r.submit("a", key, spec(20, 22))
+    r.run(r.cores["a"].table.ring.pref(key)[0])
+    assert r.delivered("a")[key] == (P.OK_MSGPACK, 42)
