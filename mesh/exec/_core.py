@@ -204,6 +204,7 @@ class ExecCore:
                 elif type(msg) is Release:
                     if msg.key in sess.keys:
                         sess.keys.discard(msg.key)
+                        sess.lost.discard(msg.key)
                         sub.session_release(sid, msg.key)
                 elif type(msg) is Ping:
                     self.table.to_client(sid, Pong())  # keepalive: the client checks we live
