@@ -20,7 +20,7 @@ from mesh._client_future import CANCELLED, ERROR, FINISHED, PENDING, KeyState
 from mesh.addresses import parse_address
 from mesh.config import DEFAULT
 from mesh.protocol import payload as P
-from mesh.protocol.messages import Done, Members, Release, Submit, encode
+from mesh.protocol.messages import Done, Lost, Members, Release, Submit, encode
 from mesh.runtime import Address
 
 __all__ = ["ClientProtocol", "check_call_options"]
@@ -154,7 +154,8 @@ class ClientProtocol:
 
     def received(self, msgs: list, now: float) -> list[KeyState]:
         """Records from the entry node; returns the states they finished. A
-        key resolves at most once: a second result for it is ignored."""
+        key resolves at most once: a second result for it is ignored. A key
+        the node says is lost is queued to be submitted again."""
         self.last_rx = now
         finished = []
         credit = 0
@@ -169,6 +170,11 @@ class ClientProtocol:
                     finished.append(st)
             elif type(m) is Members:
                 self.learn(m.addresses, first=self.addresses[0] if self.addresses else None)
+            elif type(m) is Lost:  # a dependent needs it again: we keep its spec
+                st = states.get(m.key)
+                if st is not None and st.sent and st.refs > 0 and st.status != CANCELLED:
+                    st.sent = False
+                    self.unsent.append(st)
             # Pong: a keepalive answer; receiving it was the point
         self.credit += credit
         return finished

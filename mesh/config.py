@@ -212,6 +212,15 @@ class Config:
     load, fewer make lookups faster; 8 buys the balance of a ~1,000-vnode plain
     ring at a sixteenth of its size."""
 
+    placement_max_points: int = 16384
+    """Most ring points a view gets, cluster-wide (past it every member's
+    ``placement_vnodes * workers`` is scaled down alike). A build costs about
+    1.5 us per point on a quiet core, twice that on a busy one: 16,384 keeps
+    any view's build, whatever members and workers peers announce, near 25 ms
+    instead of seconds (4,096 members of 256 workers would be 67 M points). Up
+    to 256 members of one worker, or 32 of eight, it changes nothing; 1,000
+    members get 16 points each, the largest share 1.13 times the mean."""
+
     # --- execution -----------------------------------------------------------
     replicas: int = 2
     """How many nodes hold each stored result (capped by the number of alive
@@ -276,6 +285,33 @@ class Config:
     """Bytes of exec messages after which an outgoing batch is cut into
     another frame: large enough to amortise sealing, small enough to keep
     the receiver's loop responsive."""
+
+    # --- the worker pool (mesh.exec._pool) -----------------------------------
+    pool_depth: int = 2
+    """Batches in flight per worker process: while one runs, the next waits in
+    the pipe, so the pipe's round trip is hidden behind the running batch."""
+
+    pool_max_batch: int = 256
+    """Most tasks in one batch to a worker. Tiny tasks travel this many at a
+    time (one pipe write, one read); more would only delay the first result."""
+
+    pool_batch_seconds: float = 0.002
+    """Measured run time a batch is sized to (``seconds // per-task time``,
+    within 1..``pool_max_batch``): a few milliseconds amortise the pipe, yet
+    an idle worker, here or on a thief, never waits long for a share."""
+
+    pool_untimed_batch: int = 2
+    """Tasks per batch of a function the pool has not timed yet: it may be
+    slow, so one or two at a time until its first batch comes back."""
+
+    pool_timed_functions: int = 256
+    """Functions whose run time the pool remembers (least recently used are
+    forgotten; an unknown one is sent one task at a time until timed)."""
+
+    pool_max_early_deaths: int = 3
+    """Workers that die before finishing any batch, in a row, after which the
+    pool stops replacing them and logs why (they cannot start at all: a
+    broken interpreter or environment); one or two may be bad luck."""
 
     leave_timeout: float = 2.0
     """Seconds a leaving node gives the news to spread before it exits (ten

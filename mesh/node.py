@@ -257,5 +257,6 @@ class Node:
             PMember(m.name, member_weight(m.meta)) for m in self.membership.alive()
         ]
         shares = Placement(members, vnodes=self.config.placement_vnodes,
-                           probes=self.config.placement_probes).shares()
+                           probes=self.config.placement_probes,
+                           max_points=self.config.placement_max_points).shares()
         return {name: shares[name] for name in sorted(shares)}

@@ -67,3 +67,25 @@ def test_bad_submit_options_are_refused_when_called(options: dict, error: type,
     with pytest.raises(error, match=name):
         c.build(inc, [((1,), {})], **call)
     assert not c.proto.states  # nothing was queued
+
+
+def test_a_key_the_node_says_is_lost_is_submitted_again_while_held() -> None:
+    from mesh._client_protocol import ClientProtocol
+    from mesh.protocol.messages import Done, Lost, Submit, decode_client
+
+    proto = ClientProtocol([("127.0.0.1", 9)], "c", 1 << 20)
+    proto.connected({"window": 4}, ("127.0.0.1", 9), 0.0)
+    spec = [b"fn", P.ARGS_MSGPACK, b"\x90", [], 0]
+    held, _ = proto.state("held", list(spec), [])
+    gone, _ = proto.state("gone", list(spec), [])
+    held.refs = gone.refs = 1
+    proto.unsent.extend([held, gone])
+    assert [decode_client(m).key for m in proto.outgoing()] == ["held", "gone"]
+    proto.received([Done("held", P.OK_MSGPACK, b"\x01"), Done("gone", P.OK_MSGPACK, b"\x02")],
+                   1.0)
+    proto.unref(gone)  # released: a later Lost for it is not answered
+    proto.outgoing()
+    proto.received([Lost("held"), Lost("gone")], 2.0)
+    again = [decode_client(m) for m in proto.outgoing()]
+    assert again == [Submit("held", *spec)]
+    assert held.value() == 1  # the delivered result stays; a second Done is ignored

@@ -14,6 +14,7 @@ from mesh.protocol import payload as P
 from mesh.protocol.messages import (
     Ack,
     Done,
+    Lost,
     Release,
     Submit,
     Want,
@@ -328,3 +329,42 @@ def test_malformed_peer_messages_are_a_protocol_violation() -> None:
     for bad in (["zz"], ["t", "k"], ["s", 1]):
         with pytest.raises(ProtocolViolation):
             core.peer_messages("b", [bad])
+
+
+def test_a_delivered_key_keeps_no_spec_and_a_lost_one_is_asked_of_its_client() -> None:
+    """The entry node drops a held key's spec (its arguments) once the result
+    is delivered; when every copy of that result is lost and a dependent needs
+    it, the node tells the client (``Lost``), whose resubmission runs it again."""
+    r = Router(["a", "b", "c"], replicas=1)
+    key = next(k for k in (f"x{i}" for i in range(100))
+               if r.cores["a"].table.ring.pref(k) == ("b",))
+    r.submit("a", key, spec(20, 22))
+    assert r.run("b") == [key]
+    assert r.delivered("a")[key] == (P.OK_MSGPACK, 42)
+    assert r.cores["a"].table.specs == {}  # the client keeps the spec, not the node
+    r.down.add("b")  # the only copy of the result dies with b
+    r.view(["a", "c"])
+    r.submit("a", "y", spec(1, deps=[key]))
+    for now in (10.0, 20.0):
+        for core in r.cores.values():
+            core.tick(now)
+        r.deliver()
+    lost = [m for m in r.client_msgs["a"] if isinstance(m, Lost)]
+    assert lost == [Lost(key)]
+    r.submit("a", key, spec(20, 22))  # what the client does on Lost
+    ran = [k for _ in range(2) for n in ("a", "c") for k in r.run(n)]
+    assert sorted(ran) == [key, "y"]  # the lost key ran again, then its dependent
+    done = [m for m in r.client_msgs["a"] if isinstance(m, Done)]
+    # the resubmission is answered too (it returns the client's credit)
+    assert [m.key for m in done] == [key, key, "y"]
+    assert msgpack.unpackb(done[-1].payload) == 43
+    assert r.cores["a"].table.specs == {}
+
+
+def test_with_one_replica_the_result_reaches_an_entry_node_that_does_not_hold_it() -> None:
+    r = Router(["a", "b", "c"], replicas=1)
+    key = next(k for k in (f"k{i}" for i in range(100))
+               if r.cores["a"].table.ring.pref(k) != ("a",))
+    r.submit("a", key, spec(20, 22))
+    r.run(r.cores["a"].table.ring.pref(key)[0])
+    assert r.delivered("a")[key] == (P.OK_MSGPACK, 42)

@@ -117,3 +117,19 @@ async def test_an_outcome_handler_error_fails_the_tasks_and_the_pool_keeps_runni
         assert P.loads_value(*out.got["after"]) == 2
     finally:
         await ex.stop()
+
+
+def test_the_pool_takes_its_batch_sizes_and_limits_from_config() -> None:
+    from mesh.config import Config
+
+    ex = ProcessExecutor(1, config=Config(pool_max_batch=3, pool_untimed_batch=1,
+                                          pool_batch_seconds=0.2, pool_timed_functions=2,
+                                          pool_depth=5, pool_max_early_deaths=7))
+    assert ex._batch_size(b"new") == 1  # not timed yet
+    ex._time(b"fast", 1e-6)
+    assert ex._batch_size(b"fast") == 3  # capped by pool_max_batch
+    ex._time(b"slow", 0.1)
+    assert ex._batch_size(b"slow") == 2  # pool_batch_seconds / per-task time
+    ex._time(b"third", 0.1)
+    assert list(ex._fn_seconds) == [b"slow", b"third"]  # pool_timed_functions
+    assert ex._depth == 5

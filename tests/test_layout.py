@@ -128,3 +128,25 @@ def test_the_wheel_ships_mesh_and_sim_but_not_bench() -> None:
     assert tops == {"mesh", "sim"}
     assert {"mesh.cli", "mesh.protocol", "mesh.exec"} <= set(
         setuptools.find_packages(str(REPO), **find))
+
+
+def test_only_the_sync_bridge_reads_the_clock_in_the_client() -> None:
+    """The client protocol is sans-IO: no clock, randomness, threads or
+    sockets; the driver reads time from the runtime, and only the bridge that
+    blocks the user's thread (``wait_states``) reads the real clock."""
+    banned = {"time", "random", "threading", "socket", "asyncio", "os", "secrets"}
+    tree = ast.parse((REPO / "mesh" / "_client_protocol.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert not {a.name.split(".")[0] for a in node.names} & banned, ast.dump(node)
+        elif isinstance(node, ast.ImportFrom):
+            assert (node.module or "").split(".")[0] not in banned, node.module
+    tree = ast.parse((REPO / "mesh" / "_client_core.py").read_text())
+    readers = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(fn):
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                        and node.value.id == "time"):
+                    readers.add(fn.name)
+    assert readers == {"wait_states"}

@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_services(args: argparse.Namespace, config: Config) -> list[Service]:
     """The services a ``mesh join`` node runs on top of gossip: the one place
     where they are constructed."""
-    return [ExecService(ProcessExecutor(args.workers)), OpsService()]
+    return [ExecService(ProcessExecutor(args.workers, config=config)), OpsService()]
 
 
 async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -> int:

@@ -100,11 +100,12 @@ class ExecCore:
     def __init__(self, name: str, *, replicas: int, max_crashes: int, metrics: Metrics,
                  window: int = DEFAULT.client_window, vnodes: int = DEFAULT.placement_vnodes,
                  probes: int = DEFAULT.placement_probes,
+                 max_points: int = DEFAULT.placement_max_points,
                  orphan_grace: float = DEFAULT.orphan_grace,
                  stolen_patience: int = DEFAULT.stolen_patience) -> None:
-        ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes)
+        ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes, max_points=max_points)
         self.table = t = Table(name, replicas, max_crashes, metrics, window, ring,
-                               vnodes, probes)
+                               vnodes, probes, max_points)
         self.subscriber = Subscriber(t)
         self.running = Running(t, self.subscriber)
         self.subscriber.running = self.running
@@ -203,6 +204,7 @@ class ExecCore:
                 elif type(msg) is Release:
                     if msg.key in sess.keys:
                         sess.keys.discard(msg.key)
+                        sess.lost.discard(msg.key)
                         sub.session_release(sid, msg.key)
                 elif type(msg) is Ping:
                     self.table.to_client(sid, Pong())  # keepalive: the client checks we live

@@ -1,10 +1,10 @@
 """The real executor: a pool of ``python -m mesh.exec._worker`` processes.
 
 This is outside-world code (processes and pipes), like :mod:`mesh.realtime`.
-Each worker keeps up to ``depth`` batches in flight so the pipe latency is
-hidden behind the batch that is running. Batch size adapts to the measured
-duration of each function: tiny tasks travel in batches of up to
-``max_batch``, slow ones (and functions not timed yet) one or two at a time,
+Each worker keeps up to ``Config.pool_depth`` batches in flight so the pipe
+latency is hidden behind the batch that is running. Batch size adapts to the
+measured duration of each function: tiny tasks travel in batches of up to
+``Config.pool_max_batch``, slow ones (and functions not timed yet) one or two at a time,
 so that idle workers, here or on other nodes, are never starved by a long
 batch.
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import msgpack
 
+from mesh.config import DEFAULT, Config
 from mesh.exec._executor import Job, Outcome, OutcomeHandler
 from mesh.protocol import payload as P
 
@@ -35,9 +36,6 @@ __all__ = ["ProcessExecutor"]
 log = logging.getLogger("mesh.exec.pool")
 _HEADER = struct.Struct(">I")
 _MESH_ROOT = str(Path(__file__).resolve().parent.parent.parent)
-_TARGET_BATCH_SECONDS = 0.002
-_MAX_EARLY_DEATHS = 3
-_TIMED_FUNCTIONS = 256
 
 
 class _Worker:
@@ -52,12 +50,14 @@ class _Worker:
 
 
 class ProcessExecutor:
-    """Runs jobs in ``workers`` subprocesses (default: the number of cores)."""
+    """Runs jobs in ``workers`` subprocesses (default: the number of cores);
+    its tuning comes from ``config`` (the ``pool_*`` values, with reasons)."""
 
-    def __init__(self, workers: int | None = None, *, depth: int = 2, max_batch: int = 256) -> None:
+    def __init__(self, workers: int | None = None, *, config: Config = DEFAULT) -> None:
         self.workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
-        self._depth = depth
-        self._max_batch = max_batch
+        self._cfg = config
+        self._depth = config.pool_depth
+        self._max_batch = config.pool_max_batch
         self._backlog: deque[Job] = deque()
         self._solo: deque[Job] = deque()
         self._pool: list[_Worker] = []
@@ -112,8 +112,9 @@ class ProcessExecutor:
     def _batch_size(self, fn: bytes | None) -> int:
         seconds = self._fn_seconds.get(fn) if fn is not None else None
         if seconds is None:
-            return 2  # a function not timed yet: small batches until measured
-        return max(1, min(self._max_batch, int(_TARGET_BATCH_SECONDS / max(seconds, 1e-7))))
+            return self._cfg.pool_untimed_batch  # small batches until measured
+        target = self._cfg.pool_batch_seconds
+        return max(1, min(self._max_batch, int(target / max(seconds, 1e-7))))
 
     def capacity(self, fn: bytes | None = None) -> int:
         free = sum(self._depth - len(w.batches) for w in self._pool)
@@ -176,7 +177,7 @@ class ProcessExecutor:
     def _time(self, fn: bytes, per_task: float) -> None:
         old = self._fn_seconds.pop(fn, None)
         self._fn_seconds[fn] = per_task if old is None else 0.8 * old + 0.2 * per_task
-        if len(self._fn_seconds) > _TIMED_FUNCTIONS:
+        if len(self._fn_seconds) > self._cfg.pool_timed_functions:
             self._fn_seconds.popitem(last=False)
 
     def _deliver(self, outcomes: list[Outcome]) -> None:
@@ -216,7 +217,7 @@ class ProcessExecutor:
                     worker.proc.pid, code, len(lost))
         if not worker.done_any and not lost:
             self._early_deaths += 1
-        if self._early_deaths >= _MAX_EARLY_DEATHS:
+        if self._early_deaths >= self._cfg.pool_max_early_deaths:
             log.error("worker processes exit right after starting (%d times in a row); not "
                       "restarting them. Check that `%s -m mesh.exec._worker` runs on this host.",
                       self._early_deaths, sys.executable)

@@ -103,3 +103,6 @@ class Session:
     inflight: int = 0
     keys: set[str] = field(default_factory=set)
     """Keys this client holds (submitted and not yet released)."""
+    lost: set[str] = field(default_factory=set)
+    """Held keys this client was told are lost (:class:`Lost`): its next
+    submission of one is taken again."""

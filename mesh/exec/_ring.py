@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from mesh.config import DEFAULT
 from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES, Placement
 from mesh.placement import Member as PMember
 
@@ -21,12 +22,13 @@ class Ring:
     __slots__ = ("_memo", "_placement", "names", "replicas", "weights")
 
     def __init__(self, members: list[tuple[str, int]], replicas: int, *,
-                 vnodes: int = DEFAULT_VNODES, probes: int = DEFAULT_PROBES) -> None:
+                 vnodes: int = DEFAULT_VNODES, probes: int = DEFAULT_PROBES,
+                 max_points: int = DEFAULT.placement_max_points) -> None:
         self.weights = dict(sorted(members))
         self.names = frozenset(self.weights)
         self.replicas = max(1, min(replicas, len(members)))
         self._placement = Placement([PMember(n, max(1, w)) for n, w in sorted(members)],
-                                    vnodes=vnodes, probes=probes)
+                                    vnodes=vnodes, probes=probes, max_points=max_points)
         self._memo: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     def pref(self, key: str) -> tuple[str, ...]:

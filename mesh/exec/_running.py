@@ -231,7 +231,7 @@ class Running:
         # A subscriber that is itself a target resolves from our store message
         # when the targets are just it and us; the others get a result message.
         tset = set(targets)
-        st.notified = {s for s in task.subs if tset <= {me, s}}
+        st.notified = {s for s in task.subs if s in tset and tset <= {me, s}}
         subs = sorted(task.subs)
         for n in targets:
             if n != me:

@@ -7,10 +7,10 @@ It serves ``/v1/exec/`` of a :class:`mesh.node.Node` (channels and first frames:
 ``{"pending": true}`` the first keys it waits for).
 
 Every frame is opened with the node's HTTP codec before anything reads it; a
-frame that fails to open or breaks the protocol closes its channel and is
-counted and logged. The core's effects are appended to per-destination
-buffers and sent as one frame per buffer whenever the channel is free, so a
-burst of tasks costs a handful of frames, not one per task.
+frame that fails to open or breaks the protocol closes its channel (counted,
+logged). Effects go to per-destination buffers, sent as one frame per buffer
+whenever the channel is free. Member events are coalesced: one view rebuild
+per burst, on the next loop turn.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from mesh.errors import ConfigError, WireError
 from mesh.exec._core import ExecCore
 from mesh.exec._effects import Effect, ToPeer
 from mesh.exec._executor import Executor, Outcome
+from mesh.exec._outbox import Outbox
 from mesh.metrics import RateLimitedLog
 from mesh.ops._tasklog import TaskLog
 from mesh.placement import member_weight
@@ -40,30 +41,6 @@ __all__ = ["CLIENT_PATH", "PEER_PATH", "STATS_PATH", "ExecService"]
 
 log = logging.getLogger("mesh.exec")
 
-class _Outbox:
-    """Messages for one destination and the task that sends them."""
-
-    __slots__ = ("broken", "buf", "task", "wake")
-
-    def __init__(self) -> None:
-        self.buf: list = []
-        self.wake = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.broken = False
-
-    def push(self, msgs: list) -> None:
-        if self.buf:
-            self.buf.extend(msgs)
-        else:
-            self.buf = msgs
-        self.wake.set()
-
-    def take(self) -> list:
-        msgs, self.buf = self.buf, []
-        self.wake.clear()
-        return msgs
-
-
 class ExecService:
     """Runs Python tasks for clients on this node's executor and its peers'."""
 
@@ -76,12 +53,13 @@ class ExecService:
         """Credit per client: ``window`` or the node's ``Config.client_window``."""
         self.node: Node | None = None
         self.core: ExecCore | None = None
-        self._links: dict[str, _Outbox] = {}
-        self._sessions: dict[int, _Outbox] = {}
+        self._links: dict[str, Outbox] = {}
+        self._sessions: dict[int, Outbox] = {}
         self._next_sid = 0
         self._addrs: dict[str, tuple[str, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: Any = None
+        self._view_timer: Any = None
         self._rebalancer: asyncio.Task[None] | None = None
         self._members: list[tuple[str, int]] = []
         self._steal_timer: Any = None
@@ -102,7 +80,8 @@ class ExecService:
         self.core = ExecCore(node.name, replicas=node.config.replicas,
                              max_crashes=node.config.max_task_crashes, metrics=node.metrics,
                              window=self.window, vnodes=cfg.placement_vnodes,
-                             probes=cfg.placement_probes, orphan_grace=cfg.orphan_grace,
+                             probes=cfg.placement_probes, max_points=cfg.placement_max_points,
+                             orphan_grace=cfg.orphan_grace,
                              stolen_patience=cfg.stolen_patience)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
@@ -112,7 +91,7 @@ class ExecService:
 
     async def stop(self, graceful: bool) -> None:
         self._stopped = True
-        for timer in (self._timer, self._steal_timer):
+        for timer in (self._timer, self._steal_timer, self._view_timer):
             if timer is not None:
                 timer.cancel()
         for task in list(self._tasks):
@@ -165,11 +144,16 @@ class ExecService:
 
     # ------------------------------------------------------------------ view
     def on_member_event(self, event: MemberEvent) -> None:
-        if self.core is not None and not self._stopped:
-            self._update_view()
+        """Coalesced: a burst of events (a push-pull full of news) costs one
+        view rebuild, on the next loop turn."""
+        if self.core is not None and not self._stopped and self._view_timer is None:
+            self._view_timer = self.node.runtime.call_later(0.0, self._update_view)
 
     def _update_view(self) -> None:
         assert self.node is not None and self.core is not None
+        self._view_timer = None
+        if self._stopped:
+            return
         members = []
         addrs = {}
         for m in self.node.membership.alive():
@@ -215,7 +199,7 @@ class ExecService:
                     if eff.dest not in self._addrs:
                         self.node.metrics.inc("exec_msgs_to_departed")  # type: ignore[union-attr]
                         continue
-                    box = self._links[eff.dest] = _Outbox()
+                    box = self._links[eff.dest] = Outbox()
                     box.task = self._spawn(self._peer_sender(eff.dest, box))
             else:
                 box = self._sessions.get(eff.sid)
@@ -255,7 +239,7 @@ class ExecService:
             raise
 
     # ----------------------------------------------------------------- peers
-    async def _peer_sender(self, dest: str, box: _Outbox) -> None:
+    async def _peer_sender(self, dest: str, box: Outbox) -> None:
         assert self.node is not None
         node = self.node
         delay = 0.05
@@ -290,7 +274,7 @@ class ExecService:
         if self._links.get(dest) is box:
             del self._links[dest]
 
-    async def _watch_link(self, ch: Channel, box: _Outbox) -> None:
+    async def _watch_link(self, ch: Channel, box: Outbox) -> None:
         """A read on our outgoing channel returns only when it ends: then reconnect."""
         try:
             while True:
@@ -333,7 +317,7 @@ class ExecService:
         self._next_sid += 1
         sid = self._next_sid
         core.open_session(sid)
-        box = self._sessions[sid] = _Outbox()
+        box = self._sessions[sid] = Outbox()
         box.task = self._spawn(self._client_sender(channel, box))
         node.metrics.inc("exec_client_sessions")
         try:
@@ -354,7 +338,7 @@ class ExecService:
             box.task.cancel()
             self._carry(core.close_session(sid))
 
-    async def _client_sender(self, channel: Channel, box: _Outbox) -> None:
+    async def _client_sender(self, channel: Channel, box: Outbox) -> None:
         assert self.node is not None
         codec = self.node.http_codec
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from mesh.exec._records import Session
 from mesh.exec._running import Running
 from mesh.exec._table import Table
-from mesh.protocol.messages import Done, Hold, Need, Result, Unsubscribe, Want
+from mesh.protocol.messages import Done, Hold, Lost, Need, Result, Unsubscribe, Want
 
 
 class Subscriber:
@@ -28,7 +28,9 @@ class Subscriber:
         """A client attached to this node submits (or re-attaches to) ``key``."""
         t = self.t
         if key in sess.keys:
-            return  # a client submits each key once per session
+            if key not in sess.lost:
+                return  # a client submits each key once per session, unless told it was lost
+            sess.lost.discard(key)
         sess.keys.add(key)
         spec[0] = t.intern(spec[0])
         t.specs[key] = spec
@@ -42,6 +44,7 @@ class Subscriber:
         if st is not None and st.confirmed:
             t.to_client(sess.sid, Done(key, st.kind, st.payload))
             sess.inflight -= 1
+            t.specs.pop(key, None)  # delivered: the client keeps the spec
             return
         watchers = t.watch.get(key)
         if watchers is None:
@@ -104,6 +107,7 @@ class Subscriber:
         """A confirmed result reached this node as a subscriber."""
         t = self.t
         t.pending.pop(key, None)
+        t.specs.pop(key, None)  # a held key costs its result; its client keeps the spec
         watchers = t.watch.pop(key, None)
         if watchers:
             msg = Done(key, kind, payload)
@@ -136,8 +140,17 @@ class Subscriber:
         self.arrived(msg.key, msg.kind, msg.payload)
 
     def on_need(self, msg: Need) -> None:
-        """Nobody answers for ``key``: submit it again if a client here gave it."""
-        spec = self.t.specs.get(msg.key)
+        """Nobody answers for ``key``: submit it again if a client here gave
+        it, from its spec, or (once delivered) by asking its clients to."""
+        t, key = self.t, msg.key
+        spec = t.specs.get(key)
         if spec is not None:
-            self.t.metrics.inc("exec_lost_keys_resubmitted")
-            self.request(msg.key, spec)
+            t.metrics.inc("exec_lost_keys_resubmitted")
+            self.request(key, spec)
+            return
+        for sid in sorted(t.held.get(key, ())):
+            sess = t.sessions.get(sid)
+            if sess is not None and key in sess.keys and key not in sess.lost:
+                sess.lost.add(key)  # its next Submit of key is taken
+                t.metrics.inc("exec_lost_keys_returned")
+                t.to_client(sid, Lost(key))

@@ -35,6 +35,7 @@ class Table:
     ring: Ring
     vnodes: int
     probes: int
+    max_points: int
     now: float = 0.0
     completed: int = 0
     tasks: dict[str, Task] = field(default_factory=dict)
@@ -103,7 +104,8 @@ class Table:
             out.append(msg)
 
     def new_ring(self, members: list[tuple[str, int]]) -> Ring:
-        return Ring(members, self.replicas, vnodes=self.vnodes, probes=self.probes)
+        return Ring(members, self.replicas, vnodes=self.vnodes, probes=self.probes,
+                    max_points=self.max_points)
 
     def intern(self, fn: bytes) -> bytes:
         """One copy of each pickled function: a map of 100,000 tasks carries

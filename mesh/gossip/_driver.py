@@ -26,19 +26,13 @@ log = logging.getLogger("mesh.gossip")
 
 PUSH_PULL_PATH = "/v1/gossip/pushpull"
 
-EVENTS_INLINE = 8
-"""Membership events an input may hand to listeners at once. More (a
-push-pull full of news) are handed out one per event-loop iteration, in
-order, so what listeners do per event (the exec layer rebuilds its ring)
-never holds up probes and acks for long."""
-
-
 class GossipDriver:
     """Runs one node's membership protocol.
 
     ``on_event`` is called for every :class:`MemberEvent`, in order, from the
     driver's own callbacks: never concurrently, and never re-entrantly. It
-    must not block.
+    must not block: a push-pull may bring thousands of events at once, so a
+    listener takes note and does its work once per burst.
     """
 
     def __init__(
@@ -70,8 +64,6 @@ class GossipDriver:
         self._timer_at = float("inf")
         # A dict, not a set: stop() cancels in start order, never in id order.
         self._tasks: dict[asyncio.Task[Any], None] = {}
-        self._backlog: list[MemberEvent] = []
-        self._delivering: asyncio.Future[None] | None = None
         self._stopped = False
 
     # ------------------------------------------------------------- lifecycle
@@ -99,8 +91,6 @@ class GossipDriver:
         self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
-        if self._delivering is not None:
-            self._delivering.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -165,27 +155,10 @@ class GossipDriver:
 
     def _after_input(self) -> None:
         events = self.membership.drain_events()
-        if self.on_event is not None and events:
-            if self._backlog or len(events) > EVENTS_INLINE:
-                self._backlog.extend(events)
-                if self._delivering is None:
-                    self._delivering = asyncio.ensure_future(self._deliver())
-            else:
-                for event in events:
-                    self.on_event(event)
+        if self.on_event is not None:
+            for event in events:  # listeners only take note (the exec layer coalesces)
+                self.on_event(event)
         self._reschedule()
-
-    async def _deliver(self) -> None:
-        try:
-            backlog = self._backlog
-            i = 0
-            while i < len(backlog) and not self._stopped:
-                self.on_event(backlog[i])  # type: ignore[misc]
-                i += 1
-                await self.runtime.sleep(0)
-            backlog.clear()
-        finally:
-            self._delivering = None
 
     def _reschedule(self) -> None:
         if self._stopped:

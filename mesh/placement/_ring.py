@@ -3,7 +3,10 @@
 How a key is placed (this is the contract every node computes identically):
 
 * Each member owns ``vnodes * weight`` points on a ring of 2**48 positions
-  (the top 48 bits of :func:`~mesh.placement._hashing.vnode_positions`).
+  (the top 48 bits of :func:`~mesh.placement._hashing.vnode_positions`);
+  when those add up to more than ``max_points`` (``Config.placement_max_points``),
+  each member's count is scaled by ``max_points / total`` (rounded down, at
+  least 1), so no view builds a ring larger than about ``max_points``.
 * A key gets ``probes`` probe positions (the top 48 bits of 64-bit words of
   the key's BLAKE2b digest).
 * A member's distance to the key is the smallest clockwise distance from any
@@ -28,8 +31,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import chain, compress, islice, repeat
-from operator import add, and_, eq, ne, rshift, sub
+from itertools import islice, repeat
+from operator import and_
 from typing import Any
 
 from mesh.config import DEFAULT
@@ -41,6 +44,7 @@ from mesh.placement._hashing import (
 )
 from mesh.placement._member import Member
 from mesh.placement._shares import owned_shares
+from mesh.placement._table import build_table
 
 __all__ = ["DEFAULT_PROBES", "DEFAULT_VNODES", "MAX_MEMBERS", "MAX_PROBES", "Placement"]
 
@@ -48,6 +52,7 @@ __all__ = ["DEFAULT_PROBES", "DEFAULT_VNODES", "MAX_MEMBERS", "MAX_PROBES", "Pla
 #: and ``Config.placement_probes`` (the reasons are written there).
 DEFAULT_VNODES = DEFAULT.placement_vnodes
 DEFAULT_PROBES = DEFAULT.placement_probes
+DEFAULT_MAX_POINTS = DEFAULT.placement_max_points
 
 _IDX_BITS = 16
 #: A point is stored as ``position48 << 16 | member index``: at most 2**16 members.
@@ -85,7 +90,9 @@ class Placement:
 
     Members may be given as :class:`Member` or as plain names (weight 1), in any
     order; names must be unique. Building costs O(P log P) for
-    ``P = vnodes * total weight`` points; the lookup table is built on the first
+    ``P = min(vnodes * total weight, max_points)`` points (past ``max_points``
+    every member's points are scaled down alike, each keeping at least one,
+    so P stays below ``max_points + len(members)``); the lookup table is built on the first
     lookup (one table serves owners and lists of up to 3; longer lists up to 8
     get one each, longer ones are computed without a table).
     """
@@ -96,6 +103,7 @@ class Placement:
         "_hasher",
         "_index",
         "_masks",
+        "_max_points",
         "_members",
         "_names",
         "_points",
@@ -113,7 +121,10 @@ class Placement:
         *,
         vnodes: int = DEFAULT_VNODES,
         probes: int = DEFAULT_PROBES,
+        max_points: int = DEFAULT_MAX_POINTS,
     ) -> None:
+        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+            raise ValueError(f"max_points must be an int of at least 1, got {max_points!r}")
         if isinstance(vnodes, bool) or not isinstance(vnodes, int) or vnodes < 1:
             raise ValueError(f"vnodes must be an int of at least 1, got {vnodes!r}")
         self._hasher, self._unpack = probe_hashing(probes)
@@ -129,9 +140,14 @@ class Placement:
         self._index = {n: i for i, n in enumerate(names)}
         self._vnodes = vnodes
         self._probes = probes
+        self._max_points = max_points
+        counts = [vnodes * m.weight for m in ms]
+        total = sum(counts)
+        if total > max_points:  # scale every member down alike (at least one point)
+            counts = [max(1, c * max_points // total) for c in counts]
         points: list[int] = []
         for idx, m in enumerate(ms):
-            pos = vnode_positions(m.name, vnodes * m.weight)
+            pos = vnode_positions(m.name, counts[idx])
             points += map(int.__or__, map(and_, pos, repeat(_POS)), repeat(idx))
         points.sort()
         # Fresh int objects in ring order: neighbours on the ring end up
@@ -166,6 +182,11 @@ class Placement:
         """Probe positions hashed per key."""
         return self._probes
 
+    @property
+    def points(self) -> int:
+        """How many points the ring holds (what a build costs)."""
+        return len(self._points)
+
     def __len__(self) -> int:
         return len(self._names)
 
@@ -175,17 +196,18 @@ class Placement:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Placement):
             return NotImplemented
-        return (self._members, self._vnodes, self._probes) == (
+        return (self._members, self._vnodes, self._probes, self._max_points) == (
             other._members,
             other._vnodes,
             other._probes,
+            other._max_points,
         )
 
     def __hash__(self) -> int:
-        return hash((self._members, self._vnodes, self._probes))
+        return hash((self._members, self._vnodes, self._probes, self._max_points))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self._members, self._vnodes, self._probes))
+        return (_rebuild, (self._members, self._vnodes, self._probes, self._max_points))
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{m.name}:{m.weight}" for m in self._members[:5])
@@ -317,47 +339,9 @@ class Placement:
         return tuple(self._names[i] for i in ranked)
 
     def _build_table(self, rr: int) -> list[tuple[int, ...]]:
-        """Bucket table for preference lists of length ``rr``.
-
-        ``succ[i]`` is the next ``rr`` points with distinct members from point
-        ``i`` on (index ``len(points)`` wraps to the start). A bucket without
-        points maps to ``succ`` of the first point after it. A bucket holding
-        points ``i .. j`` maps to those points followed by ``succ[j + 1]``: for
-        a probe anywhere in the bucket that holds ``succ`` of the probe's next
-        point, because ``succ[i]`` is within point ``i`` and ``succ[i + 1]``."""
-        pts = self._points
-        n = len(pts)
-        ext = pts + list(map(add, pts, repeat(_WRAP)))
-        succ = list(zip(*(ext[j : j + n + 1] for j in range(rr)), strict=True))
-        if rr > 1:
-            owners = list(map(and_, ext[: n + rr], repeat(_IDX)))
-            bad: set[int] = set()
-            for d in range(1, rr):
-                for j in compress(range(n + rr), map(eq, owners, owners[d:])):
-                    bad.update(range(max(0, j + d - rr + 1), min(j, n) + 1))
-            for i in bad:
-                got: list[int] = []
-                seen: set[int] = set()
-                j = i
-                while len(got) < rr:
-                    v = ext[j]
-                    j += 1
-                    if v & _IDX not in seen:
-                        seen.add(v & _IDX)
-                        got.append(v)
-                succ[i] = tuple(got)
-        # Built with C-level iterators only: per occupied bucket, one run of
-        # copies of the next point's succ, then the bucket's own tuple.
-        buckets = list(map(rshift, pts, repeat(self._shift)))
-        firsts = list(compress(range(n), map(ne, buckets, [-1, *buckets[:-1]])))
-        ends = [*firsts[1:], n]
-        occupied = list(map(buckets.__getitem__, firsts))
-        empties = map(sub, occupied, map(add, [-1, *occupied[:-1]], repeat(1)))
-        inside = map(tuple, map(pts.__getitem__, map(slice, firsts, ends)))
-        own = map(add, inside, map(succ.__getitem__, ends))
-        runs = zip(map(repeat, map(succ.__getitem__, firsts), empties), zip(own), strict=True)
-        table: list[tuple[int, ...]] = list(chain.from_iterable(chain.from_iterable(runs)))
-        table.extend(repeat(succ[n], (1 << (64 - self._shift)) - len(table)))
+        """Bucket table for preference lists of length ``rr`` (see
+        :func:`~mesh.placement._table.build_table`)."""
+        table = build_table(self._points, rr, self._shift)
         self._tables[rr] = table
         if rr == self._base:
             self._base_table = table
@@ -393,6 +377,7 @@ def _distinct(cand: list[int], r: int, names: tuple[str, ...]) -> tuple[str, ...
     return tuple(map(names.__getitem__, islice(dict.fromkeys(map(and_, cand, repeat(_IDX))), r)))
 
 
-def _rebuild(members: tuple[Member, ...], vnodes: int, probes: int) -> Placement:
+def _rebuild(members: tuple[Member, ...], vnodes: int, probes: int,
+             max_points: int = DEFAULT_MAX_POINTS) -> Placement:
     """Unpickle a :class:`Placement` (its tables are rebuilt, not shipped)."""
-    return Placement(members, vnodes=vnodes, probes=probes)
+    return Placement(members, vnodes=vnodes, probes=probes, max_points=max_points)

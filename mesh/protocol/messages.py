@@ -4,7 +4,7 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
 
 * the **client** channel between a client and its entry node:
   :class:`Submit`, :class:`Release` and :class:`Ping` up; :class:`Done`,
-  :class:`Pong` and :class:`Members` down;
+  :class:`Pong`, :class:`Members` and :class:`Lost` down;
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
   :class:`Unsubscribe`, :class:`Need`, :class:`Steal` and :class:`Grant`.
@@ -30,7 +30,7 @@ from typing import Any
 from mesh.errors import MeshError
 
 __all__ = [
-    "Ack", "Confirm", "Done", "Grant", "Hold", "Members", "Need", "Ping", "Pong",
+    "Ack", "Confirm", "Done", "Grant", "Hold", "Lost", "Members", "Need", "Ping", "Pong",
     "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
 ]
@@ -93,6 +93,14 @@ class Pong:
 class Members:
     """Entry node to client: the alive members' addresses (``HOST:PORT``)."""
     addresses: list[str]
+
+
+@_record
+class Lost:
+    """Entry node to client: every copy of ``key``'s delivered result is lost
+    and a task needs it; submit it again (the node keeps no spec once a
+    result is delivered)."""
+    key: str
 
 
 # ------------------------------------------------------------------ peer channel
@@ -259,7 +267,7 @@ _ENCODERS: dict[type, tuple[str, Callable[[Any], Any] | None, int]] = {}
 
 CLIENT = _Channel("client", {"s": Submit, "x": Release, "p": Ping})
 """Client to entry node."""
-CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members})
+CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l": Lost})
 """Entry node to client."""
 PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,

@@ -1,0 +1,137 @@
+"""The exec service's view of the members: a burst of member events (a
+push-pull full of news) costs one ring build, and no view, however many
+members or workers peers announce, builds a ring past ``placement_max_points``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from mesh.config import DEFAULT
+from mesh.exec import ExecService, _table
+from mesh.exec._ring import Ring
+from mesh.gossip import EventKind, Member, MemberEvent, Status
+from mesh.metrics import Metrics
+from mesh.placement import Member as PMember
+from mesh.placement import Placement
+
+
+class _Executor:
+    workers = 1
+
+    async def start(self, on_outcomes: Any) -> None:
+        pass
+
+    def capacity(self, fn: bytes | None = None) -> int:
+        return 1
+
+    async def stop(self) -> None:
+        pass
+
+
+class _Runtime:
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_later(self, delay: float, cb: Any) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, cb)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class _Membership:
+    def __init__(self) -> None:
+        self.members = [Member("n0", ("127.0.0.1", 1), 1, Status.ALIVE, {"workers": 1})]
+
+    def alive(self) -> list[Member]:
+        return self.members
+
+
+class _Node:
+    name = "n0"
+    config = DEFAULT
+
+    def __init__(self) -> None:
+        self.runtime = _Runtime()
+        self.membership = _Membership()
+        self.metrics = Metrics()
+
+    def set_meta(self, meta: dict) -> None:
+        pass
+
+
+def test_a_burst_of_member_events_costs_one_ring_build_of_bounded_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def main() -> None:
+        node, svc = _Node(), ExecService(_Executor())  # type: ignore[arg-type]
+        await svc.start(node)  # type: ignore[arg-type]
+        core = svc.core
+        assert core is not None
+        builds: list[int] = []
+
+        def counting(members: list[tuple[str, int]], *args: Any, **kw: Any) -> Ring:
+            builds.append(len(members))
+            return Ring(members, *args, **kw)
+
+        monkeypatch.setattr(_table, "Ring", counting)
+        # 4,000 fake members announcing the most workers the wire allows.
+        fakes = [Member(f"fake{i}", ("127.0.0.1", 10_000 + i), 1, Status.ALIVE,
+                        {"workers": DEFAULT.max_workers}) for i in range(4000)]
+        slowest = 0.0
+        for m in fakes:
+            node.membership.members.append(m)
+            t0 = time.perf_counter()
+            svc.on_member_event(MemberEvent(EventKind.JOIN, m))
+            slowest = max(slowest, time.perf_counter() - t0)
+        assert builds == []  # nothing built while the burst is handed out
+        assert slowest < 0.05
+        t0 = time.perf_counter()
+        await asyncio.sleep(0)  # the next loop turn: one build for the whole burst
+        await asyncio.sleep(0)
+        rebuild = time.perf_counter() - t0
+        core.table.ring.pref("some-key")  # the lookup table is built on first use
+        first_lookup = time.perf_counter() - t0
+        assert builds == [4001]
+        ring = core.table.ring._placement
+        assert ring.points <= DEFAULT.placement_max_points + len(fakes)
+        # Unbounded, this view is 4,001 x 256 x 64 = 65 M points (minutes).
+        # Bounded, it is a small ring: generous limits for a shared machine.
+        assert rebuild < 1.0 and first_lookup < 1.5, (rebuild, first_lookup)
+        svc.on_member_event(MemberEvent(EventKind.UPDATE, fakes[0]))
+        await asyncio.sleep(0)
+        assert builds == [4001]  # metadata-only changes rebuild nothing
+        await svc.stop(graceful=False)
+
+    asyncio.run(main())
+
+
+def test_placement_scales_every_member_down_alike_past_max_points() -> None:
+    small = Placement([PMember(f"n{i}", 2) for i in range(8)], vnodes=64, max_points=4096)
+    assert small.points == 8 * 2 * 64  # under the bound: untouched
+    big = [PMember(f"n{i}", 256) for i in range(100)] + [PMember("one", 1)]
+    t0 = time.perf_counter()
+    capped = Placement(big, vnodes=64, max_points=4096)
+    capped.preference_list("k", 2)
+    assert time.perf_counter() - t0 < 1.0
+    assert capped.points <= 4096 + 101
+    shares = capped.shares()
+    assert shares["one"] < shares["n0"] / 10  # weights still count
+    # Every node computes the same lists from the same view.
+    again = Placement(list(reversed(big)), vnodes=64, max_points=4096)
+    assert [capped.preference_list(f"k{i}", 2) for i in range(200)] == \
+        [again.preference_list(f"k{i}", 2) for i in range(200)]
+
+
+def test_one_heavy_member_among_light_ones_builds_its_table_in_linear_time() -> None:
+    view = Placement([PMember("heavy", 256), PMember("light", 1)], vnodes=64,
+                     max_points=1 << 20)
+    t0 = time.perf_counter()
+    view.preference_list("k", 2)  # 16,448 points, runs of hundreds of "heavy"
+    assert time.perf_counter() - t0 < 0.5
+    for i in range(300):
+        assert set(view.preference_list(f"k{i}", 2)) == {"heavy", "light"}
