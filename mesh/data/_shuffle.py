@@ -65,9 +65,11 @@ def partition_of(key: Any, n: int) -> int:
     return zlib.crc32(encode_key(key)) % n if n > 1 else 0
 
 
-def _unhashable(key: Any, where: str) -> TypeError:
-    return TypeError(f"{where}: a key of type {type(key).__name__} is unhashable "
-                     f"({key!r:.80}); keys must be hashable (a tuple, not a list)")
+def _bad_item(item: Any, where: str) -> TypeError:
+    """Why ``item`` cannot be combined: not a pair, or an unhashable key."""
+    k, _ = pair(item, where)
+    return TypeError(f"{where}: a key of type {type(k).__name__} is unhashable "
+                     f"({k!r:.80}); keys must be hashable (a tuple, not a list)")
 
 
 class Combiner:
@@ -94,13 +96,13 @@ def _pickle_blocks(blocks: list[list[Any]]) -> list[bytes]:
 def split_combined(items: Iterable[Any], c: Combiner, n: int) -> list[bytes]:
     """Map side of a combining shuffle: combine by key, then split by key."""
     acc: dict[Any, Any] = {}
-    create, merge = c.create, c.merge_value
-    for item in items:
-        k, v = pair(item, c.where)
+    get, create, merge = acc.get, c.create, c.merge_value
+    for item in items:  # the hot loop: no call but the user's per item
         try:
-            old = acc.get(k, _MISSING)
-        except TypeError:
-            raise _unhashable(k, c.where) from None
+            k, v = item
+            old = get(k, _MISSING)
+        except (TypeError, ValueError):
+            raise _bad_item(item, c.where) from None
         acc[k] = create(v) if old is _MISSING else merge(old, v)
     blocks: list[list[Any]] = [[] for _ in range(n)]
     if n == 1:
