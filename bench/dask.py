@@ -45,7 +45,7 @@ def one_ms(i: int) -> int:
 def local_mesh(nodes: int = 2) -> Iterator[list[str]]:
     """``nodes`` ``mesh join`` processes with one worker each; yields their
     addresses once a client can run a task; kills them all at the end."""
-    from mesh.client import Client
+    from mesh.client import Client, MeshUnavailable
 
     ports = free_ports(nodes)
     env = {k: v for k, v in os.environ.items() if k != "MESH_SECRET"}
@@ -67,7 +67,7 @@ def local_mesh(nodes: int = 2) -> Iterator[list[str]]:
                 with Client(addrs, connect_timeout=2) as c:
                     if len(c.addresses) >= nodes and c.submit(abs, -1, pure=False).result(5):
                         break
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, MeshUnavailable) as exc:  # not up yet
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the bench mesh did not come up: {exc!r}") from exc
             if time.monotonic() > deadline:

@@ -105,6 +105,20 @@ class _Api:
 
         return dask.persist(self, collections, optimize_graph)
 
+    def read_text(self, paths: Any, blocksize: int | str = "64MiB",
+                  encoding: str = "utf-8") -> Any:
+        """A :class:`~mesh.data.Dataset` of the lines of text files (a path, a
+        glob or a list), one partition per block, read by the nodes."""
+        from mesh import data
+
+        return data.read_text(self, paths, blocksize, encoding)
+
+    def from_sequence(self, iterable: Iterable[Any], npartitions: int | None = None) -> Any:
+        """A :class:`~mesh.data.Dataset` of the items of ``iterable``."""
+        from mesh import data
+
+        return data.from_sequence(self, iterable, npartitions)
+
     @property
     def node(self) -> str:
         """The name of the node this client is attached to."""

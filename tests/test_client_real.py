@@ -421,6 +421,8 @@ def test_mesh_up_demo_runs_a_job_and_prints_per_node_counts(tmp_path: Path) -> N
               if line.startswith("  node")]
     assert len(counts) == 3 and sum(counts) >= 2000 and min(counts) > 0
     assert any("result 2664667000 (expected 2664667000)" in line for line in lines)
+    top = [line for line in lines if line.startswith("demo: word count of ")]
+    assert len(top) == 1 and top[0].count(" 12000") == 4, out  # four words tie at the top
 
 
 def test_idle_nodes_steal_queued_work_from_a_loaded_node(mesh3: list[MeshProc],

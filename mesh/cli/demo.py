@@ -1,10 +1,15 @@
 """The job ``mesh up --nodes 3 --demo`` runs on the mesh it started: 2,000
-tasks and a sum over their futures; it prints how many tasks each node ran and
-the result."""
+tasks and a sum over their futures (it prints how many tasks each node ran and
+the result), then the seed's word count on a text it writes (it prints the
+top words)."""
 
 from __future__ import annotations
 
+import collections
+import operator
 import sys
+import tempfile
+from pathlib import Path
 
 from mesh.addresses import parse_address
 from mesh.client import AsyncClient
@@ -22,6 +27,39 @@ DEMO_TIMEOUT = 60.0
 def square(x: int) -> int:
     """The demo task (importable, so workers load it by reference)."""
     return x * x
+
+
+DEMO_TEXT = (
+    "people scale python with spark dask or ray and all three hang on one head "
+    "when the head dies the work dies mesh has no head every node joins by gossip "
+    "and consistent hashing owns every task and every partition of the data "
+)
+
+
+def pair_one(word: str) -> tuple[str, int]:
+    return (word, 1)
+
+
+def second(kv: tuple[str, int]) -> int:
+    return kv[1]
+
+
+async def word_count(client: AsyncClient, say: object) -> bool:
+    """The seed's word count on a text written here; True if it equals a
+    ``collections.Counter`` of the same words."""
+    with tempfile.TemporaryDirectory(prefix="mesh-demo-") as tmp:
+        path = Path(tmp) / "text.txt"
+        words = DEMO_TEXT.split()
+        path.write_text("\n".join(" ".join(words[i % 7:] + words[:i % 5])
+                                  for i in range(4000)) + "\n")
+        expected = collections.Counter(path.read_text().split())
+        counts = (client.read_text(str(path), blocksize="64KiB")
+                  .flat_map(str.split).map(pair_one).reduce_by_key(operator.add))
+        top = await counts.top(5, key=second)
+        got = dict(await counts.collect())
+    say(f"demo: word count of {sum(expected.values())} words in "  # type: ignore[operator]
+        f"{counts.npartitions} partitions: " + ", ".join(f"{w} {c}" for w, c in top))
+    return got == expected
 
 
 async def _stats(runtime: object, addr: tuple[str, int], codec: Codec) -> dict:
@@ -77,6 +115,7 @@ async def run_demo(addresses: list[str], secret: bytes | None, out: object = sys
                 plural = "" if workers == 1 else "s"
                 say(f"  {after['node']}: {ran} tasks ({workers} worker{plural})")
             say(f"demo: result {total} (expected {expected}) in {elapsed:.2f} s")
-            return 0 if total == expected else 1
+            counted = await word_count(client, say)
+            return 0 if total == expected and counted else 1
         finally:
             await runtime.close()

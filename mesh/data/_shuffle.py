@@ -1,0 +1,208 @@
+"""Shuffles as task graphs: map tasks split, reduce tasks merge.
+
+A shuffle of a dataset with m partitions into n is m map tasks and n reduce
+partitions. Map task i runs parent partition i (its narrow operations fused
+in) and ends by splitting its items by target partition into n blocks, each
+pickled on its own; with a combiner (``reduce_by_key``, ``group_by_key``,
+``join``) it combines values by key before splitting, so each key leaves a
+map task once. Reduce partition j is a :class:`~mesh.data._plan.Part` whose
+arguments are the map tasks' futures: the task layer fetches them, and the
+reduce task unpickles only block j of each. Narrow operations after the
+shuffle, and the action's tail, fuse into the reduce task.
+
+Until the data plane is wired in, this has two costs to know: a map task's
+whole output (all n blocks) is one task result, so it must stay under
+``MAX_PARTITION_BYTES`` (use more map partitions); and each reduce task is
+handed every map output, not only its own block.
+
+Keys go to partitions by a hash that is the same in every process:
+CRC-32 of a canonical encoding (:func:`partition_of`), never ``hash()``,
+which Python salts per process for ``str`` and ``bytes``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+import random
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from mesh.data._actions import pair
+from mesh.data._plan import Part, Plan
+
+__all__ = ["Combiner", "partition_of", "plan_combine", "plan_repartition", "plan_sort"]
+
+_MISSING = object()
+_SAMPLE_PER_PARTITION = 20
+"""Keys each partition contributes to ``sort_by``'s range boundaries."""
+
+
+def encode_key(key: Any) -> bytes:
+    """A canonical byte string for a key: equal keys (``1 == 1.0 == True``,
+    equal tuples, equal frozensets) encode equally in any process."""
+    if isinstance(key, str):
+        return b"s" + key.encode("utf-8", "surrogatepass")
+    if isinstance(key, int):
+        return b"i%d" % key
+    if isinstance(key, float):
+        return b"i%d" % key if key.is_integer() else b"f" + repr(key).encode()
+    if isinstance(key, bytes):
+        return b"b" + key
+    if key is None:
+        return b"n"
+    if isinstance(key, tuple):
+        parts = [encode_key(k) for k in key]
+        return b"t" + b"".join(b"%d:" % len(p) + p for p in parts)
+    if isinstance(key, frozenset):
+        parts = sorted(encode_key(k) for k in key)
+        return b"z" + b"".join(b"%d:" % len(p) + p for p in parts)
+    return b"p" + pickle.dumps(key, protocol=4)
+
+
+def partition_of(key: Any, n: int) -> int:
+    return zlib.crc32(encode_key(key)) % n if n > 1 else 0
+
+
+def _bad_item(item: Any, where: str) -> TypeError:
+    """Why ``item`` cannot be combined: not a pair, or an unhashable key."""
+    k, _ = pair(item, where)
+    return TypeError(f"{where}: a key of type {type(k).__name__} is unhashable "
+                     f"({k!r:.80}); keys must be hashable (a tuple, not a list)")
+
+
+class Combiner:
+    """How values of one key combine (Spark's ``combineByKey``): ``create``
+    a combined value from a value, ``merge_value`` a value into one,
+    ``merge_combiners`` two of them. ``where`` names the transformation in
+    errors."""
+
+    __slots__ = ("create", "merge_combiners", "merge_value", "where")
+
+    def __init__(self, create: Callable[[Any], Any], merge_value: Callable[[Any, Any], Any],
+                 merge_combiners: Callable[[Any, Any], Any], where: str) -> None:
+        self.create, self.merge_value = create, merge_value
+        self.merge_combiners, self.where = merge_combiners, where
+
+    def __reduce__(self) -> Any:
+        return (Combiner, (self.create, self.merge_value, self.merge_combiners, self.where))
+
+
+def _pickle_blocks(blocks: list[list[Any]]) -> list[bytes]:
+    return [pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL) for b in blocks]
+
+
+def split_combined(items: Iterable[Any], c: Combiner, n: int) -> list[bytes]:
+    """Map side of a combining shuffle: combine by key, then split by key."""
+    acc: dict[Any, Any] = {}
+    get, create, merge = acc.get, c.create, c.merge_value
+    for item in items:  # the hot loop: no call but the user's per item
+        try:
+            k, v = item
+            old = get(k, _MISSING)
+        except (TypeError, ValueError):
+            raise _bad_item(item, c.where) from None
+        acc[k] = create(v) if old is _MISSING else merge(old, v)
+    blocks: list[list[Any]] = [[] for _ in range(n)]
+    if n == 1:
+        blocks[0] = list(acc.items())
+    else:
+        for kv in acc.items():
+            blocks[partition_of(kv[0], n)].append(kv)
+    return _pickle_blocks(blocks)
+
+
+def merge_combined(c: Combiner, j: int, outputs: list[list[bytes]]) -> Iterator[Any]:
+    """Reduce side: block ``j`` of every map output, merged by key."""
+    acc: dict[Any, Any] = {}
+    merge = c.merge_combiners
+    for out in outputs:
+        for k, v in pickle.loads(out[j]):
+            old = acc.get(k, _MISSING)
+            acc[k] = v if old is _MISSING else merge(old, v)
+    return iter(acc.items())
+
+
+def plan_combine(plan: Plan, parent: Any, c: Combiner, n: int, name: str) -> list[Part]:
+    maps = plan.submit(plan.parts(parent), split_combined, "map", name,
+                       tail_args=lambda i: (c, n))
+    return [Part(merge_combined, (c, j, maps)) for j in range(n)]
+
+
+def split_round_robin(items: Iterable[Any], n: int, offset: int) -> list[bytes]:
+    blocks: list[list[Any]] = [[] for _ in range(n)]
+    for i, item in enumerate(items, offset):
+        blocks[i % n].append(item)
+    return _pickle_blocks(blocks)
+
+
+def concat_blocks(j: int, outputs: list[list[bytes]]) -> Iterator[Any]:
+    for out in outputs:
+        yield from pickle.loads(out[j])
+
+
+def plan_repartition(plan: Plan, parent: Any, n: int, name: str) -> list[Part]:
+    maps = plan.submit(plan.parts(parent), split_round_robin, "map", name,
+                       tail_args=lambda i: (n, i))
+    return [Part(concat_blocks, (j, maps)) for j in range(n)]
+
+
+# ------------------------------------------------------------------ sort_by
+
+
+def _key_of(key: Callable[[Any], Any] | None, item: Any) -> Any:
+    return item if key is None else key(item)
+
+
+def sample_keys(items: Iterable[Any], key: Callable[[Any], Any] | None, size: int,
+                seed: int) -> list[Any]:
+    """A reservoir sample of ``size`` keys, seeded by the partition index."""
+    rng = random.Random(seed)
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        if i < size:
+            out.append(_key_of(key, item))
+        else:
+            r = rng.randrange(i + 1)
+            if r < size:
+                out[r] = _key_of(key, item)
+    return out
+
+
+def boundaries(samples: list[list[Any]], n: int) -> list[Any]:
+    """``n - 1`` cut keys from the samples: range partition j holds keys
+    between cut ``j - 1`` and cut ``j``."""
+    keys = sorted(k for s in samples for k in s)
+    if not keys:
+        return []
+    return [keys[(j + 1) * len(keys) // n] for j in range(n - 1)]
+
+
+def split_range(items: Iterable[Any], key: Callable[[Any], Any] | None, cuts: list[Any],
+                n: int, reverse: bool) -> list[bytes]:
+    blocks: list[list[Any]] = [[] for _ in range(n)]
+    for item in items:
+        j = bisect.bisect_right(cuts, _key_of(key, item))
+        blocks[n - 1 - j if reverse else j].append(item)
+    return _pickle_blocks(blocks)
+
+
+def sorted_block(j: int, outputs: list[list[bytes]], key: Callable[[Any], Any] | None,
+                 reverse: bool) -> list[Any]:
+    return sorted(concat_blocks(j, outputs), key=key, reverse=reverse)
+
+
+def plan_sort(plan: Plan, parent: Any, key: Callable[[Any], Any] | None, reverse: bool,
+              n: int, name: str) -> list[Part]:
+    """Sample each partition, cut ``n`` ranges, split by range, sort each
+    range: partitions come out in order. The parent runs twice (sample,
+    then split), as in Spark without a cache; ``persist()`` it first when
+    it is costly."""
+    parts = plan.parts(parent)
+    samples = plan.submit(parts, sample_keys, "sample", name,
+                          tail_args=lambda i: (key, _SAMPLE_PER_PARTITION, i))
+    cuts = plan.client.submit(boundaries, samples, n, key=plan.key("cuts"))
+    maps = plan.submit(parts, split_range, "map", name,
+                       tail_args=lambda i: (key, cuts, n, reverse))
+    return [Part(sorted_block, (j, maps, key, reverse)) for j in range(n)]

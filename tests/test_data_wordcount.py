@@ -1,0 +1,88 @@
+"""The seed's word count on a real 3-node mesh, and through a kill -9.
+
+Also pins down that keys go to partitions by a hash that is the same in
+every process (``hash()`` of a str is salted per process)."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import operator
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mesh import Client
+from mesh.data import partition_of
+from tests.procs import REPO, Cluster, api, wait_until
+from tests.test_client_real import start_mesh
+
+
+def write_corpus(path: Path, lines: int, seed: int) -> collections.Counter:
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(500)]
+    text = "\n".join(" ".join(rng.choices(words, k=rng.randrange(12))) for _ in range(lines))
+    path.write_text(text + "\n")
+    return collections.Counter(text.split())
+
+
+def word_count(client: Client, path: Path, blocksize: int, slow: float = 0.0) -> dict:
+    def split(line: str) -> list[str]:
+        return line.split()
+
+    def pause(it):  # type: ignore[no-untyped-def]
+        time.sleep(slow)
+        return it
+
+    lines = client.read_text(str(path), blocksize=blocksize)
+    if slow:
+        lines = lines.map_partitions(pause)
+    counts = lines.flat_map(split).map(lambda w: (w, 1)).reduce_by_key(operator.add, 6)
+    return dict(counts.collect())
+
+
+def test_word_count_on_three_nodes_equals_counter(cluster: Cluster, tmp_path: Path) -> None:
+    expected = write_corpus(tmp_path / "corpus.txt", 20_000, seed=1)
+    nodes = start_mesh(cluster, 3)
+    with Client([p.bind for p in nodes]) as client:
+        got = word_count(client, tmp_path / "corpus.txt", blocksize=20_000)
+        assert got == expected
+        top = client.read_text(str(tmp_path / "corpus.txt"), blocksize=50_000).flat_map(
+            str.split).count_by_value().top(5, key=lambda kv: kv[1])
+        assert [c for _, c in top] == [c for _, c in expected.most_common(5)]
+
+
+def test_kill_9_of_a_node_mid_word_count_still_counts_exactly(cluster: Cluster,
+                                                             tmp_path: Path) -> None:
+    expected = write_corpus(tmp_path / "corpus.txt", 20_000, seed=2)
+    nodes = start_mesh(cluster, 3)
+    victim = nodes[2]
+    with Client([p.bind for p in nodes[:2]]) as client, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool:
+        before = sum(api(p.addr, "/v1/exec/stats")["completed"] for p in nodes)
+        job = pool.submit(word_count, client, tmp_path / "corpus.txt", 4_000, 0.15)
+
+        def some_done() -> bool:
+            now = sum(api(p.addr, "/v1/exec/stats")["completed"] for p in nodes)
+            return now - before >= 6
+
+        wait_until(some_done, 60, "the word count to be under way")
+        assert not job.done()
+        victim.popen.kill()
+        victim.popen.wait(10)
+        assert job.result(timeout=120) == expected
+
+
+def test_partition_of_is_the_same_in_every_process() -> None:
+    keys = ["a", "é", "", "word", b"x", 3, 3.0, True, None, ("a", 1), frozenset({"x", "y"})]
+    here = [partition_of(k, 7) for k in keys]
+    assert partition_of(1, 7) == partition_of(1.0, 7) == partition_of(True, 7)
+    code = ("from mesh.data import partition_of; print([partition_of(k, 7) for k in "
+            f"{keys!r}])")
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}, cwd=REPO, check=True)
+        assert out.stdout.strip() == repr(here)
