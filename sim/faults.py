@@ -271,6 +271,8 @@ class Injector:
                          lambda h: h.set_clock(1.0), impaired=False)
         for i in [self.sim.index[v] for v in rec.victims]:
             self.busy.discard(i)  # a skewed node may take other faults too
+            if jump > 0:
+                self.sim.observer.clock_jumped(i, self.sim.loop.time())
 
     def _start_clog(self, spec: FaultSpec, rec: FaultRecord, duration: float | None) -> None:
         net = self.sim.net

@@ -12,7 +12,9 @@ the truth (which processes are up). From that it maintains, at O(1) per event:
 * every declaration of death about a node that is up, which is *false* unless
   the node or its accuser was under a fault (crashed and restarted, paused,
   slow, clogged, flapping, partitioned away) within ``window`` seconds before,
-  or the network's loss was above :data:`LOSS_THRESHOLD` in that time.
+  or the network's loss was above :data:`LOSS_THRESHOLD` in that time, or the
+  accuser's clock jumped forward within ``jump_window`` seconds before (see
+  :meth:`Observer.clock_jumped`).
 
 The invariants (:meth:`Observer.results`):
 
@@ -97,6 +99,9 @@ class Observer:
             config.awareness_max_multiplier * config.probe_interval
         )
         """How long a fault keeps excusing death declarations about its victims."""
+        self.jump_window = config.awareness_max_multiplier * config.probe_interval
+        """How long a forward clock jump excuses its node's own declarations."""
+        self._jumps: list[list[float]] = [[] for _ in range(n)]
         self.now = 0.0
         self.up = bytearray(n)
         self.gen = [0] * n
@@ -202,6 +207,19 @@ class Observer:
         elif loss <= self.loss_threshold and open_span:
             self._lossy[-1][1] = t
 
+    def clock_jumped(self, i: int, t: float) -> None:
+        """Node ``i``'s monotonic clock jumped forward at ``t``. Every timer it
+        skipped fires at the node's next wakeup, at most ``jump_window`` (its
+        longest probe period) later: a suspicion that had seconds left runs
+        out at once, as if the node had been paused that long. Its own
+        declarations until then are excused; nobody else's are, and neither
+        are its later ones."""
+        self._jumps[i].append(t)
+
+    def _jumped(self, i: int, t: float) -> bool:
+        w = self.jump_window
+        return any(j <= t <= j + w for j in self._jumps[i])
+
     def _excused(self, i: int, t: float) -> bool:
         w = self.window
         return any(s <= t <= e + w for s, e in self._impaired[i])
@@ -280,7 +298,8 @@ class Observer:
         if key in self._episodes:
             return  # the same declaration, spreading
         self._episodes.add(key)
-        if self._excused(m, t) or self._excused(o, t) or self._lossy_at(t):
+        if self._excused(m, t) or self._excused(o, t) or self._lossy_at(t) \
+                or self._jumped(o, t):
             self.excused_dead += 1
             return
         self.false_dead.append({

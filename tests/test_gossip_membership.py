@@ -279,3 +279,22 @@ def test_a_stale_accusation_is_answered_with_the_newer_alive(stale) -> None:
             for m in decode_compound(msgpack.unpackb(e.body))]
     assert Alive(2, "b", B, {}) in to_c
     assert a.get("b").status is Status.ALIVE and a.get("b").incarnation == 2
+
+
+@pytest.mark.parametrize("stale", [Suspect(0, "a", "b"), Dead(0, "a", "b")])
+def test_an_accusation_we_already_refuted_is_answered_with_our_alive(stale) -> None:
+    """A prober still suspecting us at the incarnation we refuted missed the
+    refutation (its retransmissions are spent); its buddy-system ping gets our
+    current alive straight back, else its suspicion runs out and it declares a
+    live node dead."""
+    a = core()
+    a.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    a.receive(body(Suspect(0, "a", "c")), B, 1.0)  # refuted: incarnation 1
+    assert a.local.incarnation == 1
+    for step in range(1, 20):  # gossip rounds spend the refutation's retransmissions
+        a.tick(1.0 + 0.2 * step)
+    out = a.receive(body(stale, Ping(7, "a")), B, 5.0)
+    to_b = [m for e in out if isinstance(e, Send) and e.addr == B
+            for m in decode_compound(msgpack.unpackb(e.body))]
+    assert Alive(1, "a", A, {}) in to_b
+    assert a.local.incarnation == 1  # not refuted again: nothing new to refute

@@ -12,9 +12,14 @@ from pathlib import Path
 import pytest
 
 import mesh.gossip._membership as membership_mod
+from mesh.config import Config
+from mesh.gossip import EventKind, MemberEvent, Status
+from mesh.gossip._state import Member
+from sim.invariants import Observer
 from sim.network import NetConfig
 from sim.runner import Result, simulate
 from sim.scenario import FaultSpec, Scenario, load
+from sim.trace import Trace
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((ROOT / "sim" / "scenarios").glob("*.toml"))
@@ -86,6 +91,35 @@ def test_suspicion_timeout_of_zero_is_caught_as_false_deaths() -> None:
 def test_ignored_refutations_are_caught_as_false_deaths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(membership_mod.Membership, "_refute", lambda self, incarnation: None)
     result = simulate(_lossy_with_a_crash(), 1)
+    assert _status(result)["no_false_dead"] == "fail"
+
+
+def test_a_clock_jump_excuses_only_its_own_nodes_declarations_for_one_probe_period() -> None:
+    names = ["a", "b", "c"]
+    obs = Observer(names, Config(), Trace())
+    gens = [obs.node_up(i, 0.0) for i in range(3)]
+    obs.clock_jumped(0, 10.0)
+
+    def dead(o: int, m: int, t: float, incarnation: int) -> None:
+        member = Member(names[m], ("10.0.0.1", 7946 + m), incarnation, Status.DEAD, {})
+        obs.on_event(o, gens[o], MemberEvent(EventKind.DEAD, member), t)
+
+    dead(0, 1, 10.5, 1)  # a's suspicion ran out at its first wakeup after the jump
+    dead(2, 1, 11.0, 2)  # c's clock did not jump
+    dead(0, 2, 10.0 + obs.jump_window + 1.0, 3)  # a, once its timers are back in step
+    assert [(f["declared_by"], f["member"]) for f in obs.false_dead] == [("c", "b"), ("a", "c")]
+    assert obs.excused_dead == 1
+
+
+def test_ignored_refutations_are_caught_as_false_deaths_despite_clock_jumps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(membership_mod.Membership, "_refute",
+                        lambda self, incarnation, informer=None: None)
+    sc = _lossy_with_a_crash()
+    sc.faults = [FaultSpec("skew", 10.0, None, count=1, params={"rate": 1.0, "jump": 20.0})]
+    result = simulate(sc, 1)
+    assert result.excused_dead >= 1  # the jumped node's own early declaration
     assert _status(result)["no_false_dead"] == "fail"
 
 

@@ -278,9 +278,7 @@ class Membership:
 
     def _on_suspect(self, s: Suspect, now: float, informer: Address | None = None) -> None:
         if s.node == self.name:
-            if not self._leaving and s.incarnation >= self.local.incarnation:
-                self._refute(s.incarnation, informer)
-            return
+            return self._accused(s.incarnation, informer)
         m = self._members.get(s.node)
         if m is None or s.incarnation < m.incarnation or m.status.gone:
             self._set_straight(m, s.incarnation, informer)
@@ -301,9 +299,7 @@ class Membership:
 
     def _on_dead(self, d: Dead, now: float, informer: Address | None = None) -> None:
         if d.node == self.name:
-            if not self._leaving and d.incarnation >= self.local.incarnation:
-                self._refute(d.incarnation, informer)
-            return
+            return self._accused(d.incarnation, informer)
         m = self._members.get(d.node)
         if m is None or d.incarnation < m.incarnation:
             self._set_straight(m, d.incarnation, informer)
@@ -316,11 +312,19 @@ class Membership:
         self._suspicions.pop(d.node)
         self._broadcast(d)
 
+    def _accused(self, incarnation: int, informer: Address | None) -> None:
+        """Refute an accusation about us, or set its relayer straight if we did."""
+        if not self._leaving and incarnation >= self.local.incarnation:
+            self._refute(incarnation, informer)
+        elif not self._leaving:
+            self._set_straight(self.local, incarnation, informer)
+
     def _set_straight(self, m: Member | None, incarnation: int,
                       informer: Address | None) -> None:
-        """A peer told us of an accusation older than the alive we hold: it
-        missed the refutation (and may count stale accusations as independent
-        confirmations of its own suspicion). Send it the alive directly."""
+        """A peer told us of an accusation older than the alive we hold (of
+        another member or of us): it missed the refutation, and may count
+        stale accusations as confirmations of its own suspicion, or (a
+        buddy-system prober) let it run out. Send it the alive directly."""
         if informer is not None and m is not None and m.status is Status.ALIVE \
                 and incarnation < m.incarnation:
             self._send(informer, [encode(Alive(m.incarnation, m.name, m.addr, m.meta))])
