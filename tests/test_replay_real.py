@@ -186,6 +186,10 @@ def test_replayed_client_streams_and_gossip_datagrams_change_nothing(
         client.submit(mark_run, later, "later", pure=False).result(timeout=30)
     assert _count_runs(later) == 1
     assert _count_runs(runs) == 1
-    assert {p.name: p.statuses() for p in (n1, n3)} == before
+    # n3 took every replay, and believes what it believed before them
+    assert n3.statuses() == before["n3"]
     assert n3.statuses()["n2"] == "left"
+    # n1 got none; while n3 worked through them n1 may have suspected it for a
+    # moment (a slow node refutes), so its view must come back, not stay put
+    wait_until(lambda: n1.statuses() == before["n1"] or None, 15, "n1's view to settle")
     assert after.get("wire_dropped_replay", 0) > base.get("wire_dropped_replay", 0)
