@@ -22,8 +22,7 @@ from collections.abc import Mapping
 
 from mesh.errors import ConfigError
 from mesh.secrets import ENV_VAR, format_address, is_loopback, load_secrets
-from mesh.wire import Secrets
-from mesh.wire._keys import normalize_secrets
+from mesh.wire import Secrets, normalize_secrets
 
 __all__ = ["TOKEN_LABEL", "ReadAccess", "cmd_token", "read_token"]
 
