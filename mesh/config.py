@@ -353,6 +353,13 @@ class Config:
     waiting: they never wait behind more than one chunk, and a flood of them
     still leaves the transfers 1 slot in 17."""
 
+    oob_threshold: int = 64 << 10
+    """A result whose out-of-band buffers total at least this many bytes is
+    kept as a :class:`mesh.store.Value` (kind ``OK_VALUE``): handed from a
+    worker through a file, not the pipe, and moved between nodes as a chunked
+    transfer. Below it one inline pickle in a message costs less than a file,
+    a map and a transfer's round trips."""
+
     def with_(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied."""
         return replace(self, **changes)

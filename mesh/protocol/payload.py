@@ -41,6 +41,12 @@ KILLED = 3
 FAILED = 4
 CRASHED = 5
 """Executor-only outcome: the worker process died while holding the task."""
+OK_VALUE = 6
+"""The payload is a :class:`mesh.store.Value` (:func:`mesh.store.dumps`: a
+msgpack header and pickle protocol 5 out-of-band buffers), never joined into
+one bytes object on a node; it moves between nodes as a chunked transfer.
+``Value.source`` names the spill-directory file that holds its bytes, when one
+does (a worker's result, a received transfer), so a worker maps it."""
 
 FAILED_KINDS = frozenset({ERROR, KILLED, FAILED})
 """Result kinds that fail a future (and every task that depends on it)."""

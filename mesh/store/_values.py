@@ -18,6 +18,10 @@ class Value:
 
     header: bytes
     buffers: tuple[Buffer, ...] = ()
+    source: str | None = None
+    """The name of a complete file in the node's spill directory that holds
+    exactly these bytes in the spill-file layout (its buffers are then views of
+    a map of it), or None when the value lives only in memory."""
 
     @classmethod
     def of(cls, header: bytes, buffers: Sequence[Buffer | bytes | bytearray] = ()) -> Value:
