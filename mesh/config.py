@@ -221,6 +221,14 @@ class Config:
     to 256 members of one worker, or 32 of eight, it changes nothing; 1,000
     members get 16 points each, the largest share 1.13 times the mean."""
 
+    placement_build_slice: int = 2048
+    """Ring points (or members, or table buckets) one slice of a view build
+    handles: the exec layer builds a new ring one slice per event-loop turn,
+    keeping the old ring for lookups until the new one is ready, so no turn
+    stalls the loop for more than a slice (about 1-3 ms on a quiet core, up
+    to 10 ms on this shared one; docs/placement.md). Smaller slices stall
+    less and take more turns: a 16,384-point view takes about 60 slices."""
+
     # --- execution -----------------------------------------------------------
     replicas: int = 2
     """How many nodes hold each stored result (capped by the number of alive
