@@ -225,9 +225,9 @@ class Config:
     """Ring points (or members, or table buckets) one slice of a view build
     handles: the exec layer builds a new ring one slice per event-loop turn,
     keeping the old ring for lookups until the new one is ready, so no turn
-    stalls the loop for more than a slice (about 1-3 ms on a quiet core, up
-    to 10 ms on this shared one; docs/placement.md). Smaller slices stall
-    less and take more turns: a 16,384-point view takes about 60 slices."""
+    stalls the loop for more than a slice (at most 4-7 ms of CPU on this
+    shared machine: ``python -m bench.ring_stall``). Smaller slices stall
+    less and take more turns: a 16,384-point view takes about 100 slices."""
 
     # --- execution -----------------------------------------------------------
     replicas: int = 2
