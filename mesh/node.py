@@ -145,7 +145,7 @@ class Node:
         self._noise = RateLimitedLog(log, runtime.now)
         self._server: Server | None = None
         self._services_started: list[Service] = []
-        self._shares: tuple[list[PMember], dict[str, float]] | None = None
+        self._shares: tuple[tuple[Any, ...], dict[str, float]] | None = None
         self._stopped = False
 
     # ------------------------------------------------------------- lifecycle
@@ -263,10 +263,11 @@ class Node:
         members = [
             PMember(m.name, member_weight(m.meta)) for m in self.membership.alive()
         ]
-        if self._shares is not None and self._shares[0] == members:
+        cfg = self.config
+        view = (members, cfg.placement_vnodes, cfg.placement_probes, cfg.placement_max_points)
+        if self._shares is not None and self._shares[0] == view:
             return dict(self._shares[1])  # one build per view, not per request
-        shares = Placement(members, vnodes=self.config.placement_vnodes,
-                           probes=self.config.placement_probes,
-                           max_points=self.config.placement_max_points).shares()
-        self._shares = (members, {name: shares[name] for name in sorted(shares)})
+        shares = Placement(members, vnodes=cfg.placement_vnodes, probes=cfg.placement_probes,
+                           max_points=cfg.placement_max_points).shares()
+        self._shares = (view, {name: shares[name] for name in sorted(shares)})
         return dict(self._shares[1])
