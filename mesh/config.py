@@ -214,12 +214,15 @@ class Config:
 
     placement_max_points: int = 16384
     """Most ring points a view gets, cluster-wide (past it every member's
-    ``placement_vnodes * workers`` is scaled down alike). A build costs about
-    1.5 us per point on a quiet core, twice that on a busy one: 16,384 keeps
-    any view's build, whatever members and workers peers announce, near 25 ms
-    instead of seconds (4,096 members of 256 workers would be 67 M points). Up
-    to 256 members of one worker, or 32 of eight, it changes nothing; 1,000
-    members get 16 points each, the largest share 1.13 times the mean."""
+    ``placement_vnodes * workers`` is scaled down alike): whatever members and
+    workers peers announce, a build stays 40-80 ms of CPU (4,096 members of 256
+    workers would be 67 M points). Up to 256 members of one worker, or 32 of
+    eight, it changes nothing; 1,000 members get 16 points each, the largest
+    share 1.13 times the mean."""
+
+    placement_build_slice: int = 2048
+    """Ring points a slice of a view build handles, one slice per loop turn, the
+    old ring serving meanwhile: a few ms each (``python -m bench.ring_stall``)."""
 
     # --- execution -----------------------------------------------------------
     replicas: int = 2

@@ -37,6 +37,7 @@ from mesh.placement import Member as PMember
 from mesh.placement import Placement, member_weight
 from mesh.runtime import Address, Channel, Runtime, Server
 from mesh.wire import AUTH_REASONS, Codec, Identity, KeyRing, Secrets, replay_guard
+from mesh.wire._keys_peers import PeerKeys
 from mesh.wire._transport import SecureRuntime
 
 __all__ = ["MEMBERS_PATH", "METRICS_PATH", "RING_PATH", "Node", "Service"]
@@ -111,11 +112,15 @@ class Node:
                            identity=self.identity, guard=replay_guard(config))
         self.http_codec = Codec(ring, config.max_http_body, purpose="http", source=runtime,
                                 identity=self.identity, guard=replay_guard(config))
+        # Which of our keys seals to which peer (mesh.wire._keys_peers); our
+        # own key ids travel in our metadata, so every member learns them.
+        self.keys = PeerKeys(ring, runtime, max_peers=config.max_members)
+        meta = {**(meta or {}), "key_ids": self.keys.advertisement}
         # Every request and channel, ours and our services', is admitted by
         # token and bound to its connection (mesh.wire._transport).
         self.runtime: Runtime = SecureRuntime(runtime, self.http_codec,
                                               unauth_body=config.unauth_body,
-                                              metrics=self.metrics)
+                                              metrics=self.metrics, keys=self.keys)
         self.services: list[Service] = list(services)
         # A life's first incarnation is its epoch in milliseconds: above
         # anything an earlier life could have refuted to, so its old alive,
@@ -134,11 +139,13 @@ class Node:
             seeds=seeds,
             on_event=self._on_event,
             bind=self.bind,
+            keys=self.keys,
         )
         self._listeners: list[Callable[[MemberEvent], None]] = []
         self._noise = RateLimitedLog(log, runtime.now)
         self._server: Server | None = None
         self._services_started: list[Service] = []
+        self._shares: tuple[tuple[Any, ...], dict[str, float]] | None = None
         self._stopped = False
 
     # ------------------------------------------------------------- lifecycle
@@ -256,7 +263,11 @@ class Node:
         members = [
             PMember(m.name, member_weight(m.meta)) for m in self.membership.alive()
         ]
-        shares = Placement(members, vnodes=self.config.placement_vnodes,
-                           probes=self.config.placement_probes,
-                           max_points=self.config.placement_max_points).shares()
-        return {name: shares[name] for name in sorted(shares)}
+        cfg = self.config
+        view = (members, cfg.placement_vnodes, cfg.placement_probes, cfg.placement_max_points)
+        if self._shares is not None and self._shares[0] == view:
+            return dict(self._shares[1])  # one build per view, not per request
+        shares = Placement(members, vnodes=cfg.placement_vnodes, probes=cfg.placement_probes,
+                           max_points=cfg.placement_max_points).shares()
+        self._shares = (view, {name: shares[name] for name in sorted(shares)})
+        return dict(self._shares[1])

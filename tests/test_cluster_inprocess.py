@@ -176,7 +176,8 @@ def test_services_and_listeners_see_membership_events_and_set_meta_spreads() -> 
         nodes[0].add_listener(lambda ev: heard.append((ev.kind.value, ev.member.name)))
         assert ("join", "n1") in services[0].events and ("join", "n2") in services[0].events
         nodes[2].set_meta({"zone": "b"})
-        assert nodes[2].membership.local.meta == {"workers": 3, "zone": "b"}
+        assert nodes[2].membership.local.meta == {"workers": 3, "zone": "b",
+                                                  "key_ids": nodes[2].keys.advertisement}
 
         def spread() -> bool:
             return all(n.membership.get("n2").meta.get("zone") == "b" for n in nodes)

@@ -247,9 +247,10 @@ class ExecCore:
         return self._effects()
 
     # ------------------------------------------------------------ view, time
-    def set_view(self, members: list[tuple[str, int]], now: float) -> list[Effect]:
+    def set_view(self, members: list[tuple[str, int]], now: float,
+                 ring: Ring | None = None) -> list[Effect]:
         """The alive members changed (see :meth:`ViewChanges.set_view`)."""
-        self.views.set_view(members, now)
+        self.views.set_view(members, now, ring)
         return self._effects()
 
     def rebalancing(self) -> bool:

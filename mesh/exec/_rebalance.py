@@ -35,18 +35,22 @@ class ViewChanges:
         """Keys waited for at the previous tick."""
 
     # ------------------------------------------------------------------- view
-    def set_view(self, members: list[tuple[str, int]], now: float) -> None:
+    def set_view(self, members: list[tuple[str, int]], now: float,
+                 ring: Ring | None = None) -> None:
         """The alive members changed: ``[(name, workers), ...]`` including this
         node. Re-sends what this node waits for at once, and starts a
         rebalancing pass over the keys it holds (see :meth:`rebalance_step`):
         handing over specs and results whose holders changed, and taking over
-        tasks whose owner left."""
+        tasks whose owner left. ``ring``: the ring of ``members``, already
+        built (in slices, by the driver)."""
         t = self.t
         t.now = now
-        if t.name not in dict(members):
-            members = [*members, (t.name, 1)]
+        if ring is None or t.name not in ring.names:
+            if t.name not in dict(members):
+                members = [*members, (t.name, 1)]
+            ring = t.new_ring(members)
         old = t.ring
-        new = t.new_ring(members)
+        new = ring
         t.ring = new
         if self._base is None:
             self._base = old

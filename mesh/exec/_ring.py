@@ -3,14 +3,18 @@
 Wraps :mod:`mesh.placement` (consistent hashing over alive members, weighted
 by their worker count) and memoises preference lists per view, because the
 hot path asks for the same key several times (submit, store, acknowledge).
+:class:`ViewBuilds` builds each new view's ring in slices, one per event-loop
+turn, so no view change stalls the loop for more than a slice.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 from mesh.config import DEFAULT
-from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES, Placement
+from mesh.placement import DEFAULT_PROBES, DEFAULT_VNODES, Builder, Placement
 from mesh.placement import Member as PMember
 
 _MEMO = 65536
@@ -23,12 +27,15 @@ class Ring:
 
     def __init__(self, members: list[tuple[str, int]], replicas: int, *,
                  vnodes: int = DEFAULT_VNODES, probes: int = DEFAULT_PROBES,
-                 max_points: int = DEFAULT.placement_max_points) -> None:
-        self.weights = dict(sorted(members))
+                 max_points: int = DEFAULT.placement_max_points,
+                 placement: Placement | None = None) -> None:
+        self.weights = dict(members)
         self.names = frozenset(self.weights)
         self.replicas = max(1, min(replicas, len(members)))
-        self._placement = Placement([PMember(n, max(1, w)) for n, w in sorted(members)],
-                                    vnodes=vnodes, probes=probes, max_points=max_points)
+        if placement is None:  # ``placement``: built from these members (ViewBuilds)
+            placement = Placement([PMember(n, max(1, w)) for n, w in sorted(members)],
+                                  vnodes=vnodes, probes=probes, max_points=max_points)
+        self._placement = placement
         self._memo: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     def pref(self, key: str) -> tuple[str, ...]:
@@ -55,3 +62,74 @@ class Ring:
 
     def forget(self, key: str) -> None:
         self._memo.pop(key, None)
+
+
+class ViewBuilds:
+    """Builds the ring of each new view in slices of ``step`` units of work
+    (:class:`mesh.placement.Builder`), one slice per event-loop turn through
+    ``call_later`` (the runtime's), and calls ``ready(members, ring)`` when
+    it is done; until then the caller keeps its old ring. A view wanted while
+    a build runs is built next (only the latest). A view small enough for one
+    slice is built at once."""
+
+    def __init__(self, call_later: Callable[[float, Callable[[], None]], Any],
+                 ready: Callable[[list[tuple[str, int]], Ring], None], *, replicas: int,
+                 vnodes: int, probes: int, max_points: int, step: int) -> None:
+        self._call_later = call_later
+        self._ready = ready
+        self._opts = {"vnodes": vnodes, "probes": probes, "max_points": max_points}
+        self.replicas = replicas
+        self.step = step
+        self._build: tuple[list[tuple[str, int]], Builder] | None = None
+        self._next: list[tuple[str, int]] | None = None
+        self._timer: Any = None
+        self.slices = 0
+        """Slices run, in all builds (for tests and metrics)."""
+
+    @classmethod
+    def configured(cls, call_later: Callable[[float, Callable[[], None]], Any],
+                   ready: Callable[[list[tuple[str, int]], Ring], None], cfg: Any) -> ViewBuilds:
+        """With the replicas and placement settings of ``cfg`` (a Config)."""
+        return cls(call_later, ready, replicas=cfg.replicas, vnodes=cfg.placement_vnodes,
+                   probes=cfg.placement_probes, max_points=cfg.placement_max_points,
+                   step=cfg.placement_build_slice)
+
+    def want(self, members: list[tuple[str, int]]) -> None:
+        """Build the ring of ``members`` (after the one being built, if any)."""
+        if self._build is not None:
+            self._next = members
+            return
+        work = len(members) + min(self._opts["vnodes"] * sum(max(1, w) for _, w in members),
+                                  self._opts["max_points"] + len(members))
+        if work <= self.step:  # one slice's work: no need to spread it
+            self._ready(members, Ring(members, self.replicas, **self._opts))
+            return
+        pairs = [(n, max(1, w)) for n, w in members]
+        self._build = (members, Builder(pairs, replicas=self.replicas, step=self.step,
+                                        **self._opts))
+        self._timer = self._call_later(0.0, self._slice)
+
+    def _slice(self) -> None:
+        self._timer = None
+        if self._build is None:
+            return
+        members, builder = self._build
+        self.slices += 1
+        if not builder.step():
+            self._timer = self._call_later(0.0, self._slice)
+            return
+        self._build = None
+        assert builder.placement is not None
+        self._ready(members, Ring(members, self.replicas, placement=builder.placement))
+        if self._next is not None:
+            members, self._next = self._next, None
+            self.want(members)
+
+    def building(self) -> bool:
+        return self._build is not None
+
+    def cancel(self) -> None:
+        self._build = self._next = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -25,6 +25,7 @@ from mesh.exec._core import ExecCore
 from mesh.exec._effects import Effect, ToPeer
 from mesh.exec._executor import Executor, Outcome
 from mesh.exec._outbox import Outbox
+from mesh.exec._ring import Ring, ViewBuilds
 from mesh.metrics import RateLimitedLog
 from mesh.ops._tasklog import TaskLog
 from mesh.placement import member_weight
@@ -60,6 +61,7 @@ class ExecService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: Any = None
         self._view_timer: Any = None
+        self._views: ViewBuilds | None = None  # rings built in slices (mesh.exec._ring)
         self._rebalancer: asyncio.Task[None] | None = None
         self._members: list[tuple[str, int]] = []
         self._steal_timer: Any = None
@@ -83,6 +85,7 @@ class ExecService:
                              probes=cfg.placement_probes, max_points=cfg.placement_max_points,
                              orphan_grace=cfg.orphan_grace,
                              stolen_patience=cfg.stolen_patience)
+        self._views = ViewBuilds.configured(node.runtime.call_later, self._view_ready, cfg)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
         self._update_view()
@@ -91,6 +94,8 @@ class ExecService:
 
     async def stop(self, graceful: bool) -> None:
         self._stopped = True
+        if self._views is not None:
+            self._views.cancel()
         for timer in (self._timer, self._steal_timer, self._view_timer):
             if timer is not None:
                 timer.cancel()
@@ -168,7 +173,14 @@ class ExecService:
         if members == self._members:
             return  # only metadata such as queue depth changed: placement did not
         self._members = members
-        effects = self.core.set_view(members, self.node.runtime.now())
+        assert self._views is not None
+        self._views.want(members)  # the old ring serves lookups until the new one is built
+
+    def _view_ready(self, members: list[tuple[str, int]], ring: Ring) -> None:
+        assert self.node is not None and self.core is not None
+        if self._stopped:
+            return
+        effects = self.core.set_view(members, self.node.runtime.now(), ring=ring)
         if self._rebalancer is None or self._rebalancer.done():
             self._rebalancer = self._spawn(self._rebalance())
         members_msg = encode(Members(self.member_addresses()))

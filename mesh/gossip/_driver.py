@@ -21,6 +21,7 @@ from mesh.gossip._membership import Membership
 from mesh.metrics import Metrics, RateLimitedLog
 from mesh.runtime import Address, DatagramEndpoint, Runtime, TimerHandle, Unreachable
 from mesh.wire import AUTH_REASONS, Codec
+from mesh.wire._keys_peers import PeerKeys, parse_key_ids
 
 log = logging.getLogger("mesh.gossip")
 
@@ -46,6 +47,7 @@ class GossipDriver:
         seeds: Sequence[Address] = (),
         on_event: Callable[[MemberEvent], None] | None = None,
         bind: Address | None = None,
+        keys: PeerKeys | None = None,
     ) -> None:
         self.runtime = runtime
         self.config = config
@@ -58,6 +60,8 @@ class GossipDriver:
         self.joined = asyncio.Event()
         self._codec = codec
         self._http_codec = http_codec
+        # which key seals to which member (learned from frames and key_ids metadata)
+        self._keys = keys if keys is not None else PeerKeys(codec.ring, runtime)
         self._noise = RateLimitedLog(log, runtime.now)
         self._endpoint: DatagramEndpoint | None = None
         self._timer: TimerHandle | None = None
@@ -105,6 +109,7 @@ class GossipDriver:
             return
         try:
             body = self._codec.open(data)
+            self._keys.heard((src[0], src[1]), bytes(data[4:8]))
             out = self.membership.receive(body, src, self.runtime.now())
         except WireError as exc:
             self._rejected("udp", exc, src)
@@ -149,12 +154,16 @@ class GossipDriver:
                     self.metrics.inc("gossip_send_oversized")
                     continue
                 self.metrics.inc("gossip_datagrams_sent")
-                endpoint.sendto(frame, effect.addr)
+                endpoint.sendto(self._keys.seal_for(effect.addr, frame), effect.addr)
             else:
                 self._spawn(self._push_pull(effect.addr, effect.join))
 
     def _after_input(self) -> None:
         events = self.membership.drain_events()
+        for event in events:  # what each member says it holds (authenticated gossip)
+            held = parse_key_ids(event.member.meta.get("key_ids"))
+            if held is not None and event.member.name != self.membership.name:
+                self._keys.holds(event.member.addr, held)
         if self.on_event is not None:
             for event in events:  # listeners only take note (the exec layer coalesces)
                 self.on_event(event)

@@ -15,6 +15,7 @@ The algorithm (multi-probe consistent hashing with vnodes) and the figures
 that chose it are in docs/placement.md.
 """
 
+from mesh.placement._build import Builder
 from mesh.placement._member import Member, member_weight
 from mesh.placement._ring import (
     DEFAULT_PROBES,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_VNODES",
     "MAX_MEMBERS",
     "MAX_PROBES",
+    "Builder",
     "Member",
     "Placement",
     "member_weight",

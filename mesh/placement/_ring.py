@@ -97,23 +97,9 @@ class Placement:
     get one each, longer ones are computed without a table).
     """
 
-    __slots__ = (
-        "_base",
-        "_base_table",
-        "_hasher",
-        "_index",
-        "_masks",
-        "_max_points",
-        "_members",
-        "_names",
-        "_points",
-        "_probes",
-        "_shares",
-        "_shift",
-        "_tables",
-        "_unpack",
-        "_vnodes",
-    )
+    __slots__ = ("_base", "_base_table", "_hasher", "_index", "_masks", "_max_points",
+                 "_members", "_names", "_points", "_probes", "_shares", "_shift",
+                 "_tables", "_unpack", "_vnodes")
 
     def __init__(
         self,
@@ -127,7 +113,7 @@ class Placement:
             raise ValueError(f"max_points must be an int of at least 1, got {max_points!r}")
         if isinstance(vnodes, bool) or not isinstance(vnodes, int) or vnodes < 1:
             raise ValueError(f"vnodes must be an int of at least 1, got {vnodes!r}")
-        self._hasher, self._unpack = probe_hashing(probes)
+        probe_hashing(probes)  # raises for a bad count before any work
         ms = sorted(m if isinstance(m, Member) else Member(m) for m in members)
         names = tuple(m.name for m in ms)
         if len(set(names)) != len(names):
@@ -135,12 +121,7 @@ class Placement:
             raise ValueError(f"duplicate member names: {dupes}")
         if len(ms) > MAX_MEMBERS:
             raise ValueError(f"at most {MAX_MEMBERS} members, got {len(ms)}")
-        self._members = tuple(ms)
-        self._names = names
-        self._index = {n: i for i, n in enumerate(names)}
-        self._vnodes = vnodes
-        self._probes = probes
-        self._max_points = max_points
+        self._view(tuple(ms), vnodes, probes, max_points)
         counts = [vnodes * m.weight for m in ms]
         total = sum(counts)
         if total > max_points:  # scale every member down alike (at least one point)
@@ -152,13 +133,30 @@ class Placement:
         points.sort()
         # Fresh int objects in ring order: neighbours on the ring end up
         # neighbours in memory, which keeps lookups cache-friendly.
-        self._points = list(map(int.__xor__, points, repeat(0)))
-        bits = min(_TABLE_MAX_BITS, max(4, (len(points) * _TABLE_FACTOR - 1).bit_length()))
-        self._shift = 64 - bits
+        self._set_points(list(map(int.__xor__, points, repeat(0))))
+
+    @classmethod
+    def _assemble(cls, ms: tuple[Member, ...], points: list[int], vnodes: int, probes: int,
+                  max_points: int) -> Placement:
+        """A view of members sorted by name and its sorted points (``_build``)."""
+        self = cls.__new__(cls)
+        self._view(ms, vnodes, probes, max_points)
+        self._set_points(points)
+        return self
+
+    def _view(self, ms: tuple[Member, ...], vnodes: int, probes: int, max_points: int) -> None:
+        self._hasher, self._unpack = probe_hashing(probes)
+        self._members, self._names = ms, tuple(m.name for m in ms)
+        self._index = dict(zip(self._names, range(len(ms)), strict=True))
+        self._vnodes, self._probes, self._max_points = vnodes, probes, max_points
+
+    def _set_points(self, points: list[int]) -> None:
+        self._points = points
+        self._shift = table_shift(len(points))
         self._tables: dict[int, list[tuple[int, ...]]] = {}
-        self._base = min(_TABLE_BASE_R, len(names))
+        self._base = min(_TABLE_BASE_R, len(self._names))
         self._base_table: list[tuple[int, ...]] | None = None
-        self._masks = (_POS,) * probes
+        self._masks = (_POS,) * self._probes
         self._shares: dict[str, float] | None = None
 
     # ------------------------------------------------------------- the view
@@ -338,10 +336,12 @@ class Placement:
         ranked = sorted(best, key=best.__getitem__)[:rr]
         return tuple(self._names[i] for i in ranked)
 
-    def _build_table(self, rr: int) -> list[tuple[int, ...]]:
+    def _build_table(self, rr: int, table: list[tuple[int, ...]] | None = None
+                     ) -> list[tuple[int, ...]]:
         """Bucket table for preference lists of length ``rr`` (see
-        :func:`~mesh.placement._table.build_table`)."""
-        table = build_table(self._points, rr, self._shift)
+        :func:`~mesh.placement._table.build_table`), or ``table`` built so."""
+        if table is None:
+            table = build_table(self._points, rr, self._shift)
         self._tables[rr] = table
         if rr == self._base:
             self._base_table = table
@@ -370,6 +370,11 @@ class Placement:
 
 
 _NON_NEGATIVE = (0).__le__
+
+
+def table_shift(points: int) -> int:
+    """The bucket table of a ring of ``points`` points has ``2**(64 - shift)`` buckets."""
+    return 64 - min(_TABLE_MAX_BITS, max(4, (points * _TABLE_FACTOR - 1).bit_length()))
 
 
 def _distinct(cand: list[int], r: int, names: tuple[str, ...]) -> tuple[str, ...]:

@@ -21,6 +21,12 @@ checks it before it reads a byte of the body or upgrades:
 The sealed frames themselves (channel messages are frames of the HTTP codec)
 are unchanged: the MAC covers their tag, which authenticates them whole, so
 binding costs O(1) per message.
+
+Which key seals (:mod:`mesh.wire._keys_peers`): a request or channel to an
+address is sealed with the key :class:`PeerKeys` chooses for it, a failed one
+marks that key for the address, and the server answers in the key the
+request or the handshake used; a channel's messages all use its handshake's
+key. The handshake's answer advertises the key ids the server holds.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from mesh.runtime import (
 )
 from mesh.wire import _frame as F
 from mesh.wire._codec import Codec
+from mesh.wire._keys_peers import PeerKeys, parse_key_ids
 
 __all__ = ["BoundChannel", "SecureRuntime"]
 
@@ -64,12 +71,16 @@ class BoundChannel:
     connection (see the module docstring). ``recv`` returns a memoryview of
     the message without its MAC."""
 
-    __slots__ = ("_inner", "_key", "_on_drop", "_rx", "_rx_dir", "_tx", "_tx_dir")
+    __slots__ = ("_inner", "_key", "_keys", "_kid", "_on_drop", "_rx", "_rx_dir", "_tx",
+                 "_tx_dir")
 
     def __init__(self, inner: Channel, key: bytes, initiator: bool,
-                 on_drop: Callable[[str], None]) -> None:
+                 on_drop: Callable[[str], None], keys: PeerKeys | None = None,
+                 key_id: bytes | None = None) -> None:
         self._inner = inner
         self._key = key
+        self._keys = keys  # frames sealed with another key than key_id are resealed
+        self._kid = key_id
         self._tx_dir, self._rx_dir = (b"\x01", b"\x02") if initiator else (b"\x02", b"\x01")
         self._tx = 0
         self._rx = 0
@@ -83,6 +94,8 @@ class BoundChannel:
         return hmac.digest(self._key, covered, "sha256")[:BINDING_LEN]
 
     async def send(self, data: bytes) -> None:
+        if self._keys is not None and memoryview(data)[4:8] != self._kid:
+            data = self._keys.reseal(data, self._kid)  # only while a mesh rotates
         self._tx += 1
         await self._inner.send(b"".join((data, self._mac(self._tx_dir, self._tx, data))))
 
@@ -114,9 +127,10 @@ class SecureRuntime:
     ``unauth_body`` is the largest body read without a token."""
 
     def __init__(self, inner: Runtime, codec: Codec, *, unauth_body: int,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, keys: PeerKeys | None = None) -> None:
         self.inner = inner
         self.codec = codec
+        self.keys = keys if keys is not None else PeerKeys(codec.ring, inner)
         self.unauth_body = unauth_body
         self.metrics = metrics if metrics is not None else Metrics()
         self._noise = RateLimitedLog(log, inner.now)
@@ -146,14 +160,28 @@ class SecureRuntime:
 
     # --- client side ------------------------------------------------------------
     async def request(self, addr: Address, path: str, body: bytes, timeout: float) -> bytes:
+        kid = self.keys.choose(addr)
+        body = self.keys.reseal(body, kid)
         tag = bytes(memoryview(body)[-F.TAG_LEN:])
-        token = self.codec.seal({"k": "request", "p": path, "n": len(body), "t": tag})
-        return await self.inner.request(addr, path, body, timeout, token=token)
+        token = self.keys.reseal(
+            self.codec.seal({"k": "request", "p": path, "n": len(body), "t": tag}), kid)
+        try:
+            reply = await self.inner.request(addr, path, body, timeout, token=token)
+        except Unreachable:
+            self.keys.failed(addr, kid)
+            raise
+        self.keys.answered(addr, kid)
+        return reply
 
     async def connect(self, addr: Address, path: str, timeout: float) -> Channel:
         nonce = self.inner.token_bytes(_NONCE)
-        token = self.codec.seal({"k": "channel", "p": path, "c": nonce})
-        ch = await self.inner.connect(addr, path, timeout, token=token)
+        kid = self.keys.choose(addr)
+        token = self.keys.reseal(self.codec.seal({"k": "channel", "p": path, "c": nonce}), kid)
+        try:
+            ch = await self.inner.connect(addr, path, timeout, token=token)
+        except Unreachable:
+            self.keys.failed(addr, kid)
+            raise
         try:
             reply = self.codec.open(ch.reply)  # type: ignore[attr-defined]
             if (type(reply) is not dict or reply.get("c") != nonce
@@ -161,10 +189,16 @@ class SecureRuntime:
                 raise WireError("malformed", "a handshake reply that does not answer ours")
         except WireError as exc:
             await ch.close()
+            self.keys.failed(addr, kid)
             self._dropped(exc.reason, f"handshake reply from {addr[0]}:{addr[1]}: {exc}")
             raise Unreachable(f"{addr[0]}:{addr[1]}{path} answered the handshake with a frame "
                               f"we refused: {exc}") from None
-        return BoundChannel(ch, _binding_key(nonce, reply["s"]), True, self._count)
+        held = parse_key_ids(reply.get("keys"))
+        if held is not None:  # the server's advertisement (authenticated)
+            self.keys.holds(addr, held)
+        self.keys.heard(addr, kid)
+        return BoundChannel(ch, _binding_key(nonce, reply["s"]), True, self._count,
+                            self.keys, kid)
 
     # --- server side -------------------------------------------------------------
     async def serve(self, bind: Address, on_request: RequestHandler,
@@ -175,13 +209,16 @@ class SecureRuntime:
                     bytes(memoryview(body)[-F.TAG_LEN:]) != admission.context):
                 self._dropped("binding", f"a body for {path} that its token does not name")
                 return 400, b""
-            return await on_request(path, body)
+            status, reply = await on_request(path, body)
+            # answered in the key the request used (a peer mid-rotation reads it)
+            return status, self.keys.reseal(reply, bytes(memoryview(body)[4:8]))
 
         async def channel(path: str, ch: Channel, admission: Admission | None = None) -> None:
             if admission is None or admission.context is None:
                 await ch.close()
                 return
-            await on_channel(path, BoundChannel(ch, admission.context, False, self._count))
+            key, kid = admission.context
+            await on_channel(path, BoundChannel(ch, key, False, self._count, self.keys, kid))
 
         return await self.inner.serve(bind, request, channel, gate=self.gate, **plain)
 
@@ -211,9 +248,11 @@ class SecureRuntime:
             self._dropped(exc.reason, f"a {kind} token for {path}: {exc}")
             return None
         server_nonce = self.inner.token_bytes(_NONCE)
-        reply = self.codec.seal({"c": nonce, "s": server_nonce})
+        kid = bytes(token[4:8])  # the channel speaks the key its token used
+        reply = self.keys.reseal(self.codec.seal(
+            {"c": nonce, "s": server_nonce, "keys": self.keys.key_ids}), kid)
         return Admission(max_body=self.codec.max_size, reply=reply,
-                         context=_binding_key(nonce, server_nonce))
+                         context=(_binding_key(nonce, server_nonce), kid))
 
     def _count(self, reason: str) -> None:
         self.metrics.inc(f"wire_dropped_{reason}")
