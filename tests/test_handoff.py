@@ -3,10 +3,12 @@ process pool with a spill directory (mesh.exec._handoff)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +56,28 @@ def dep_job(tid: str, fn: object, key: str, value: Value) -> list:
     return [tid, P.dumps_function(fn), akind, payload, {key: [P.OK_VALUE, value]}]
 
 
+@contextlib.asynccontextmanager
+async def running(workers: int, spill_dir: str | None = None,
+                  patch: Callable[[ProcessExecutor], None] | None = None
+                  ) -> AsyncIterator[tuple[ProcessExecutor, Collector]]:
+    ex = ProcessExecutor(workers, spill_dir=spill_dir)
+    if patch is not None:
+        patch(ex)
+    out = Collector()
+    await ex.start(out)
+    try:
+        yield ex, out
+    finally:
+        await ex.stop()
+
+
 def spill_files(path: Path) -> list[str]:
     return sorted(os.listdir(path))
 
 
 async def test_a_large_result_reaches_the_node_as_a_mapped_file_not_through_the_pipe(
         tmp_path: Path) -> None:
-    ex = ProcessExecutor(1, spill_dir=str(tmp_path))
-    out = Collector()
-    await ex.start(out)
-    try:
+    async with running(1, spill_dir=str(tmp_path)) as (ex, out):
         ex.run([job("big", make_array, 64), job("small", small, 3)])
         await out.wait(2)
         kind, value = out.got["big"]
@@ -74,23 +88,16 @@ async def test_a_large_result_reaches_the_node_as_a_mapped_file_not_through_the_
         assert np.array_equal(arr, make_array(64))
         assert not arr.flags.owndata and not arr.flags.writeable  # a view of the file's map
         assert P.loads_value(*out.got["small"]) == [3, 4]  # small results keep the pipe
-    finally:
-        await ex.stop()
 
 
 async def test_without_a_spill_dir_a_large_result_goes_through_the_pipe(tmp_path: Path) -> None:
-    ex = ProcessExecutor(1)
-    out = Collector()
-    await ex.start(out)
-    try:
+    async with running(1) as (ex, out):
         ex.run([job("big", make_array, 2)])
         await out.wait(1)
         kind, payload = out.got["big"]
         assert kind == P.OK_PICKLE and np.array_equal(P.loads_value(kind, payload),
                                                       make_array(2))
         assert ex.pipe_bytes_in > 2 * MIB
-    finally:
-        await ex.stop()
 
 
 async def test_a_value_input_with_a_file_reaches_the_worker_mapped_not_copied(
@@ -100,10 +107,7 @@ async def test_a_value_input_with_a_file_reaches_the_worker_mapped_not_copied(
     spill.write("input-1", Value(header, tuple(buffers)))
     mapped = spill.read("input-1")
     value = Value(mapped.header, mapped.buffers, source="input-1")
-    ex = ProcessExecutor(1, spill_dir=str(tmp_path))
-    out = Collector()
-    await ex.start(out)
-    try:
+    async with running(1, spill_dir=str(tmp_path)) as (ex, out):
         ex.run([dep_job("base", inspect_input, "k0", Value.of(*dumps(make_array(1))))])
         await out.wait(1)
         base = P.loads_value(*out.got["base"])
@@ -118,17 +122,12 @@ async def test_a_value_input_with_a_file_reaches_the_worker_mapped_not_copied(
         # second copy: growth stays near the file's size, not twice it
         assert got["rss_kib"] - base["rss_kib"] < 64 * 1024 + 32 * 1024
         assert spill_files(tmp_path) == ["input-1"]  # the node's file is left alone
-    finally:
-        await ex.stop()
 
 
 async def test_a_memory_only_value_input_is_written_once_and_deleted_when_done(
         tmp_path: Path) -> None:
     value = Value.of(*dumps(make_array(8)))
-    ex = ProcessExecutor(2, spill_dir=str(tmp_path))
-    out = Collector()
-    await ex.start(out)
-    try:
+    async with running(2, spill_dir=str(tmp_path)) as (ex, out):
         ex.run([dep_job(f"r{i}", inspect_input, "k", value) for i in range(4)]
                + [job("after", small, 1)])
         await out.wait(5)
@@ -139,37 +138,25 @@ async def test_a_memory_only_value_input_is_written_once_and_deleted_when_done(
         assert P.loads_value(*out.got["after"]) == [1, 2]
         assert spill_files(tmp_path) == []
         assert len(ex._inputs) == 0
-    finally:
-        await ex.stop()
 
 
 async def test_without_a_spill_dir_a_value_input_goes_through_the_pipe() -> None:
-    ex = ProcessExecutor(1)
-    out = Collector()
-    await ex.start(out)
-    try:
+    async with running(1) as (ex, out):
         ex.run([dep_job("r", inspect_input, "k", Value.of(*dumps(make_array(1))))])
         await out.wait(1)
         assert P.loads_value(*out.got["r"])["sum"] == float(make_array(1).sum())
-    finally:
-        await ex.stop()
 
 
 @pytest.mark.parametrize("spill", [True, False])
 async def test_an_unpicklable_result_fails_the_task_naming_its_type(
         tmp_path: Path, spill: bool) -> None:
-    ex = ProcessExecutor(1, spill_dir=str(tmp_path) if spill else None)
-    out = Collector()
-    await ex.start(out)
-    try:
+    async with running(1, spill_dir=str(tmp_path) if spill else None) as (ex, out):
         ex.run([job("lock", a_lock, 1), job("after", small, 1)])
         await out.wait(2)
         kind, payload = out.got["lock"]
         assert kind == P.FAILED
         assert b"'lock'" in payload and b"_thread.lock" in payload
         assert P.loads_value(*out.got["after"]) == [1, 2]
-    finally:
-        await ex.stop()
 
 
 def make_kib(kib: int) -> np.ndarray:
@@ -229,11 +216,10 @@ def test_results_and_inputs_round_trip_through_the_handoff_functions(tmp_path: P
 
 async def test_an_input_the_disk_cannot_hold_fails_its_jobs_and_the_pool_keeps_working(
         tmp_path: Path) -> None:
-    ex = ProcessExecutor(1, spill_dir=str(tmp_path))
-    ex._inputs._spill = FailingSpillDir(str(tmp_path))  # type: ignore[union-attr]
-    out = Collector()
-    await ex.start(out)
-    try:
+    def patch_inputs(ex: ProcessExecutor) -> None:
+        ex._inputs._spill = FailingSpillDir(str(tmp_path))  # type: ignore[union-attr]
+
+    async with running(1, spill_dir=str(tmp_path), patch=patch_inputs) as (ex, out):
         value = Value.of(*dumps(make_array(1)))
         ex.run([job("before", small, 1)])
         ex.run_solo(dep_job("r", inspect_input, "k", value))
@@ -245,16 +231,11 @@ async def test_an_input_the_disk_cannot_hold_fails_its_jobs_and_the_pool_keeps_w
         assert P.loads_value(*out.got["before"]) == [1, 2]
         assert P.loads_value(*out.got["after"]) == [2, 3]
         assert spill_files(tmp_path) == [] and len(ex._inputs) == 0
-    finally:
-        await ex.stop()
 
 
 async def test_a_worker_killed_mid_write_leaves_no_file_counted_as_a_value(
         tmp_path: Path) -> None:
-    ex = ProcessExecutor(1, spill_dir=str(tmp_path))
-    out = Collector()
-    await ex.start(out)
-    try:
+    async with running(1, spill_dir=str(tmp_path)) as (ex, out):
         ex.run_solo(job("dies", _dies_mid_write, str(tmp_path)))
         await out.wait(1)
         assert out.got["dies"][0] == P.CRASHED
@@ -264,8 +245,6 @@ async def test_a_worker_killed_mid_write_leaves_no_file_counted_as_a_value(
         await out.wait(2)
         kind, value = out.got["after"]
         assert kind == P.OK_VALUE and spill_files(tmp_path) == [value.source]
-    finally:
-        await ex.stop()
 
 
 def _dies_mid_write(path: str) -> None:

@@ -205,9 +205,9 @@ class ProcessExecutor:
             return job
         wire = {}
         for key, (kind, value) in deps.items():
-            if kind != P.OK_VALUE:
-                wire[key] = [kind, value]
-            elif self._inputs is None or not isinstance(value, Value):
+            if kind != P.OK_VALUE or not isinstance(value, Value):
+                wire[key] = [kind, value]  # already as a worker reads it
+            elif self._inputs is None:
                 wire[key] = [kind, [value.header, *value.buffers]]
             elif value.source is not None:
                 wire[key] = [kind, value.source]
