@@ -273,8 +273,18 @@ class ProcessExecutor:
         if kind != P.OK_VALUE or self._spill is None:
             return tid, kind, payload  # type: ignore[return-value]
         name, sizes = payload  # type: ignore[misc]
-        worker.handed = max(worker.handed, int(name[len(worker.prefix):]))
+        n = self._number(worker, name)
+        if n is None:
+            return (tid, *failed(f"the result of task {tid!r} came back as a file named {name!r}, "
+                                 f"not one of its worker's ({worker.prefix}<n>)"))
+        worker.handed = max(worker.handed, n)
         return (tid, *adopt_result(tid, self._spill, name, sizes))
+
+    @staticmethod
+    def _number(worker: _Worker, name: str) -> int | None:
+        """``n`` of a file ``prefix<n>`` (or ``prefix<n>.part``) of ``worker``."""
+        n = name[len(worker.prefix):].removesuffix(".part")
+        return int(n) if name.startswith(worker.prefix) and n.isdigit() else None
 
     def _orphans(self, worker: _Worker) -> None:
         """Delete the files a dead worker wrote but never handed over (a
@@ -282,11 +292,10 @@ class ProcessExecutor:
         if self._spill is None:
             return
         for name in os.listdir(self._spill.path):
-            if name.startswith(worker.prefix):
-                n = name[len(worker.prefix):].removesuffix(".part")
-                if name.endswith(".part") or (n.isdigit() and int(n) > worker.handed):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(self._spill.path, name))
+            n = self._number(worker, name)
+            if n is not None and (name.endswith(".part") or n > worker.handed):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self._spill.path, name))
 
     def _time(self, fn: bytes, per_task: float) -> None:
         old = self._fn_seconds.pop(fn, None)
