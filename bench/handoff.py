@@ -24,19 +24,23 @@ directory: the page cache of a disk, whose write-back may throttle writers).
 * ``input.mesh_mb_per_s`` -- a task whose input is that value, held in a spill
   file, sums it in the worker (the file is mapped, not copied); the peer
   ``input.pipe_mb_per_s`` passes the array to the pool as an argument.
+* ``*_cpu_mb_per_s`` -- the same steps per CPU second of the parent and its
+  worker together (user and system time): what the steps cost, whatever the
+  load on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -76,24 +80,54 @@ def _mb(nbytes: int, seconds: list[float]) -> list[int]:
     return [round(min(rates)), round(max(rates))]
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Timer:
+    """Wall and CPU seconds (this process and one child) of each measured step."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[tuple[float, float]]] = {}
+
+    @contextlib.contextmanager
+    def step(self, name: str, child: int) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time() + _cpu(child)
+        yield
+        self.runs.setdefault(name, []).append(
+            (time.perf_counter() - wall, time.process_time() + _cpu(child) - cpu))
+
+    def rates(self, nbytes: int) -> dict[str, list[int]]:
+        out = {}
+        for name, runs in self.runs.items():
+            out[f"{name}_mb_per_s"] = _mb(nbytes, [w for w, _ in runs])
+            out[f"{name}_cpu_mb_per_s"] = _mb(nbytes, [max(c, 1e-3) for _, c in runs])
+        return out
+
+
 class _Mesh:
     """A one-worker :class:`ProcessExecutor` with a spill directory."""
 
     def __init__(self, spill: FileSpillDir) -> None:
-        self.spill = spill
         self.ex = ProcessExecutor(1, spill_dir=spill.path)
         self.got: asyncio.Queue[tuple[str, int, Any]] = asyncio.Queue()
         self.n = 0
 
+    @property
+    def pid(self) -> int:
+        return self.ex._pool[0].proc.pid
+
     async def one(self, fn: Callable[..., Any], args: tuple, deps: dict | None = None
-                  ) -> tuple[float, int, Any]:
+                  ) -> tuple[int, Any]:
         self.n += 1
-        t = time.perf_counter()
         self.ex.run([_job(str(self.n), fn, args, deps)])
         _tid, kind, payload = await self.got.get()
         if kind == P.FAILED:
             raise RuntimeError(payload.decode())
-        return time.perf_counter() - t, kind, payload
+        return kind, payload
 
 
 async def _measure(mib: int, repeat: int, spill: FileSpillDir) -> dict[str, Any]:
@@ -104,49 +138,40 @@ async def _measure(mib: int, repeat: int, spill: FileSpillDir) -> dict[str, Any]
     want = total(made(mib))
     mesh = _Mesh(spill)
     await mesh.ex.start(lambda outs: [mesh.got.put_nowait(o) for o in outs])
-    times: dict[str, list[float]] = {k: [] for k in (
-        "mesh", "mesh_read", "pipe", "pipe_read", "mesh_input", "pipe_input")}
+    res, inp = _Timer(), _Timer()
     pipe_bytes = []
     try:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
-            _, kind, held = await mesh.one(made, (mib,))  # each side makes its array once
+            kind, held = await mesh.one(made, (mib,))  # each side makes its array once
             assert kind == P.OK_VALUE
+            peer = pool.apply(os.getpid)
             pool.apply(made, (mib,))
             deps = {"k": [P.OK_VALUE, held]}
             for _ in range(repeat):  # mesh and its peer back to back: the same load
                 before = mesh.ex.pipe_bytes_in
-                seconds, _kind, v = await mesh.one(made, (mib,))
-                times["mesh"].append(seconds)
+                with res.step("mesh", mesh.pid):
+                    _kind, v = await mesh.one(made, (mib,))
                 pipe_bytes.append(mesh.ex.pipe_bytes_in - before)
                 spill.delete(v.source)
-                t = time.perf_counter()
-                pool.apply(made, (mib,))
-                times["pipe"].append(time.perf_counter() - t)
+                with res.step("pipe", peer):
+                    pool.apply(made, (mib,))
 
-                t = time.perf_counter()
-                _, _kind, v = await mesh.one(made, (mib,))
-                assert float(loads(v.header, v.buffers).sum()) == want
-                times["mesh_read"].append(time.perf_counter() - t)
+                with res.step("mesh_read", mesh.pid):
+                    _kind, v = await mesh.one(made, (mib,))
+                    assert float(loads(v.header, v.buffers).sum()) == want
                 spill.delete(v.source)
-                t = time.perf_counter()
-                assert float(pool.apply(made, (mib,)).sum()) == want
-                times["pipe_read"].append(time.perf_counter() - t)
+                with res.step("pipe_read", peer):
+                    assert float(pool.apply(made, (mib,)).sum()) == want
 
-                seconds, kind, payload = await mesh.one(total, (_Key("k"),), deps)
+                with inp.step("mesh", mesh.pid):
+                    kind, payload = await mesh.one(total, (_Key("k"),), deps)
                 assert P.loads_value(kind, payload) == want
-                times["mesh_input"].append(seconds)
-                t = time.perf_counter()
-                assert pool.apply(total, (made(mib),)) == want
-                times["pipe_input"].append(time.perf_counter() - t)
+                with inp.step("pipe", peer):
+                    assert pool.apply(total, (made(mib),)) == want
     finally:
         await mesh.ex.stop()
-    rate = {k: _mb(nbytes, v) for k, v in times.items()}
-    return {"result": {"mesh_mb_per_s": rate["mesh"], "pipe_mb_per_s": rate["pipe"],
-                       "mesh_read_mb_per_s": rate["mesh_read"],
-                       "pipe_read_mb_per_s": rate["pipe_read"],
-                       "mesh_pipe_bytes": max(pipe_bytes)},
-            "input": {"mesh_mb_per_s": rate["mesh_input"],
-                      "pipe_mb_per_s": rate["pipe_input"]}}
+    return {"result": {**res.rates(nbytes), "mesh_pipe_bytes": max(pipe_bytes)},
+            "input": inp.rates(nbytes)}
 
 
 def main(argv: list[str] | None = None) -> int:
