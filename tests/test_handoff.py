@@ -178,6 +178,46 @@ def test_a_full_disk_fails_the_result_naming_the_directory_and_its_limit() -> No
     assert kind == P.OK_VALUE and spill.names() == [name]
 
 
+_FULL_DISK = """
+import errno, os
+import mesh.store._spill as spill
+
+_write_all = spill._write_all
+
+
+def _full(fd, data):
+    view = memoryview(data).cast("B")
+    if view.nbytes <= (1 << 20):
+        return _write_all(fd, view)
+    _write_all(fd, view[:view.nbytes // 2])  # half of a large buffer, then the disk is full
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+spill._write_all = _full
+"""
+
+
+async def test_a_worker_whose_disk_fills_mid_write_fails_that_task_and_keeps_working(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_FULL_DISK)  # runs in each worker at start
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    spill = tmp_path / "spill"
+    async with running(1, spill_dir=str(spill)) as (ex, out):
+        ex.run([job("big", make_kib, 2048)])
+        await out.wait(1)
+        kind, payload = out.got["big"]
+        assert kind == P.FAILED and b"'big'" in payload and str(spill).encode() in payload
+        assert b"the disk is full" in payload and b"file system has" in payload
+        assert spill_files(spill) == []  # the half-written .part is gone
+        ex.run([job("fits", make_kib, 512)])
+        await out.wait(2)
+        kind, value = out.got["fits"]
+        assert kind == P.OK_VALUE and spill_files(spill) == [value.source]
+        assert ex.restarts == 0
+
+
 class FailingSpillDir(FileSpillDir):
     """Writes a little, then the disk is full (what ENOSPC mid-write does)."""
 
