@@ -250,6 +250,9 @@ def test_results_and_inputs_round_trip_through_the_handoff_functions(tmp_path: P
     assert np.array_equal(load_dep(P.OK_VALUE, [adopted.header, *adopted.buffers], None), arr)
     kind, payload = adopt_result("t", spill, name, [1, 2])
     assert kind == P.FAILED and b"holds segments" in payload
+    large = encode_result("t", b"x" * (1 << 16), 1 << 16)
+    assert isinstance(large, Value) and loads(large.header, large.buffers) == b"x" * (1 << 16)
+    assert encode_result("t", b"x" * 100, 1 << 16) == P.dumps_value(b"x" * 100)
     kind, payload = encode_result("t", memoryview(b"x" * 5000), 1 << 16)
     assert kind == P.OK_PICKLE and bytes(P.loads_value(kind, payload)) == b"x" * 5000
 

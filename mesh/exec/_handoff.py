@@ -54,7 +54,8 @@ def encode_result(tid: str, obj: Any, threshold: int | None) -> tuple[int, bytes
     ``threshold`` is given and its out-of-band buffers total at least that,
     as a :class:`Value` to hand over through a file. An unpicklable value
     gives ``FAILED`` naming its type."""
-    if threshold is None or type(obj) in _PIPE_SCALARS:
+    small_bytes = type(obj) is not bytes or threshold is None or len(obj) < threshold
+    if threshold is None or (type(obj) in _PIPE_SCALARS and small_bytes):
         try:
             return P.dumps_value(obj)
         except Exception as exc:  # any object may fail to pickle in any way
