@@ -6,6 +6,12 @@ workers, then its function runs in-process (the simulator trusts its own
 tasks). A job may "crash its worker" at random (``crash_rate``) or always
 (functions that raise :class:`SimWorkerCrash`), which reports ``CRASHED``
 exactly like a dead worker process would.
+
+Values follow the real executor's contract (:mod:`mesh.exec._handoff`): given
+a ``spill`` directory (a :class:`mesh.store.MemorySpillDir`: no real files), a
+result whose out-of-band buffers total at least ``oob_threshold`` is written
+there and reported as ``OK_VALUE`` with a :class:`mesh.store.Value` whose
+``source`` names it; an ``OK_VALUE`` dependency is a ``Value``.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from typing import Any
 
 import cloudpickle
 
-from mesh.exec._executor import Job, OutcomeHandler
+from mesh.config import DEFAULT
+from mesh.exec._executor import Job, Outcome, OutcomeHandler
+from mesh.exec._handoff import adopt_result, encode_result, load_dep, write_result
 from mesh.protocol import payload as P
+from mesh.store import SpillDir, Value
 from sim.runtime import SimRuntime
 
 __all__ = ["SimExecutor", "SimWorkerCrash"]
@@ -32,7 +41,9 @@ class SimExecutor:
     """An :class:`~mesh.exec.Executor` on virtual time (see the module doc)."""
 
     def __init__(self, runtime: SimRuntime, rng: random.Random, *, workers: int = 2,
-                 depth: int = 2, mean_duration: float = 0.05, crash_rate: float = 0.0) -> None:
+                 depth: int = 2, mean_duration: float = 0.05, crash_rate: float = 0.0,
+                 spill: SpillDir | None = None,
+                 oob_threshold: int = DEFAULT.oob_threshold) -> None:
         self.workers = workers
         self._runtime = runtime
         self._rng = rng
@@ -47,6 +58,9 @@ class SimExecutor:
         self._stopped = False
         self._fns: dict[bytes, Callable[..., Any]] = {}
         self.crashes = 0
+        self._spill = spill
+        self._threshold = oob_threshold if spill is not None else None
+        self._files = 0
 
     async def start(self, on_outcomes: OutcomeHandler) -> None:
         self._on = on_outcomes
@@ -94,17 +108,26 @@ class SimExecutor:
         self._pump()
 
     def _execute(self, tid: str, blob: bytes, akind: int, args: bytes,
-                 deps: dict | None) -> tuple[str, int, bytes]:
+                 deps: dict | None) -> Outcome:
         fn = self._fns.get(blob)
         if fn is None:
             fn = self._fns[blob] = cloudpickle.loads(blob)
         try:
-            values = {k: P.loads_value(kind, payload) for k, (kind, payload) in
+            values = {k: load_dep(kind, payload, self._spill) for k, (kind, payload) in
                       (deps or {}).items()}
             a, kw = P.loads_args(akind, args, values)
-            kind, payload = P.dumps_value(fn(*a, **kw))
+            result = fn(*a, **kw)
         except SimWorkerCrash:
             return tid, P.CRASHED, b""
         except Exception as exc:  # the task's error is its result
-            kind, payload = P.dumps_error(exc)
-        return tid, kind, payload
+            return (tid, *P.dumps_error(exc))
+        encoded = encode_result(tid, result, self._threshold)
+        if not isinstance(encoded, Value):
+            return (tid, *encoded)
+        assert self._spill is not None
+        name = f"sim-{self._files}"
+        self._files += 1
+        kind, written = write_result(tid, self._spill, name, encoded)
+        if kind != P.OK_VALUE:
+            return tid, kind, written
+        return (tid, *adopt_result(tid, self._spill, *written))

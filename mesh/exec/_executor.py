@@ -9,15 +9,22 @@ time. Both keep the contract written here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 Job = list
-"""``[tid, function bytes, args kind, args payload, deps or None]`` -- the
-exact shape a worker reads (see :mod:`mesh.exec._worker`). ``tid`` is the
-task key."""
+"""``[tid, function bytes, args kind, args payload, deps or None]``. ``tid``
+is the task key; ``deps`` is ``{key: [kind, payload]}`` with each input's
+result kind: ``OK_MSGPACK`` / ``OK_PICKLE`` with ``bytes``, or ``OK_VALUE``
+with a :class:`mesh.store.Value`. :class:`mesh.exec.ProcessExecutor` passes a
+worker such a value as the name of its ``source`` file (writing a value that
+has none to a file first) and every other field as it is (see
+:mod:`mesh.exec._worker`)."""
 
-Outcome = tuple[str, int, bytes]
-"""``(tid, kind, payload)`` with a result kind from :mod:`mesh.protocol.payload`;
+Outcome = tuple[str, int, Any]
+"""``(tid, kind, payload)`` with a result kind from :mod:`mesh.protocol.payload`:
+``bytes`` for every kind but ``OK_VALUE``, whose payload is a
+:class:`mesh.store.Value` (from an executor given a spill directory: its
+buffers map the file ``source`` names there, which the node adopts);
 ``CRASHED`` when the process running the job died."""
 
 OutcomeHandler = Callable[[list[Outcome]], None]

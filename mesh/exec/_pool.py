@@ -12,14 +12,23 @@ A worker that dies is reaped and replaced; every job it held comes back as
 ``CRASHED``. A worker that dies before finishing any batch, three times in a
 row, means workers cannot start at all: the pool stops replacing them and
 logs why.
+
+With a ``spill_dir`` (the node's spill directory), values move without pipe
+copies (:mod:`mesh.exec._handoff`): a worker writes a large result into a file
+there and the pool hands the node an ``OK_VALUE`` outcome mapping it; an
+``OK_VALUE`` dependency reaches the worker as a file name (a value with no
+file yet is written once while jobs need it). ``pipe_bytes_in`` and
+``pipe_bytes_out`` count the bytes that did go through the pipes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
+import secrets
 import struct
 import sys
 from collections import OrderedDict, deque
@@ -29,7 +38,9 @@ import msgpack
 
 from mesh.config import DEFAULT, Config
 from mesh.exec._executor import Job, Outcome, OutcomeHandler
+from mesh.exec._handoff import InputFiles, Staged, adopt_result, failed
 from mesh.protocol import payload as P
+from mesh.store import FileSpillDir, Value
 
 __all__ = ["ProcessExecutor"]
 
@@ -39,21 +50,33 @@ _MESH_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 
 class _Worker:
-    __slots__ = ("batches", "done_any", "fns", "proc", "reader")
+    __slots__ = ("batches", "done_any", "fns", "handed", "held", "prefix", "proc", "reader",
+                 "sending")
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, prefix: str) -> None:
         self.proc = proc
+        self.prefix = prefix
+        """Its result files are ``prefix<n>``, ``n`` counting up from 0."""
+        self.handed = -1
+        """The highest ``n`` whose file went to the node."""
         self.batches: deque[list[str]] = deque()
         self.fns: deque[bytes] = deque()
+        self.held: deque[list[Staged]] = deque()
+        """Per batch in flight, the input files it needs."""
         self.reader: asyncio.Task[None] | None = None
+        self.sending: asyncio.Task[None] | None = None
+        """The last send still waiting for its input files; later ones follow it."""
         self.done_any = False
 
 
 class ProcessExecutor:
     """Runs jobs in ``workers`` subprocesses (default: the number of cores);
-    its tuning comes from ``config`` (the ``pool_*`` values, with reasons)."""
+    its tuning comes from ``config`` (the ``pool_*`` values, with reasons).
+    ``spill_dir``: the node's spill directory, for values handed over as files
+    (``Config.oob_threshold``); without it every value goes through the pipes."""
 
-    def __init__(self, workers: int | None = None, *, config: Config = DEFAULT) -> None:
+    def __init__(self, workers: int | None = None, *, config: Config = DEFAULT,
+                 spill_dir: str | None = None) -> None:
         self.workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
         self._cfg = config
         self._depth = config.pool_depth
@@ -67,33 +90,46 @@ class ProcessExecutor:
         self._early_deaths = 0
         self._stopping = False
         self._spawning: set[asyncio.Task[None]] = set()
+        self._sends: set[asyncio.Task[None]] = set()
         self.restarts = 0
+        self._token = secrets.token_hex(4)  # file names unique among nodes sharing a directory
+        self._spawned = 0
+        self._spill = FileSpillDir(spill_dir) if spill_dir is not None else None
+        self._inputs = (InputFiles(self._spill, f"i{self._token}-")
+                        if self._spill is not None else None)
+        self.pipe_bytes_in = 0
+        self.pipe_bytes_out = 0
 
     # --- lifecycle ---------------------------------------------------------
     async def start(self, on_outcomes: OutcomeHandler) -> None:
         self._on_outcomes = on_outcomes
-        procs = await asyncio.gather(*(self._spawn() for _ in range(self.workers)))
-        for proc in procs:
-            self._adopt(proc)
+        spawned = await asyncio.gather(*(self._spawn() for _ in range(self.workers)))
+        for proc, prefix in spawned:
+            self._adopt(proc, prefix)
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> tuple[asyncio.subprocess.Process, str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (_MESH_ROOT, env.get("PYTHONPATH", "")) if p)
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mesh.exec._worker",
+        prefix = f"w{self._token}-{self._spawned}-"
+        self._spawned += 1
+        args = ([] if self._spill is None else
+                [self._spill.path, prefix, str(self._cfg.oob_threshold)])
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mesh.exec._worker", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
         )
+        return proc, prefix
 
-    def _adopt(self, proc: asyncio.subprocess.Process) -> None:
-        worker = _Worker(proc)
+    def _adopt(self, proc: asyncio.subprocess.Process, prefix: str) -> None:
+        worker = _Worker(proc, prefix)
         worker.reader = asyncio.get_running_loop().create_task(self._read(worker))
         self._pool.append(worker)
         self._pump()
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in list(self._spawning):
+        for task in [*self._spawning, *self._sends]:
             task.cancel()
         for w in self._pool:
             if w.proc.stdin is not None and not w.proc.stdin.is_closing():
@@ -107,6 +143,8 @@ class ProcessExecutor:
             if w.reader is not None:
                 w.reader.cancel()
         self._pool.clear()
+        if self._inputs is not None:
+            self._inputs.close()
 
     # --- scheduling --------------------------------------------------------
     def _batch_size(self, fn: bytes | None) -> int:
@@ -144,12 +182,65 @@ class ProcessExecutor:
             self._send(worker, batch)
 
     def _send(self, worker: _Worker, batch: list[Job]) -> None:
-        body = msgpack.packb(batch, use_bin_type=True)
-        worker.batches.append([job[0] for job in batch])
+        held: list[Staged] = []
+        wire = [self._wire(job, held) for job in batch]
+        tids = [job[0] for job in batch]
+        worker.batches.append(tids)
         worker.fns.append(batch[0][1])
+        worker.held.append(held)
+        if held or worker.sending is not None:  # input files first, and in order
+            task = asyncio.get_running_loop().create_task(
+                self._send_staged(worker, tids, wire, held, worker.sending))
+            worker.sending = task
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+        else:
+            self._write(worker, wire)
+
+    def _wire(self, job: Job, held: list[Staged]) -> Job:
+        """The job as the worker reads it: an ``OK_VALUE`` dependency becomes
+        its spill file's name (``[header, *buffers]`` without a spill dir)."""
+        deps = job[4]
+        if not deps or all(kind != P.OK_VALUE for kind, _ in deps.values()):
+            return job
+        wire = {}
+        for key, (kind, value) in deps.items():
+            if kind != P.OK_VALUE or not isinstance(value, Value):
+                wire[key] = [kind, value]  # already as a worker reads it
+            elif self._inputs is None:
+                wire[key] = [kind, [value.header, *value.buffers]]
+            elif value.source is not None:
+                wire[key] = [kind, value.source]
+            else:
+                staged = self._inputs.hold(value)
+                held.append(staged)
+                wire[key] = [kind, staged.name]
+        return [*job[:4], wire]
+
+    async def _send_staged(self, worker: _Worker, tids: list[str], wire: list[Job],
+                           held: list[Staged], before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])
+        assert self._inputs is not None or not held
+        why = await self._inputs.ready(held) if held else None
+        if worker.sending is asyncio.current_task():
+            worker.sending = None
+        if worker not in self._pool:
+            return  # it died: its batches were reported as crashed
+        if why is not None:  # the batch's jobs fail; an empty batch keeps the replies in order
+            outcomes: list[Outcome] = [
+                (tid, *failed(f"task {tid!r} cannot start: its input of {why}")) for tid in tids]
+            tids.clear()
+            wire = []
+            self._deliver(outcomes)
+        self._write(worker, wire)
+
+    def _write(self, worker: _Worker, wire: list[Job]) -> None:
+        body = msgpack.packb(wire, use_bin_type=True)
         stdin = worker.proc.stdin
         if stdin is None or stdin.is_closing():
             return  # the reader sees the death and reports the batch as crashed
+        self.pipe_bytes_out += _HEADER.size + len(body)
         stdin.write(_HEADER.pack(len(body)) + body)
 
     # --- results -----------------------------------------------------------
@@ -161,18 +252,50 @@ class ProcessExecutor:
                 head = await stdout.readexactly(4)
                 (size,) = _HEADER.unpack(head)
                 elapsed, results = msgpack.unpackb(await stdout.readexactly(size), raw=False)
+                self.pipe_bytes_in += _HEADER.size + size
                 tids = worker.batches.popleft()
                 fn = worker.fns.popleft()
+                held = worker.held.popleft()
+                if held:
+                    self._inputs.release(held)  # type: ignore[union-attr]
                 worker.done_any = True
                 self._early_deaths = 0
                 if tids:
                     self._time(fn, elapsed / len(tids))
-                outcomes: list[Outcome] = [(r[0], r[1], r[2]) for r in results]
+                outcomes: list[Outcome] = [self._outcome(worker, *r) for r in results]
                 self._deliver(outcomes)
                 self._pump()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         await self._on_death(worker)
+
+    def _outcome(self, worker: _Worker, tid: str, kind: int, payload: object) -> Outcome:
+        if kind != P.OK_VALUE or self._spill is None:
+            return tid, kind, payload  # type: ignore[return-value]
+        name, sizes = payload  # type: ignore[misc]
+        n = self._number(worker, name)
+        if n is None:
+            return (tid, *failed(f"the result of task {tid!r} came back as a file named {name!r}, "
+                                 f"not one of its worker's ({worker.prefix}<n>)"))
+        worker.handed = max(worker.handed, n)
+        return (tid, *adopt_result(tid, self._spill, name, sizes))
+
+    @staticmethod
+    def _number(worker: _Worker, name: str) -> int | None:
+        """``n`` of a file ``prefix<n>`` (or ``prefix<n>.part``) of ``worker``."""
+        n = name[len(worker.prefix):].removesuffix(".part")
+        return int(n) if name.startswith(worker.prefix) and n.isdigit() else None
+
+    def _orphans(self, worker: _Worker) -> None:
+        """Delete the files a dead worker wrote but never handed over (a
+        ``.part`` it was writing, a result it died before reporting)."""
+        if self._spill is None:
+            return
+        for name in os.listdir(self._spill.path):
+            n = self._number(worker, name)
+            if n is not None and (name.endswith(".part") or n > worker.handed):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self._spill.path, name))
 
     def _time(self, fn: bytes, per_task: float) -> None:
         old = self._fn_seconds.pop(fn, None)
@@ -213,6 +336,11 @@ class ProcessExecutor:
         lost = [tid for batch in worker.batches for tid in batch]
         worker.batches.clear()
         worker.fns.clear()
+        for held in worker.held:
+            if held:
+                self._inputs.release(held)  # type: ignore[union-attr]
+        worker.held.clear()
+        self._orphans(worker)
         log.warning("worker process %d exited with code %s holding %d task(s); restarting it",
                     worker.proc.pid, code, len(lost))
         if not worker.done_any and not lost:
@@ -223,5 +351,5 @@ class ProcessExecutor:
                       self._early_deaths, sys.executable)
         else:
             self.restarts += 1
-            self._adopt(await self._spawn())
+            self._adopt(*await self._spawn())
         self._deliver([(tid, P.CRASHED, b"") for tid in lost])

@@ -1,4 +1,4 @@
-"""A worker process: ``python -m mesh.exec._worker``.
+"""A worker process: ``python -m mesh.exec._worker [SPILL_DIR PREFIX OOB_THRESHOLD]``.
 
 Reads batches of jobs from stdin and writes one batch of results per batch to
 the protocol pipe, each as a 4-byte big-endian length and a msgpack body. The
@@ -6,8 +6,13 @@ node authenticated every job (cluster codec) before it wrote it here, so this
 is the only place that unpickles task code.
 
 Job: ``[tid, function bytes, args kind, args payload, deps]`` where ``deps``
-is ``{key: [kind, payload]}`` or nil. Reply: ``[elapsed seconds,
-[[tid, kind, payload], ...]]`` in job order.
+is ``{key: [kind, payload]}`` or nil; an ``OK_VALUE`` dependency's payload is
+the name of a file in ``SPILL_DIR`` (mapped, not copied) or, without a spill
+directory, ``[header, *buffers]`` (see :func:`mesh.exec._handoff.load_dep`).
+Reply: ``[elapsed seconds, [[tid, kind, payload], ...]]`` in job order. With a
+spill directory, a result whose out-of-band buffers total at least
+``OOB_THRESHOLD`` bytes is written to ``SPILL_DIR/PREFIX<n>`` (``n`` counts up
+from 0) and replied as ``[tid, OK_VALUE, [name, segment sizes]]``.
 
 The user's prints go to stderr (fd 1 is redirected), so they cannot corrupt
 the protocol stream. The process exits on end of input.
@@ -26,7 +31,9 @@ from typing import Any, BinaryIO
 import cloudpickle
 import msgpack
 
+from mesh.exec._handoff import encode_result, load_dep, write_result
 from mesh.protocol import payload as P
+from mesh.store import FileSpillDir, SpillDir, Value
 
 _HEADER = struct.Struct(">I")
 _FN_CACHE_SIZE = 256
@@ -40,10 +47,16 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
 
 
 class _Runner:
-    """Runs jobs; caches unpickled functions by their pickled bytes."""
+    """Runs jobs; caches unpickled functions by their pickled bytes. With a
+    ``spill`` directory, large results go there as files named ``prefix<n>``."""
 
-    def __init__(self) -> None:
+    def __init__(self, spill: SpillDir | None = None, prefix: str = "",
+                 threshold: int | None = None) -> None:
         self._fns: OrderedDict[bytes, Callable[..., Any]] = OrderedDict()
+        self._spill = spill
+        self._prefix = prefix
+        self._threshold = threshold if spill is not None else None
+        self._files = 0
 
     def function(self, blob: bytes) -> Callable[..., Any]:
         fn = self._fns.get(blob)
@@ -61,21 +74,31 @@ class _Runner:
             values = {}
             if deps:
                 for key, (kind, payload) in deps.items():
-                    values[key] = P.loads_value(kind, payload)
+                    values[key] = load_dep(kind, payload, self._spill)
             a, kw = P.loads_args(akind, args, values)
-            kind, payload = P.dumps_value(fn(*a, **kw))
+            result = fn(*a, **kw)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # the task's failure (even SystemExit) is its result
-            kind, payload = P.dumps_error(exc)
-        return [tid, kind, payload]
+            return [tid, *P.dumps_error(exc)]
+        del values, a, kw  # inputs (maps of spill files) are not kept past the task
+        encoded = encode_result(tid, result, self._threshold)
+        if isinstance(encoded, Value):
+            assert self._spill is not None
+            name = f"{self._prefix}{self._files}"
+            self._files += 1
+            encoded = write_result(tid, self._spill, name, encoded)
+        return [tid, *encoded]
 
 
 def main() -> None:
     proto_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # user prints go to stderr
     stdin = os.fdopen(0, "rb")
-    runner = _Runner()
+    if len(sys.argv) == 4:
+        runner = _Runner(FileSpillDir(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
+    else:
+        runner = _Runner()
     packer = msgpack.Packer(use_bin_type=True)
     while True:
         head = _read_exact(stdin, 4)

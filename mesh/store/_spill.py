@@ -82,6 +82,16 @@ def _write_all(fd: int, data: Buffer | bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _reserve(fd: int, size: int) -> None:
+    """Allocate the file's blocks up front, so a full disk fails the write
+    before any byte is copied and never half-way through a large value."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without it
+            raise
+
+
 class FileSpillDir:
     """One file per value in ``path``; read back by memory-mapping the file,
     so a reader (later: a worker process) can use the bytes without a copy."""
@@ -109,6 +119,7 @@ class FileSpillDir:
         size, offsets = layout([s.nbytes for s in segments])
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
+            _reserve(fd, size)
             pos = 0
             head = preamble([s.nbytes for s in segments])
             _write_all(fd, head)
