@@ -27,6 +27,8 @@ class Holder:
         key, spec, sent_to = msg.key, msg.spec, msg.sent_to
         subs = t.subscribers(msg.subs)
         if self.attach(key, subs):
+            if key in t.results:
+                self.running.lineage.adopt(key, spec, subs)
             return
         extra = t.orphan_wants.pop(key, None)
         if extra:
@@ -35,7 +37,7 @@ class Holder:
         task = Task(key, spec, subs)
         t.tasks[key] = task
         t.orphan_if_unsubscribed(key, subs)
-        pref = t.ring.pref(key)
+        pref = t.spec_list(key, t.replicas_of(spec))
         missed = [n for n in pref if n not in sent_to and n != t.name]
         if missed:  # our views differ: make sure the holders we see get it too
             fwd = Hold(key, spec, sorted(subs), sorted({*sent_to, *pref}))
@@ -87,22 +89,24 @@ class Holder:
         extra = t.orphan_wants.pop(key, set()) - t.gone
         if task is not None:
             extra |= task.subs
-            if task.state != RUNNING:
+            if self.running.lineage.stored(task):
+                pass  # kept: the spec stays to compute the result again if it is lost
+            elif task.state != RUNNING:
                 self.running.drop_task(key)
             else:
                 task.subs.clear()  # the outcome of our own run is no longer needed
         wanted = extra - subs - {t.name}
         st = t.results.get(key)
         if st is None:
-            st = Stored(kind, payload, subs | extra, list(targets), coord)
+            st = Stored(kind, payload, subs | extra, list(targets), coord, replicas=msg.replicas)
             st.confirmed = confirmed or set(targets) <= {coord, t.name}
             t.results[key] = st
             t.orphan_if_unsubscribed(key, st.subs)
-            pref = t.ring.pref(key)
+            pref = t.ring.pref(key, msg.replicas)
             missed = [n for n in pref if n not in targets and n != t.name]
             if missed:  # our views differ: make sure the holders we see get it too
                 fwd = Store(key, kind, payload, sorted({*targets, *pref}), sorted(st.subs),
-                            t.name, st.confirmed)
+                            t.name, st.confirmed, msg.replicas)
                 for n in missed:
                     t.send(n, fwd)
         else:
@@ -127,7 +131,12 @@ class Holder:
     def on_confirm(self, msg: Confirm) -> None:
         key = msg.key
         st = self.t.results.get(key)
-        if st is not None and not st.confirmed:
+        if st is None:  # a spec holder that holds no copy: the result is stored
+            task = self.t.tasks.get(key)
+            if task is not None:
+                self.running.lineage.stored(task)
+            return
+        if not st.confirmed:
             st.confirmed = True
             if self.subs.waits_for(key):
                 self.subs.deliver(key, st.kind, st.payload)

@@ -19,8 +19,12 @@ RUNNING = 3
 STOLEN = 4
 """Owned here, but an idle node took it to run (``Task.thief``); it comes back
 if the thief dies or never answers."""
+KEPT = 5
+"""Its result is stored on fewer nodes than hold the spec (``replicas`` below
+the spec list, see :mod:`mesh.exec._lineage`): the spec stays here so the
+result can be computed again if every copy of it is lost."""
 
-STATE_NAMES = ("held", "waiting", "ready", "running", "stolen")
+STATE_NAMES = ("held", "waiting", "ready", "running", "stolen", "kept")
 
 TRANSITIONS: dict[tuple[int, str], int] = {
     (HELD, "own"): WAITING,          # this node became the key's owner
@@ -34,6 +38,13 @@ TRANSITIONS: dict[tuple[int, str], int] = {
     (RUNNING, "retry"): READY,       # it raised with retries left, or crashed its worker
     (STOLEN, "reclaim"): READY,      # the thief died or stayed silent
     (STOLEN, "take"): READY,
+    (HELD, "stored"): KEPT,          # its result is stored (lineage: keep the spec)
+    (WAITING, "stored"): KEPT,
+    (READY, "stored"): KEPT,
+    (RUNNING, "stored"): KEPT,
+    (STOLEN, "stored"): KEPT,
+    (KEPT, "own"): WAITING,          # every copy of its result was lost: compute it again
+    (KEPT, "take"): READY,
 }
 """Every move a task may make, ``(state, event) -> state``. A task leaves the
 table (it is dropped) when its result is stored or nobody wants it."""
@@ -53,9 +64,10 @@ def move(task: Task, event: str) -> None:
     task.state = new
 
 
-SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES = range(5)
+SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES, SPEC_REPLICAS = range(6)
 """Indexes into a spec: ``[function bytes, args kind, args payload, dependency
-keys, retries]``."""
+keys, retries, replicas]``; ``replicas`` is the number of nodes that keep the
+result (0 from a client: the entry node's ``--replicas``)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -92,6 +104,8 @@ class Stored:
     """Subscribers that resolve from the store message itself."""
     stale: bool = False
     """Still unconfirmed at the last tick (its stores are sent again)."""
+    replicas: int = 0
+    """How many nodes keep it (the spec's ``replicas``; 0: the node's default)."""
 
 
 @dataclass(slots=True, eq=False)

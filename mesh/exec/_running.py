@@ -7,6 +7,7 @@ protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 from __future__ import annotations
 
 from mesh.exec._executor import Job, Outcome
+from mesh.exec._lineage import Lineage
 from mesh.exec._records import (
     READY,
     RUNNING,
@@ -42,6 +43,7 @@ class Running:
     def __init__(self, table: Table, subs: Subscriptions) -> None:
         self.t = table
         self.subs = subs
+        self.lineage = Lineage(table, self.release_deps)
 
     # ------------------------------------------------------------- execution
     def activate(self, task: Task) -> None:
@@ -222,20 +224,25 @@ class Running:
         t = self.t
         key = task.key
         t.completed += 1
-        self.drop_task(key)
-        targets = t.ring.pref(key)
+        r = t.replicas_of(task.spec)
+        subs = task.subs
+        if self.lineage.stored(task):
+            subs = set(subs)  # the kept spec and the result have subscribers each
+        else:
+            self.drop_task(key)
+        targets = t.ring.pref(key, r)
         me = t.name
-        st = Stored(kind, payload, task.subs, list(targets), me)
+        st = Stored(kind, payload, subs, list(targets), me, replicas=r)
         st.acks.add(me)
         t.results[key] = st
         # A subscriber that is itself a target resolves from our store message
         # when the targets are just it and us; the others get a result message.
         tset = set(targets)
-        st.notified = {s for s in task.subs if s in tset and tset <= {me, s}}
-        subs = sorted(task.subs)
+        st.notified = {s for s in subs if s in tset and tset <= {me, s}}
+        names = sorted(subs)
         for n in targets:
             if n != me:
-                t.send(n, Store(key, kind, payload, list(targets), subs, me, False))
+                t.send(n, Store(key, kind, payload, list(targets), names, me, False, r))
         self.check_confirmed(key, st)
 
     def check_confirmed(self, key: str, st: Stored) -> None:
@@ -259,6 +266,7 @@ class Running:
             for n in st.targets:
                 if n != me:
                     t.send(n, Confirm(key))
+        self.lineage.announce(key, st)
         if me not in st.targets:
             del t.results[key]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mesh.exec._records import Session, Stored, Task
+from mesh.exec._records import SPEC_REPLICAS, Session, Stored, Task
 from mesh.exec._ring import Ring
 from mesh.metrics import Metrics
 
@@ -102,6 +102,18 @@ class Table:
             self.to_clients[sid] = [msg]
         else:
             out.append(msg)
+
+    def replicas_of(self, spec: list) -> int:
+        """How many nodes keep the result of ``spec``: its own ``replicas``,
+        else this node's default."""
+        return spec[SPEC_REPLICAS] or self.replicas
+
+    def spec_list(self, key: str, r: int) -> tuple[str, ...]:
+        """The nodes that hold the spec of ``key`` whose result is kept ``r``
+        times: ``max(r, --replicas)`` of them, so a key kept on fewer nodes
+        than ``--replicas`` has its spec on more nodes than its result
+        (:mod:`mesh.exec._lineage`); its targets are the first ``r``."""
+        return self.ring.pref(key, max(r, self.replicas))
 
     def new_ring(self, members: list[tuple[str, int]]) -> Ring:
         return Ring(members, self.replicas, vnodes=self.vnodes, probes=self.probes,

@@ -30,7 +30,8 @@ from typing import Any
 from mesh.errors import MeshError
 
 __all__ = [
-    "Ack", "Confirm", "Done", "Grant", "Hold", "Lost", "Members", "Need", "Ping", "Pong",
+    "MAX_REPLICAS", "Ack", "Confirm", "Done", "Grant", "Hold", "Lost", "Members", "Need",
+    "Ping", "Pong",
     "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
 ]
@@ -44,7 +45,11 @@ class ProtocolViolation(MeshError):
 
 Spec = list
 """A task spec: ``[function bytes, args kind, args payload, dependency keys,
-retries]`` (indexes in :mod:`mesh.exec._records`)."""
+retries, replicas]`` (indexes in :mod:`mesh.exec._records`)."""
+
+MAX_REPLICAS = 64
+"""The most nodes a client may ask to keep one result (``replicas=``); a bound
+on the wire like any other (a mesh with fewer nodes keeps it on all of them)."""
 
 _record = dataclass(frozen=True, slots=True)
 
@@ -60,9 +65,11 @@ class Submit:
     args: bytes
     deps: list[str]
     retries: int
+    replicas: int = 0
+    """Nodes that keep the result; 0: the entry node's ``--replicas``."""
 
     def spec(self) -> Spec:
-        return [self.fn, self.akind, self.args, self.deps, self.retries]
+        return [self.fn, self.akind, self.args, self.deps, self.retries, self.replicas]
 
 
 @_record
@@ -133,6 +140,8 @@ class Store:
     subs: list[str]
     coord: str
     confirmed: bool
+    replicas: int = 0
+    """The key's replica count (its spec's), so holders rebalance it right."""
 
 
 @_record
@@ -193,8 +202,9 @@ def _str_list(v: Any) -> bool:
 
 
 def _spec(v: Any) -> bool:
-    return (type(v) is list and len(v) == 5 and type(v[0]) is bytes and _int(v[1])
-            and type(v[2]) is bytes and _str_list(v[3]) and _retries(v[4]))
+    return (type(v) is list and len(v) == 6 and type(v[0]) is bytes and _int(v[1])
+            and type(v[2]) is bytes and _str_list(v[3]) and _retries(v[4])
+            and _replicas(v[5]))
 
 
 def _int(v: Any) -> bool:
@@ -203,6 +213,10 @@ def _int(v: Any) -> bool:
 
 def _retries(v: Any) -> bool:
     return type(v) is int and v >= 0
+
+
+def _replicas(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= MAX_REPLICAS
 
 
 def _bool(v: Any) -> bool:
@@ -228,7 +242,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "retries": _retries, "kind": _int, "payload": _bytes, "addresses": _str_list,
     "spec": _spec, "subs": _str_list, "sent_to": _str_list, "sub": _str,
     "targets": _str_list, "coord": _str, "confirmed": _bool, "holder": _str,
-    "n": _int, "thief": _str, "depvals": _depvals,
+    "n": _int, "thief": _str, "depvals": _depvals, "replicas": _replicas,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 
