@@ -75,6 +75,7 @@ from mesh.protocol.messages import (
     Confirm,
     Grant,
     Hold,
+    Keep,
     Need,
     Ping,
     Pong,
@@ -117,6 +118,7 @@ class ExecCore:
             Hold: h.on_hold, Want: h.on_want, Store: h.on_store, Ack: h.on_ack,
             Result: sub.on_result, Confirm: h.on_confirm, Unsubscribe: h.on_unsubscribe,
             Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given,
+            Keep: r.lineage.on_keep,
         }
 
     # ------------------------------------------------------- read-only views

@@ -7,7 +7,7 @@ protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 
 from __future__ import annotations
 
-from mesh.exec._records import RUNNING, SPEC_FN, Stored, Task
+from mesh.exec._records import KEPT, RUNNING, SPEC_FN, Stored, Task
 from mesh.exec._running import Running
 from mesh.exec._subscriber import Subscriber
 from mesh.exec._table import Table
@@ -165,5 +165,6 @@ class Holder:
         if task is not None:
             task.subs.discard(sub)
             if not task.subs and task.state != RUNNING:
+                if task.state != KEPT:
+                    t.metrics.inc("exec_tasks_cancelled")
                 self.running.drop_task(key)
-                t.metrics.inc("exec_tasks_cancelled")

@@ -10,10 +10,11 @@ is first in both. When the spec list is longer than the targets (``R`` below
 spec after the result is stored, in state ``KEPT``, for as long as some
 subscriber holds the key:
 
-* the coordinator keeps its own copy when it completes the task, and tells
-  the spec holders that are not targets that the result is stored (a
-  ``Confirm`` for a key they hold no result of); a target keeps it when the
-  ``Store`` arrives;
+* the coordinator keeps its own copy when it completes the task, and sends
+  the spec to the spec holders that are not targets (``Keep``); the result is
+  confirmed (the future may resolve) only once they acknowledged it, as the
+  targets acknowledge the result, so a resolved future can always be computed
+  again; a target keeps its copy of the spec when the ``Store`` arrives;
 * a spec handed to a node that joined the spec list is followed by a
   ``Confirm``, so the newcomer keeps it too rather than run it;
 * on a view change, the node that owns the key now and holds no copy of the
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from mesh.exec._records import HELD, KEPT, SPEC_FN, Stored, Task, move
 from mesh.exec._ring import Ring
 from mesh.exec._table import Table
-from mesh.protocol.messages import Confirm
+from mesh.protocol.messages import Ack, Keep
 
 
 class Lineage:
@@ -52,13 +53,13 @@ class Lineage:
         holders = t.spec_list(key, r)
         return t.name in holders and len(holders) > min(r, len(t.ring.names))
 
-    def stored(self, task: Task) -> bool:
+    def stored(self, task: Task, force: bool = False) -> bool:
         """``task``'s result is stored: keep its spec (``KEPT``, dependencies
-        released, nothing queued) if lineage needs it here. False: the caller
-        drops the task as usual."""
+        released, nothing queued) if lineage needs it here (or ``force``).
+        False: the caller drops the task as usual."""
         if task.state == KEPT:
             return True
-        if not self.keeps(task.key, self.t.replicas_of(task.spec)):
+        if not force and not self.keeps(task.key, self.t.replicas_of(task.spec)):
             return False
         if task.state != HELD:
             self.release_deps(task)
@@ -80,18 +81,51 @@ class Lineage:
         move(task, "stored")
         t.tasks[key] = task
 
-    def announce(self, key: str, st: Stored) -> None:
-        """The coordinator confirmed ``key``: tell the spec holders that hold
-        no copy that the result is stored (they keep the spec, not run it)."""
+    def keepers(self, key: str, st: Stored, spec: list) -> None:
+        """The coordinator stored ``key``: send its spec to the spec holders
+        that are not targets (:class:`Keep`); the result is confirmed only
+        once they acknowledged it, so a resolved future can always be
+        computed again."""
         t = self.t
-        r = st.replicas or t.replicas
-        holders = t.spec_list(key, r)
-        if len(holders) <= len(st.targets):
+        holders = t.spec_list(key, st.replicas or t.replicas)
+        keepers = tuple(n for n in holders if n not in st.targets)
+        if not keepers:
             return
-        msg = Confirm(key)
-        for n in holders:
-            if n not in st.targets and n != t.name:
+        st.keepers = keepers
+        st.spec = spec
+        self.send_keep(key, st, sorted(st.subs))
+
+    def send_keep(self, key: str, st: Stored, subs: list[str]) -> None:
+        """(Again) to every keeper that has not acknowledged."""
+        t = self.t
+        alive = t.ring.names
+        if st.spec is None:
+            return
+        msg = Keep(key, st.spec, subs, st.coord)
+        for n in st.keepers:
+            if n not in st.acks and n in alive:
                 t.send(n, msg)
+
+    def on_keep(self, msg: Keep) -> None:
+        """Keep a spec a coordinator sent (see :meth:`keepers`); acknowledge."""
+        t = self.t
+        key = msg.key
+        subs = t.subscribers(msg.subs)
+        task = t.tasks.get(key)
+        if task is None:
+            spec = msg.spec
+            spec[SPEC_FN] = t.intern(spec[SPEC_FN])
+            task = t.tasks[key] = Task(key, spec, subs)
+            t.orphan_if_unsubscribed(key, subs)
+        else:
+            task.subs.update(subs)
+            t.orphaned.pop(key, None)
+        extra = t.orphan_wants.pop(key, None)
+        if extra:  # they asked us for the result: a run again tells them too
+            task.subs |= extra - t.gone
+        self.stored(task, force=True)
+        if msg.coord != t.name:
+            t.send(msg.coord, Ack(key, t.name))
 
     def lost(self, key: str, task: Task, base: Ring, alive: frozenset[str]) -> bool:
         """Whether the owner of a ``KEPT`` task must run it again after a view

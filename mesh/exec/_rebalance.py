@@ -209,6 +209,7 @@ class ViewChanges:
                         if n not in st.acks and n in alive:
                             t.send(n, Store(key, st.kind, st.payload, st.targets, subs,
                                             t.name, False, st.replicas))
+                    self.running.lineage.send_keep(key, st, subs)
                 st.stale = True
 
     def expire_orphans(self, now: float) -> None:

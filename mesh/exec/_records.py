@@ -106,6 +106,10 @@ class Stored:
     """Still unconfirmed at the last tick (its stores are sent again)."""
     replicas: int = 0
     """How many nodes keep it (the spec's ``replicas``; 0: the node's default)."""
+    keepers: tuple[str, ...] = ()
+    """Spec holders that hold no copy (lineage): confirmed once they keep the spec."""
+    spec: list | None = None
+    """The spec, while a keeper has not acknowledged it (to send it again)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -243,15 +243,21 @@ class Running:
         for n in targets:
             if n != me:
                 t.send(n, Store(key, kind, payload, list(targets), names, me, False, r))
+        self.lineage.keepers(key, st, task.spec)
         self.check_confirmed(key, st)
 
     def check_confirmed(self, key: str, st: Stored) -> None:
-        """Confirm a result once every alive target acknowledged holding it."""
+        """Confirm a result once every alive target acknowledged holding it
+        (and every alive keeper its spec, :mod:`mesh.exec._lineage`)."""
         alive = self.t.ring.names
         for target in st.targets:
             if target not in st.acks and target in alive:
                 return
+        for keeper in st.keepers:
+            if keeper not in st.acks and keeper in alive:
+                return
         st.confirmed = True
+        st.spec = None
         self.on_confirmed(key, st)
 
     def on_confirmed(self, key: str, st: Stored) -> None:
@@ -266,7 +272,6 @@ class Running:
             for n in st.targets:
                 if n != me:
                     t.send(n, Confirm(key))
-        self.lineage.announce(key, st)
         if me not in st.targets:
             del t.results[key]
 

@@ -7,7 +7,8 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
   :class:`Pong`, :class:`Members` and :class:`Lost` down;
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
-  :class:`Unsubscribe`, :class:`Need`, :class:`Steal` and :class:`Grant`.
+  :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant` and
+  :class:`Keep`.
 
 On the wire a message is a msgpack array whose first item is its operation
 code, then its fields in declaration order. Codes are append-only: a code
@@ -30,8 +31,8 @@ from typing import Any
 from mesh.errors import MeshError
 
 __all__ = [
-    "MAX_REPLICAS", "Ack", "Confirm", "Done", "Grant", "Hold", "Lost", "Members", "Need",
-    "Ping", "Pong",
+    "MAX_REPLICAS", "Ack", "Confirm", "Done", "Grant", "Hold", "Keep", "Lost", "Members",
+    "Need", "Ping", "Pong",
     "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
 ]
@@ -194,6 +195,17 @@ class Grant:
     depvals: dict[str, list]
 
 
+@_record
+class Keep:
+    """Keep the spec of ``key``, whose result is stored on fewer nodes than
+    hold its spec (lineage): run it again only if every copy is lost.
+    Acknowledged to ``coord`` with :class:`Ack`."""
+    key: str
+    spec: Spec
+    subs: list[str]
+    coord: str
+
+
 # ------------------------------------------------------------------------ codec
 
 
@@ -285,7 +297,7 @@ CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l"
 """Entry node to client."""
 PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
-    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant,
+    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant, "kp": Keep,
 })
 """Node to node."""
 
