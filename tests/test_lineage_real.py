@@ -62,3 +62,22 @@ def test_kill_9_of_the_only_holder_of_a_needed_replicas_1_value_recomputes_it(
 def holds(p: MeshProc, key: str) -> bool:
     """Whether node ``p`` holds a copy of ``key``'s result."""
     return api(p.addr, "/v1/exec/stats", {"key": key})["key"]["result"] is not None
+
+
+def test_a_graph_submitted_again_right_after_its_release_does_not_stall(
+        cluster: Cluster) -> None:
+    procs = start_mesh(cluster)
+    with Client([procs[0].bind]) as client:
+        for _ in range(3):
+            b = client.submit(add, 1, 0, key="kb")
+            c = client.submit(add, 1, b, key="kc")
+            assert c.result(10) == 2
+            del b, c  # released: the nodes forget kb and kc
+            t0 = time.monotonic()
+            b = client.submit(add, 1, 0, key="kb")
+            c = client.submit(add, 1, b, key="kc")
+            e = client.submit(sum, [1, b, c], key="ke")
+            assert e.result(30) == 4
+            took = time.monotonic() - t0
+            assert took < 2.0, f"took {took:.1f} s"
+            del b, c, e

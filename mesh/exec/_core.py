@@ -208,6 +208,9 @@ class ExecCore:
                         sess.keys.discard(msg.key)
                         sess.lost.discard(msg.key)
                         sub.session_release(sid, msg.key)
+                        # Our own unsubscription goes first: a Submit of the same key
+                        # later in this batch must not find a result about to go.
+                        self._flush_local()
                 elif type(msg) is Ping:
                     self.table.to_client(sid, Pong())  # keepalive: the client checks we live
         finally:

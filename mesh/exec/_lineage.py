@@ -21,7 +21,11 @@ subscriber holds the key:
   result, when none of the old targets is alive, runs the task again from the
   spec (``KEPT`` -> ``own``); its inputs are asked for as for any task, and
   an input lost the same way is run again by its own new owner (recursively,
-  for the inputs some subscriber still holds).
+  for the inputs some subscriber still holds);
+* at each tick, the owner of a kept spec that has held no copy of its result
+  for ``lineage_patience`` ticks more, while a subscriber holds the key, runs
+  it again too (a hand-over lost with a broken channel, a holder that
+  restarted before anyone saw it die).
 
 A future resolves once: holders keep the first result they store and clients
 the first they receive. Sans-IO, over the shared :class:`~mesh.exec._table.Table`.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mesh.config import DEFAULT
 from mesh.exec._records import HELD, KEPT, SPEC_FN, Stored, Task, move
 from mesh.exec._ring import Ring
 from mesh.exec._table import Table
@@ -41,9 +46,11 @@ class Lineage:
     """Which specs this node keeps after their result is stored, and when a
     kept spec runs again."""
 
-    def __init__(self, table: Table, release_deps: Callable[[Task], None]) -> None:
+    def __init__(self, table: Table, release_deps: Callable[[Task], None],
+                 patience: int = DEFAULT.lineage_patience) -> None:
         self.t = table
         self.release_deps = release_deps
+        self.patience = patience
 
     def keeps(self, key: str, r: int) -> bool:
         """Whether this node keeps ``key``'s spec once its result (kept ``r``
@@ -126,6 +133,18 @@ class Lineage:
         self.stored(task, force=True)
         if msg.coord != t.name:
             t.send(msg.coord, Ack(key, t.name))
+
+    def missing(self, task: Task) -> bool:
+        """At a tick: whether this node, the owner of a ``KEPT`` task, has
+        held no copy of its result for more than :attr:`patience` ticks
+        while a subscriber holds the key (then it runs it again)."""
+        t, key = self.t, task.key
+        pref = t.ring.pref(key)
+        if key in t.results or not task.subs or not pref or pref[0] != t.name:
+            task.stale = 0
+            return False
+        task.stale += 1
+        return task.stale > self.patience
 
     def lost(self, key: str, task: Task, base: Ring, alive: frozenset[str]) -> bool:
         """Whether the owner of a ``KEPT`` task must run it again after a view

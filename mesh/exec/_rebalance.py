@@ -174,12 +174,19 @@ class ViewChanges:
         t.now = now
         self.ask_again()
         self.resend_unacknowledged()
+        lost = []
         for task in t.tasks.values():
             if task.state == STOLEN:
                 task.stale += 1
                 if task.stale > self.stolen_patience:
                     t.metrics.inc("exec_stolen_tasks_reclaimed")
                     self.running.queue(task, "reclaim")
+            elif task.state == KEPT and self.running.lineage.missing(task):
+                lost.append(task)
+        for task in lost:
+            if task.state == KEPT:
+                t.metrics.inc("exec_lineage_recomputed")
+                self.running.activate(task)
 
     def ask_again(self) -> None:
         t = self.t

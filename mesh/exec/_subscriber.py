@@ -46,6 +46,8 @@ class Subscriber:
         if st is not None and st.confirmed:
             t.to_client(sess.sid, Done(key, st.kind, st.payload))
             sess.inflight -= 1
+            if t.name not in st.subs:  # we hold a copy for others: subscribe, to keep it
+                self.request(key, spec)
             t.specs.pop(key, None)  # delivered: the client keeps the spec
             return
         watchers = t.watch.get(key)
