@@ -141,10 +141,13 @@ class Lineage(RuleBasedStateMachine):
     """Graphs of replicas=1 and default keys, node crashes and joins: once
     the mesh settles, every key the client holds resolved once, right."""
 
+    locality_bytes = 4 << 20
+
     def __init__(self) -> None:
         super().__init__()
         self.router = Router(NODES[:4], window=256)
         self.alive = list(NODES[:4])
+        self.local()
         self.expect: dict[str, int] = {}
         self.replicas: dict[str, int] = {}
         self.now = 1.0
@@ -176,8 +179,13 @@ class Lineage(RuleBasedStateMachine):
     @rule()
     def join(self) -> None:
         self.router.add("e")
+        self.local()
         self.alive.append("e")
         self.router.view(self.alive)
+
+    def local(self) -> None:
+        for core in self.router.cores.values():
+            core.core.table.locality_bytes = self.locality_bytes
 
     @rule()
     def settle_and_check(self) -> None:
@@ -199,3 +207,15 @@ class Lineage(RuleBasedStateMachine):
 
 Lineage.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
 test_lineage_keeps_every_future_right_through_crashes_and_joins = Lineage.TestCase
+
+
+class LineageAndLocality(Lineage):
+    """The same, with every input counted as large: each dependency is
+    located, and its dependent runs where it is."""
+
+    locality_bytes = 1
+
+
+LineageAndLocality.TestCase.settings = settings(max_examples=40, stateful_step_count=25,
+                                                deadline=None)
+test_lineage_and_locality_keep_every_future_right = LineageAndLocality.TestCase

@@ -24,7 +24,8 @@ SAMPLES = {
              M.Store("k", 0, b"v", ["a", "b"], ["a"], "a", False), M.Ack("k", "b"),
              M.Result("k", 0, b"v"), M.Confirm("k"), M.Unsubscribe("k", "a"), M.Need("k"),
              M.Steal(3, "b"), M.Grant("k", SPEC, ["a"], {"dep": [0, b"v"]}),
-             M.Keep("k", SPEC, ["a"], "b")],
+             M.Keep("k", SPEC, ["a"], "b"), M.Want("k", "a", True),
+             M.Located("k", 0, 1 << 30, "b")],
 }
 DECODERS = {"client": M.decode_client, "client reply": M.decode_client_reply,
             "peer": M.decode_peer}

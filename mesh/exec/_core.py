@@ -76,6 +76,7 @@ from mesh.protocol.messages import (
     Grant,
     Hold,
     Keep,
+    Located,
     Need,
     Ping,
     Pong,
@@ -103,10 +104,11 @@ class ExecCore:
                  probes: int = DEFAULT.placement_probes,
                  max_points: int = DEFAULT.placement_max_points,
                  orphan_grace: float = DEFAULT.orphan_grace,
-                 stolen_patience: int = DEFAULT.stolen_patience) -> None:
+                 stolen_patience: int = DEFAULT.stolen_patience,
+                 locality_bytes: int = DEFAULT.transfer_chunk) -> None:
         ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes, max_points=max_points)
         self.table = t = Table(name, replicas, max_crashes, metrics, window, ring,
-                               vnodes, probes, max_points)
+                               vnodes, probes, max_points, locality_bytes=locality_bytes)
         self.subscriber = Subscriber(t)
         self.running = Running(t, self.subscriber)
         self.subscriber.running = self.running
@@ -118,7 +120,7 @@ class ExecCore:
             Hold: h.on_hold, Want: h.on_want, Store: h.on_store, Ack: h.on_ack,
             Result: sub.on_result, Confirm: h.on_confirm, Unsubscribe: h.on_unsubscribe,
             Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given,
-            Keep: r.lineage.on_keep,
+            Keep: r.lineage.on_keep, Located: r.locality.on_located,
         }
 
     # ------------------------------------------------------- read-only views
@@ -273,6 +275,10 @@ class ExecCore:
         return self._effects()
 
     # ----------------------------------------------------------------- status
+    def set_depths(self, depths: dict[str, int]) -> None:
+        """Peers' queue depths from gossip metadata (locality skips a busy node)."""
+        self.table.depths = {n: q for n, q in depths.items() if type(q) is int}
+
     def queue_depth(self) -> int:
         return len(self.table.ready)
 

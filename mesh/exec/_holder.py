@@ -11,7 +11,7 @@ from mesh.exec._records import KEPT, RUNNING, SPEC_FN, Stored, Task
 from mesh.exec._running import Running
 from mesh.exec._subscriber import Subscriber
 from mesh.exec._table import Table
-from mesh.protocol.messages import Ack, Confirm, Hold, Result, Store, Unsubscribe, Want
+from mesh.protocol.messages import Ack, Confirm, Hold, Store, Unsubscribe, Want
 
 
 class Holder:
@@ -50,6 +50,7 @@ class Holder:
         t = self.t
         if msg.sub in t.gone:
             return  # sent before its node died or was cut off (see Table.gone)
+        self.running.locality.note_want(msg)
         if not self.attach(msg.key, {msg.sub}):
             t.orphan_wants.setdefault(msg.key, set()).add(msg.sub)
 
@@ -78,7 +79,7 @@ class Holder:
                 if sub == t.name:
                     self.subs.deliver(key, st.kind, st.payload)
                 else:
-                    t.send(sub, Result(key, st.kind, st.payload))
+                    t.send(sub, self.running.locality.result_for(key, st.kind, st.payload, sub))
 
     def on_store(self, msg: Store) -> None:
         t = self.t
@@ -119,7 +120,7 @@ class Holder:
         if st.confirmed and (t.name in subs or self.subs.waits_for(key)):
             self.subs.arrived(key, kind, payload)
         for sub in sorted(wanted):  # subscribers the coordinator did not know about
-            t.send(sub, Result(key, kind, payload))
+            t.send(sub, self.running.locality.result_for(key, kind, payload, sub))
 
     def on_ack(self, msg: Ack) -> None:
         st = self.t.results.get(msg.key)
@@ -144,6 +145,7 @@ class Holder:
     def on_unsubscribe(self, msg: Unsubscribe) -> None:
         t = self.t
         key, sub = msg.key, msg.sub
+        self.running.locality.forget(key, sub)
         wants = t.orphan_wants.get(key)
         if wants is not None:
             wants.discard(sub)

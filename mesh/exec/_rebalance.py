@@ -104,7 +104,7 @@ class ViewChanges:
     def reclaim_if_thief_died(self, task: Task, alive: frozenset[str]) -> bool:
         """A task an idle node took runs here again if that node died."""
         if task.state == STOLEN and task.thief not in alive:
-            self.running.queue(task, "reclaim")
+            self.running.reclaim(task)
             return True
         return False
 
@@ -180,7 +180,7 @@ class ViewChanges:
                 task.stale += 1
                 if task.stale > self.stolen_patience:
                     t.metrics.inc("exec_stolen_tasks_reclaimed")
-                    self.running.queue(task, "reclaim")
+                    self.running.reclaim(task)
             elif task.state == KEPT and self.running.lineage.missing(task):
                 lost.append(task)
         for task in lost:

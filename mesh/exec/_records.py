@@ -45,6 +45,11 @@ TRANSITIONS: dict[tuple[int, str], int] = {
     (STOLEN, "stored"): KEPT,
     (KEPT, "own"): WAITING,          # every copy of its result was lost: compute it again
     (KEPT, "take"): READY,
+    (WAITING, "give"): STOLEN,       # its large inputs are elsewhere: run it there (locality)
+    (HELD, "lend"): WAITING,         # given to run here, but an input is still to fetch
+    (KEPT, "lend"): WAITING,
+    (STOLEN, "lend"): WAITING,
+    (STOLEN, "regain"): WAITING,     # taken back, inputs to fetch again
 }
 """Every move a task may make, ``(state, event) -> state``. A task leaves the
 table (it is dropped) when its result is stored or nobody wants it."""
@@ -86,6 +91,8 @@ class Task:
     thief: str = ""
     stale: int = 0
     """Ticks spent stolen without a result."""
+    where: dict[str, tuple[int, str]] | None = None
+    """Large dependencies located, not fetched: ``{key: (nbytes, holder)}``."""
 
 
 @dataclass(slots=True, eq=False)

@@ -89,6 +89,7 @@ class Subscriber:
         if self.needed(key):
             return
         self.t.pending.pop(key, None)
+        self.t.locating.discard(key)
         for n in self.t.ring.pref(key):
             self.t.send(n, Unsubscribe(key, self.t.name))
 
@@ -100,8 +101,9 @@ class Subscriber:
             for n in pref:
                 t.send(n, Hold(key, spec, [t.name], list(pref)))
         else:
+            msg = Want(key, t.name, key in t.locating)
             for n in t.ring.pref(key):
-                t.send(n, Want(key, t.name))
+                t.send(n, msg)
 
     def waits_for(self, key: str) -> bool:
         t = self.t

@@ -72,6 +72,14 @@ class Table:
     to_clients: dict[int, list] = field(default_factory=dict)
     local: deque = field(default_factory=deque)
     """Messages to this node itself, handled before the core returns."""
+    locators: dict[str, set[str]] = field(default_factory=dict)
+    """Subscribers of a key here that want a large result located, not sent."""
+    locating: set[str] = field(default_factory=set)
+    """Keys this node asked to locate rather than fetch."""
+    depths: dict[str, int] = field(default_factory=dict)
+    """Peers' queue depths, from gossip metadata (locality avoids a busy node)."""
+    locality_bytes: int = 4 << 20
+    """Inputs of at least this many bytes are run next to rather than fetched."""
 
     def send(self, dest: str, msg: object) -> None:
         if dest == self.name:

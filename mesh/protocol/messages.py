@@ -7,8 +7,8 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
   :class:`Pong`, :class:`Members` and :class:`Lost` down;
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
-  :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant` and
-  :class:`Keep`.
+  :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant`,
+  :class:`Keep` and :class:`Located`.
 
 On the wire a message is a msgpack array whose first item is its operation
 code, then its fields in declaration order. Codes are append-only: a code
@@ -31,7 +31,8 @@ from typing import Any
 from mesh.errors import MeshError
 
 __all__ = [
-    "MAX_REPLICAS", "Ack", "Confirm", "Done", "Grant", "Hold", "Keep", "Lost", "Members",
+    "MAX_REPLICAS", "Ack", "Confirm", "Done", "Grant", "Hold", "Keep", "Located", "Lost",
+    "Members",
     "Need", "Ping", "Pong",
     "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
@@ -126,9 +127,11 @@ class Hold:
 
 @_record
 class Want:
-    """Node ``sub`` waits for ``key``'s result."""
+    """Node ``sub`` waits for ``key``'s result; with ``locate``, a result of
+    at least the locality threshold is answered by :class:`Located`."""
     key: str
     sub: str
+    locate: bool = False
 
 
 @_record
@@ -206,6 +209,17 @@ class Keep:
     coord: str
 
 
+@_record
+class Located:
+    """``holder`` holds ``key``'s confirmed result of ``nbytes`` bytes (the
+    answer to a locating :class:`Want`: its owner may run the dependent task
+    there rather than fetch the value)."""
+    key: str
+    kind: int
+    nbytes: int
+    holder: str
+
+
 # ------------------------------------------------------------------------ codec
 
 
@@ -255,6 +269,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "spec": _spec, "subs": _str_list, "sent_to": _str_list, "sub": _str,
     "targets": _str_list, "coord": _str, "confirmed": _bool, "holder": _str,
     "n": _int, "thief": _str, "depvals": _depvals, "replicas": _replicas,
+    "locate": _bool, "nbytes": _retries,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 
@@ -297,7 +312,7 @@ CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l"
 """Entry node to client."""
 PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
-    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant, "kp": Keep,
+    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant, "kp": Keep, "lo": Located,
 })
 """Node to node."""
 
