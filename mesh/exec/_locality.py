@@ -87,8 +87,7 @@ class Locality:
     # ------------------------------------------------------------- owner side
     def locates(self, dep: str) -> bool:
         """Whether an owner asks to locate ``dep`` (no client here waits for it)."""
-        t = self.t
-        return dep not in t.watch and dep not in t.held
+        return dep not in self.t.watch
 
     def on_located(self, msg: Located) -> None:
         t, key = self.t, msg.key
