@@ -100,6 +100,8 @@ class ViewChanges:
             subs -= dead
             if not subs:
                 self.t.orphaned.setdefault(key, self.t.now)
+            for sub in dead:
+                self.running.locality.forget(key, sub)
 
     def reclaim_if_thief_died(self, task: Task, alive: frozenset[str]) -> bool:
         """A task an idle node took runs here again if that node died."""

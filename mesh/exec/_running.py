@@ -60,10 +60,10 @@ class Running:
         missing."""
         t = self.t
         for dep in deps:
+            if count:  # balanced by release_deps when the task is done here
+                t.interest[dep] = t.interest.get(dep, 0) + 1
             if dep in task.depvals:
                 continue
-            if count:
-                t.interest[dep] = t.interest.get(dep, 0) + 1
             st = t.results.get(dep)
             if st is not None and st.confirmed:
                 if self.take_dependency(task, dep, st.kind, st.payload):
