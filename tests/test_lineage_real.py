@@ -79,5 +79,5 @@ def test_a_graph_submitted_again_right_after_its_release_does_not_stall(
             e = client.submit(sum, [1, b, c], key="ke")
             assert e.result(30) == 4
             took = time.monotonic() - t0
-            assert took < 2.0, f"took {took:.1f} s"
+            assert took < 4.0, f"took {took:.1f} s"  # the stall it pins waited 2 exec ticks (10 s)
             del b, c, e
