@@ -20,7 +20,7 @@ from mesh._client_future import CANCELLED, ERROR, FINISHED, PENDING, KeyState
 from mesh.addresses import parse_address
 from mesh.config import DEFAULT
 from mesh.protocol import payload as P
-from mesh.protocol.messages import Done, Lost, Members, Release, Submit, encode
+from mesh.protocol.messages import MAX_REPLICAS, Done, Lost, Members, Release, Submit, encode
 from mesh.runtime import Address
 
 __all__ = ["ClientProtocol", "check_call_options"]
@@ -28,9 +28,16 @@ __all__ = ["ClientProtocol", "check_call_options"]
 _FN_CACHE = 128
 
 
-def check_call_options(*, pure: object, retries: object, key: object) -> None:
+def check_call_options(*, pure: object, retries: object, key: object,
+                       replicas: object = None) -> None:
     """Refuse bad ``submit``/``map`` options when called, naming the argument
     (a bad value caught only on a node would fail far from the typo)."""
+    if replicas is not None:
+        if type(replicas) is not int:
+            raise TypeError(f"replicas must be an int or None, not {type(replicas).__name__} "
+                            f"{replicas!r:.40}")
+        if not 1 <= replicas <= MAX_REPLICAS:
+            raise ValueError(f"replicas must be between 1 and {MAX_REPLICAS}, not {replicas}")
     if type(pure) is not bool:
         raise TypeError(f"pure must be True or False, not {type(pure).__name__} {pure!r:.40}")
     if type(retries) is not int:
@@ -63,12 +70,15 @@ class ClientProtocol:
     # ------------------------------------------------------------ submitting
     def build(self, func: Callable[..., Any], calls: Iterable[tuple[tuple, dict]], *,
               pure: bool, retries: int, key: str | None,
-              own: Callable[[Any], bool]) -> list[tuple[str, list, list[Any]]]:
+              own: Callable[[Any], bool],
+              replicas: int | None = None) -> list[tuple[str, list, list[Any]]]:
         """Encode calls of ``func``: ``(key, spec, dependency futures)`` each.
-        ``own(future)`` says whether a future in the arguments is ours."""
+        ``own(future)`` says whether a future in the arguments is ours;
+        ``replicas`` None leaves the count to the entry node (``--replicas``)."""
         if not callable(func):
             raise TypeError(f"the first argument must be callable, not {type(func).__name__}")
-        check_call_options(pure=pure, retries=retries, key=key)
+        check_call_options(pure=pure, retries=retries, key=key, replicas=replicas)
+        r = replicas or 0
         fn, fn_digest, name = self._function(func)
         items = []
         for args, kwargs in calls:
@@ -91,7 +101,7 @@ class ClientProtocol:
                 k = f"{name}-{h.hexdigest()}"
             else:
                 k = f"{name}-{self.client_id}-{next(self._counter)}"
-            items.append((k, [fn, akind, payload, deps, retries], dep_futs))
+            items.append((k, [fn, akind, payload, deps, retries, r], dep_futs))
         return items
 
     def _function(self, func: Callable[..., Any]) -> tuple[bytes, bytes, str]:

@@ -81,17 +81,23 @@ class _Api:
     _core: ClientCore
 
     def submit(self, func: Callable[..., Any], *args: Any, key: str | None = None,
-               pure: bool = True, retries: int = 0, **kwargs: Any) -> Future:
+               pure: bool = True, retries: int = 0, replicas: int | None = None,
+               **kwargs: Any) -> Future:
         """Run ``func(*args, **kwargs)`` on the mesh. Futures among the
         arguments (at any depth) are replaced by their results first.
-        ``retries``: run again up to this many times if it raises."""
-        return self._core.build(func, [(args, kwargs)], pure=pure, retries=retries, key=key)[0]
+        ``retries``: run again up to this many times if it raises.
+        ``replicas``: how many nodes keep the result (default: the nodes'
+        ``--replicas``); below that, a lost result is computed again from its
+        spec (lineage), which its nodes keep."""
+        return self._core.build(func, [(args, kwargs)], pure=pure, retries=retries, key=key,
+                                replicas=replicas)[0]
 
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any], pure: bool = True,
-            retries: int = 0) -> list[Future]:
+            retries: int = 0, replicas: int | None = None) -> list[Future]:
         """``submit(func, *items)`` for each item tuple of ``iterables``,
         sent in batches."""
-        return self._core.build(func, _calls(iterables), pure=pure, retries=retries)
+        return self._core.build(func, _calls(iterables), pure=pure, retries=retries,
+                                replicas=replicas)
 
     def compute(self, collection: Any, optimize_graph: bool = True) -> Future:
         """Run a Dask collection's graph; a Future of its computed value."""

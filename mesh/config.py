@@ -250,6 +250,9 @@ class Config:
     """Exec ticks a stolen task may go without a result before its owner runs
     it itself (the thief may never have received it)."""
 
+    lineage_patience: int = 1
+    """Ticks more a lost kept result waits for a late hand-over before a rerun."""
+
     steal_interval: float = 0.2
     """Seconds between looks at our own queue (published in gossip metadata as
     ``queue``) and, when idle, at our peers' queues to steal from. The

@@ -59,6 +59,11 @@ def test_futures_of_another_client_are_refused() -> None:
     ({"pure": None}, TypeError, "pure"),
     ({"key": 7}, TypeError, "key"),
     ({"key": ""}, ValueError, "key"),
+    ({"replicas": "2"}, TypeError, "replicas"),
+    ({"replicas": 2.0}, TypeError, "replicas"),
+    ({"replicas": True}, TypeError, "replicas"),
+    ({"replicas": 0}, ValueError, "replicas"),
+    ({"replicas": 65}, ValueError, "replicas"),
 ])
 def test_bad_submit_options_are_refused_when_called(options: dict, error: type,
                                                     name: str) -> None:
@@ -67,6 +72,13 @@ def test_bad_submit_options_are_refused_when_called(options: dict, error: type,
     with pytest.raises(error, match=name):
         c.build(inc, [((1,), {})], **call)
     assert not c.proto.states  # nothing was queued
+
+
+def test_replicas_travel_in_the_spec_and_none_leaves_them_to_the_entry_node() -> None:
+    c = core()
+    one, default = (c.build(inc, [((i,), {})], pure=True, retries=0, replicas=r)[0]
+                    for i, r in ((1, 1), (2, None)))
+    assert one._state.spec[5] == 1 and default._state.spec[5] == 0
 
 
 def test_a_key_the_node_says_is_lost_is_submitted_again_while_held() -> None:

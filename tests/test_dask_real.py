@@ -130,6 +130,21 @@ def test_equal_graphs_share_keys_and_reused_names_do_not(client: Client) -> None
     assert client.get({"a": 5, "b": (inc, "a")}, "b") == 6
 
 
+def test_intermediates_are_kept_once_and_asked_keys_with_the_mesh_replicas(
+        client: Client, mesh3: list[MeshProc]) -> None:
+    dsk = {"i-a": (inc, 1), "i-b": (inc, "i-a"), "i-c": (add, "i-a", "i-b")}
+    res = submit_graph(client, dsk, ["i-c"])
+    assert res["i-c"].result(20) == 5
+
+    def holders(key: str) -> int:
+        return sum(api(p.addr, "/v1/exec/stats", {"key": key})["key"]["result"] is not None
+                   for p in mesh3)
+
+    assert [res[k]._state.spec[5] for k in ("i-a", "i-b", "i-c")] == [1, 1, 0]
+    assert (holders(res["i-a"].key), holders(res["i-b"].key), holders(res["i-c"].key)) \
+        == (1, 1, 2)
+
+
 def test_compute_returns_a_future_and_persist_keeps_values(client: Client) -> None:
     x = seed_array()
     fut = client.compute(x.sum())

@@ -16,14 +16,16 @@ from mesh.metrics import Metrics
 from mesh.protocol import messages as M
 from mesh.protocol.messages import ProtocolViolation, encode
 
-SPEC = [b"fn", 0, b"\x90", ["dep"], 1]
+SPEC = [b"fn", 0, b"\x90", ["dep"], 1, 2]
 SAMPLES = {
     "client": [M.Submit("k", b"fn", 0, b"\x90", ["dep"], 2), M.Release("k"), M.Ping()],
     "client reply": [M.Done("k", 0, b"\x01"), M.Pong(), M.Members(["[::1]:7000"])],
     "peer": [M.Hold("k", SPEC, ["a"], ["a", "b"]), M.Want("k", "a"),
              M.Store("k", 0, b"v", ["a", "b"], ["a"], "a", False), M.Ack("k", "b"),
              M.Result("k", 0, b"v"), M.Confirm("k"), M.Unsubscribe("k", "a"), M.Need("k"),
-             M.Steal(3, "b"), M.Grant("k", SPEC, ["a"], {"dep": [0, b"v"]})],
+             M.Steal(3, "b"), M.Grant("k", SPEC, ["a"], {"dep": [0, b"v"]}),
+             M.Keep("k", SPEC, ["a"], "b"), M.Want("k", "a", True),
+             M.Located("k", 0, 1 << 30, "b")],
 }
 DECODERS = {"client": M.decode_client, "client reply": M.decode_client_reply,
             "peer": M.decode_peer}
@@ -50,10 +52,13 @@ def test_records_are_frozen_and_slotted() -> None:
     (["zz"], "unknown"),
     ([["s"]], "unknown"),
     (["s", "k"], "fields"),
-    (["s", 1, b"f", 0, b"", [], 0], "bad key"),
-    (["s", "k", b"f", 0, b"", [], "2"], "bad retries"),
-    (["s", "k", b"f", 0, b"", [], -1], "bad retries"),
-    (["s", "k", b"f", 0, b"", [1], 0], "bad deps"),
+    (["s", 1, b"f", 0, b"", [], 0, 0], "bad key"),
+    (["s", "k", b"f", 0, b"", [], "2", 0], "bad retries"),
+    (["s", "k", b"f", 0, b"", [], -1, 0], "bad retries"),
+    (["s", "k", b"f", 0, b"", [1], 0, 0], "bad deps"),
+    (["s", "k", b"f", 0, b"", [], 0, -1], "bad replicas"),
+    (["s", "k", b"f", 0, b"", [], 0, M.MAX_REPLICAS + 1], "bad replicas"),
+    (["s", "k", b"f", 0, b"", [], 0, True], "bad replicas"),
 ])
 def test_an_ill_shaped_client_message_names_what_is_wrong(bad: object, why: str) -> None:
     with pytest.raises(ProtocolViolation, match=why):

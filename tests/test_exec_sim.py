@@ -19,7 +19,8 @@ from sim.network import NetConfig
 from sim.runner import Simulation
 from sim.scenario import Scenario
 
-TASKS = ("tasks_resolve", "tasks_right_values", "tasks_replicated", "tasks_nothing_left")
+TASKS = ("tasks_resolve", "tasks_right_values", "tasks_replicated", "tasks_lineage",
+         "tasks_nothing_left")
 
 
 def run(seed: int, rolling: dict[str, int] | None = None, **net: float) -> tuple:
@@ -49,7 +50,7 @@ def test_tasks_resolve_rightly_and_replicated_despite_crashes_restarts_and_parti
         seed: int) -> None:
     rolling = {"crash": 1, "restart": 1, "partition": 1, "pause": 1}
     result, verdicts, _ = run(seed, rolling, loss=0.05, duplicate=0.02)
-    names = ("tasks_resolve", "tasks_right_values", "tasks_replicated")
+    names = ("tasks_resolve", "tasks_right_values", "tasks_replicated", "tasks_lineage")
     assert not failures(verdicts, names), failures(verdicts, names)
     assert any(r.kind == "crash" and not r.skipped for r in result.faults)
 

@@ -28,11 +28,11 @@ class TaskStates(RuleBasedStateMachine):
         self.submitted: list[str] = []
 
     @rule(key=st.sampled_from(KEYS), entry=st.integers(0, 3), ndeps=st.integers(0, 2),
-          retries=st.integers(0, 1))
-    def submit(self, key: str, entry: int, ndeps: int, retries: int) -> None:
+          retries=st.integers(0, 1), replicas=st.sampled_from([0, 1]))
+    def submit(self, key: str, entry: int, ndeps: int, retries: int, replicas: int) -> None:
         node = self.alive[entry % len(self.alive)]
         deps = [k for k in self.submitted if k != key][:ndeps]
-        self.router.submit(node, key, spec(1, deps=deps, retries=retries))
+        self.router.submit(node, key, spec(1, deps=deps, retries=retries, replicas=replicas))
         self.submitted.append(key)
 
     @rule(node=st.integers(0, 3), outcome=st.sampled_from(["ok", "error", "crash"]))
@@ -84,7 +84,9 @@ class TaskStates(RuleBasedStateMachine):
             core = self.router.cores[name]
             ready = set(core.table.ready)
             for key, task in core.tasks.items():
-                assert task.state in (R.HELD, R.WAITING, R.READY, R.RUNNING, R.STOLEN)
+                assert task.state in (R.HELD, R.WAITING, R.READY, R.RUNNING, R.STOLEN, R.KEPT)
+                if task.state == R.KEPT:
+                    assert not task.missing and not task.depvals, f"{name}: {key} kept busy"
                 if task.state == R.READY:
                     assert key in ready, f"{name}: {key} is ready but not queued"
                 if task.state == R.WAITING:
@@ -100,7 +102,7 @@ test_task_states_move_only_along_the_transition_table = TaskStates.TestCase
 
 def test_the_table_names_every_state_and_only_known_states() -> None:
     states = {s for s, _ in R.TRANSITIONS} | set(R.TRANSITIONS.values())
-    assert states == {R.HELD, R.WAITING, R.READY, R.RUNNING, R.STOLEN}
+    assert states == {R.HELD, R.WAITING, R.READY, R.RUNNING, R.STOLEN, R.KEPT}
     task = R.Task("k", spec(1), set())
     with pytest.raises(R.IllegalTransition, match="held"):
         R.move(task, "start")  # a held backup copy is never handed to the executor

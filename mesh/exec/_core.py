@@ -75,6 +75,8 @@ from mesh.protocol.messages import (
     Confirm,
     Grant,
     Hold,
+    Keep,
+    Located,
     Need,
     Ping,
     Pong,
@@ -102,10 +104,11 @@ class ExecCore:
                  probes: int = DEFAULT.placement_probes,
                  max_points: int = DEFAULT.placement_max_points,
                  orphan_grace: float = DEFAULT.orphan_grace,
-                 stolen_patience: int = DEFAULT.stolen_patience) -> None:
+                 stolen_patience: int = DEFAULT.stolen_patience,
+                 locality_bytes: int = DEFAULT.transfer_chunk) -> None:
         ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes, max_points=max_points)
         self.table = t = Table(name, replicas, max_crashes, metrics, window, ring,
-                               vnodes, probes, max_points)
+                               vnodes, probes, max_points, locality_bytes=locality_bytes)
         self.subscriber = Subscriber(t)
         self.running = Running(t, self.subscriber)
         self.subscriber.running = self.running
@@ -117,6 +120,7 @@ class ExecCore:
             Hold: h.on_hold, Want: h.on_want, Store: h.on_store, Ack: h.on_ack,
             Result: sub.on_result, Confirm: h.on_confirm, Unsubscribe: h.on_unsubscribe,
             Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given,
+            Keep: r.lineage.on_keep, Located: r.locality.on_located,
         }
 
     # ------------------------------------------------------- read-only views
@@ -206,6 +210,9 @@ class ExecCore:
                         sess.keys.discard(msg.key)
                         sess.lost.discard(msg.key)
                         sub.session_release(sid, msg.key)
+                        # Our own unsubscription goes first: a Submit of the same key
+                        # later in this batch must not find a result about to go.
+                        self._flush_local()
                 elif type(msg) is Ping:
                     self.table.to_client(sid, Pong())  # keepalive: the client checks we live
         finally:
@@ -269,6 +276,10 @@ class ExecCore:
         return self._effects()
 
     # ----------------------------------------------------------------- status
+    def set_depths(self, depths: dict[str, int]) -> None:
+        """Peers' queue depths from gossip metadata (locality skips a busy node)."""
+        self.table.depths = {n: q for n, q in depths.items() if type(q) is int}
+
     def queue_depth(self) -> int:
         return len(self.table.ready)
 

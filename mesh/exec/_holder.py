@@ -7,11 +7,11 @@ protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 
 from __future__ import annotations
 
-from mesh.exec._records import RUNNING, SPEC_FN, Stored, Task
+from mesh.exec._records import KEPT, RUNNING, SPEC_FN, Stored, Task
 from mesh.exec._running import Running
 from mesh.exec._subscriber import Subscriber
 from mesh.exec._table import Table
-from mesh.protocol.messages import Ack, Confirm, Hold, Result, Store, Unsubscribe, Want
+from mesh.protocol.messages import Ack, Confirm, Hold, Store, Unsubscribe, Want
 
 
 class Holder:
@@ -27,6 +27,8 @@ class Holder:
         key, spec, sent_to = msg.key, msg.spec, msg.sent_to
         subs = t.subscribers(msg.subs)
         if self.attach(key, subs):
+            if key in t.results:
+                self.running.lineage.adopt(key, spec, subs)
             return
         extra = t.orphan_wants.pop(key, None)
         if extra:
@@ -35,7 +37,7 @@ class Holder:
         task = Task(key, spec, subs)
         t.tasks[key] = task
         t.orphan_if_unsubscribed(key, subs)
-        pref = t.ring.pref(key)
+        pref = t.spec_list(key, t.replicas_of(spec))
         missed = [n for n in pref if n not in sent_to and n != t.name]
         if missed:  # our views differ: make sure the holders we see get it too
             fwd = Hold(key, spec, sorted(subs), sorted({*sent_to, *pref}))
@@ -48,6 +50,7 @@ class Holder:
         t = self.t
         if msg.sub in t.gone:
             return  # sent before its node died or was cut off (see Table.gone)
+        self.running.locality.note_want(msg)
         if not self.attach(msg.key, {msg.sub}):
             t.orphan_wants.setdefault(msg.key, set()).add(msg.sub)
 
@@ -76,7 +79,7 @@ class Holder:
                 if sub == t.name:
                     self.subs.deliver(key, st.kind, st.payload)
                 else:
-                    t.send(sub, Result(key, st.kind, st.payload))
+                    t.send(sub, self.running.locality.result_for(key, st.kind, st.payload, sub))
 
     def on_store(self, msg: Store) -> None:
         t = self.t
@@ -87,22 +90,24 @@ class Holder:
         extra = t.orphan_wants.pop(key, set()) - t.gone
         if task is not None:
             extra |= task.subs
-            if task.state != RUNNING:
+            if self.running.lineage.stored(task):
+                pass  # kept: the spec stays to compute the result again if it is lost
+            elif task.state != RUNNING:
                 self.running.drop_task(key)
             else:
                 task.subs.clear()  # the outcome of our own run is no longer needed
         wanted = extra - subs - {t.name}
         st = t.results.get(key)
         if st is None:
-            st = Stored(kind, payload, subs | extra, list(targets), coord)
+            st = Stored(kind, payload, subs | extra, list(targets), coord, replicas=msg.replicas)
             st.confirmed = confirmed or set(targets) <= {coord, t.name}
             t.results[key] = st
             t.orphan_if_unsubscribed(key, st.subs)
-            pref = t.ring.pref(key)
+            pref = t.ring.pref(key, msg.replicas)
             missed = [n for n in pref if n not in targets and n != t.name]
             if missed:  # our views differ: make sure the holders we see get it too
                 fwd = Store(key, kind, payload, sorted({*targets, *pref}), sorted(st.subs),
-                            t.name, st.confirmed)
+                            t.name, st.confirmed, msg.replicas)
                 for n in missed:
                     t.send(n, fwd)
         else:
@@ -115,7 +120,7 @@ class Holder:
         if st.confirmed and (t.name in subs or self.subs.waits_for(key)):
             self.subs.arrived(key, kind, payload)
         for sub in sorted(wanted):  # subscribers the coordinator did not know about
-            t.send(sub, Result(key, kind, payload))
+            t.send(sub, self.running.locality.result_for(key, kind, payload, sub))
 
     def on_ack(self, msg: Ack) -> None:
         st = self.t.results.get(msg.key)
@@ -127,7 +132,12 @@ class Holder:
     def on_confirm(self, msg: Confirm) -> None:
         key = msg.key
         st = self.t.results.get(key)
-        if st is not None and not st.confirmed:
+        if st is None:  # a spec holder that holds no copy: the result is stored
+            task = self.t.tasks.get(key)
+            if task is not None:
+                self.running.lineage.stored(task)
+            return
+        if not st.confirmed:
             st.confirmed = True
             if self.subs.waits_for(key):
                 self.subs.deliver(key, st.kind, st.payload)
@@ -135,6 +145,7 @@ class Holder:
     def on_unsubscribe(self, msg: Unsubscribe) -> None:
         t = self.t
         key, sub = msg.key, msg.sub
+        self.running.locality.forget(key, sub)
         wants = t.orphan_wants.get(key)
         if wants is not None:
             wants.discard(sub)
@@ -156,5 +167,6 @@ class Holder:
         if task is not None:
             task.subs.discard(sub)
             if not task.subs and task.state != RUNNING:
+                if task.state != KEPT:
+                    t.metrics.inc("exec_tasks_cancelled")
                 self.running.drop_task(key)
-                t.metrics.inc("exec_tasks_cancelled")

@@ -7,11 +7,11 @@ protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 from __future__ import annotations
 
 from mesh.config import DEFAULT
-from mesh.exec._records import HELD, READY, RUNNING, STOLEN, WAITING, Stored, Task, move
+from mesh.exec._records import HELD, KEPT, READY, RUNNING, STOLEN, WAITING, Stored, Task, move
 from mesh.exec._ring import Ring
 from mesh.exec._running import Running
 from mesh.exec._table import Subscriptions, Table
-from mesh.protocol.messages import Hold, Need, Store
+from mesh.protocol.messages import Confirm, Hold, Need, Store
 
 
 class ViewChanges:
@@ -104,11 +104,13 @@ class ViewChanges:
             subs -= dead
             if not subs:
                 self.t.orphaned.setdefault(key, self.t.now)
+            for sub in dead:
+                self.running.locality.forget(key, sub)
 
     def reclaim_if_thief_died(self, task: Task, alive: frozenset[str]) -> bool:
         """A task an idle node took runs here again if that node died."""
         if task.state == STOLEN and task.thief not in alive:
-            self.running.queue(task, "reclaim")
+            self.running.reclaim(task)
             return True
         return False
 
@@ -118,13 +120,18 @@ class ViewChanges:
         self.forget_dead_subscribers(key, task.subs, dead)
         if not self.reclaim_if_thief_died(task, alive) and task.thief == me:
             return  # we took it from its owner and run it wherever the key lives
-        oldp, newp = base.compare(new, key)
+        oldp, newp = base.compare(new, key, max(self.t.replicas_of(task.spec), self.t.replicas))
         if oldp == newp:
             return
         self.hand_over(oldp, newp, alive,
                        Hold(key, task.spec, sorted(task.subs), list(newp)))
+        if task.state == KEPT:  # the newcomers keep the spec rather than run it
+            self.hand_over(oldp, newp, alive, Confirm(key))
         if newp[0] == me:
             if task.state == HELD:
+                self.running.activate(task)
+            elif self.running.lineage.lost(key, task, base, alive):
+                self.t.metrics.inc("exec_lineage_recomputed")
                 self.running.activate(task)
         elif task.state in (READY, WAITING):
             self.running.release_deps(task)  # the new owner queues it
@@ -135,7 +142,7 @@ class ViewChanges:
             self.running.drop_task(key)
 
     def hand_over(self, oldp: tuple[str, ...], newp: tuple[str, ...],
-                  alive: frozenset[str], msg: Hold | Store) -> None:
+                  alive: frozenset[str], msg: Hold | Store | Confirm) -> None:
         """The first surviving holder of the old list sends the key's spec or
         result to the nodes that joined its list."""
         if self.handler(oldp, alive) == self.t.name:
@@ -150,10 +157,10 @@ class ViewChanges:
                          alive: frozenset[str], dead: frozenset[str]) -> None:
         t, me = self.t, self.t.name
         self.forget_dead_subscribers(key, st.subs, dead)
-        oldp, newp = base.compare(new, key)
+        oldp, newp = base.compare(new, key, st.replicas)
         if oldp != newp:
             self.hand_over(oldp, newp, alive, Store(key, st.kind, st.payload, list(newp),
-                                                    sorted(st.subs), me, True))
+                                                    sorted(st.subs), me, True, st.replicas))
             if me not in newp and (st.coord != me or st.confirmed):
                 del t.results[key]
                 return
@@ -173,12 +180,19 @@ class ViewChanges:
         t.now = now
         self.ask_again()
         self.resend_unacknowledged()
+        lost = []
         for task in t.tasks.values():
             if task.state == STOLEN:
                 task.stale += 1
                 if task.stale > self.stolen_patience:
                     t.metrics.inc("exec_stolen_tasks_reclaimed")
-                    self.running.queue(task, "reclaim")
+                    self.running.reclaim(task)
+            elif task.state == KEPT and self.running.lineage.missing(task):
+                lost.append(task)
+        for task in lost:
+            if task.state == KEPT:
+                t.metrics.inc("exec_lineage_recomputed")
+                self.running.activate(task)
 
     def ask_again(self) -> None:
         t = self.t
@@ -207,7 +221,8 @@ class ViewChanges:
                     for n in st.targets:
                         if n not in st.acks and n in alive:
                             t.send(n, Store(key, st.kind, st.payload, st.targets, subs,
-                                            t.name, False))
+                                            t.name, False, st.replicas))
+                    self.running.lineage.send_keep(key, st, subs)
                 st.stale = True
 
     def expire_orphans(self, now: float) -> None:

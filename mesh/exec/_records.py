@@ -19,8 +19,12 @@ RUNNING = 3
 STOLEN = 4
 """Owned here, but an idle node took it to run (``Task.thief``); it comes back
 if the thief dies or never answers."""
+KEPT = 5
+"""Its result is stored on fewer nodes than hold the spec (``replicas`` below
+the spec list, see :mod:`mesh.exec._lineage`): the spec stays here so the
+result can be computed again if every copy of it is lost."""
 
-STATE_NAMES = ("held", "waiting", "ready", "running", "stolen")
+STATE_NAMES = ("held", "waiting", "ready", "running", "stolen", "kept")
 
 TRANSITIONS: dict[tuple[int, str], int] = {
     (HELD, "own"): WAITING,          # this node became the key's owner
@@ -34,6 +38,18 @@ TRANSITIONS: dict[tuple[int, str], int] = {
     (RUNNING, "retry"): READY,       # it raised with retries left, or crashed its worker
     (STOLEN, "reclaim"): READY,      # the thief died or stayed silent
     (STOLEN, "take"): READY,
+    (HELD, "stored"): KEPT,          # its result is stored (lineage: keep the spec)
+    (WAITING, "stored"): KEPT,
+    (READY, "stored"): KEPT,
+    (RUNNING, "stored"): KEPT,
+    (STOLEN, "stored"): KEPT,
+    (KEPT, "own"): WAITING,          # every copy of its result was lost: compute it again
+    (KEPT, "take"): READY,
+    (WAITING, "give"): STOLEN,       # its large inputs are elsewhere: run it there (locality)
+    (HELD, "lend"): WAITING,         # given to run here, but an input is still to fetch
+    (KEPT, "lend"): WAITING,
+    (STOLEN, "lend"): WAITING,
+    (STOLEN, "regain"): WAITING,     # taken back, inputs to fetch again
 }
 """Every move a task may make, ``(state, event) -> state``. A task leaves the
 table (it is dropped) when its result is stored or nobody wants it."""
@@ -53,9 +69,10 @@ def move(task: Task, event: str) -> None:
     task.state = new
 
 
-SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES = range(5)
+SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES, SPEC_REPLICAS = range(6)
 """Indexes into a spec: ``[function bytes, args kind, args payload, dependency
-keys, retries]``."""
+keys, retries, replicas]``; ``replicas`` is the number of nodes that keep the
+result (0 from a client: the entry node's ``--replicas``)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -74,6 +91,8 @@ class Task:
     thief: str = ""
     stale: int = 0
     """Ticks spent stolen without a result."""
+    where: dict[str, tuple[int, str]] | None = None
+    """Large dependencies located, not fetched: ``{key: (nbytes, holder)}``."""
 
 
 @dataclass(slots=True, eq=False)
@@ -92,6 +111,12 @@ class Stored:
     """Subscribers that resolve from the store message itself."""
     stale: bool = False
     """Still unconfirmed at the last tick (its stores are sent again)."""
+    replicas: int = 0
+    """How many nodes keep it (the spec's ``replicas``; 0: the node's default)."""
+    keepers: tuple[str, ...] = ()
+    """Spec holders that hold no copy (lineage): confirmed once they keep the spec."""
+    spec: list | None = None
+    """The spec, while a keeper has not acknowledged it (to send it again)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -38,8 +38,17 @@ class Ring:
         self._placement = placement
         self._memo: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
-    def pref(self, key: str) -> tuple[str, ...]:
-        """The nodes that hold ``key``, owner first (empty for an empty view)."""
+    def pref(self, key: str, n: int = 0) -> tuple[str, ...]:
+        """The nodes that hold ``key``, owner first (empty for an empty view):
+        ``min(n, alive)`` of them, or ``min(replicas, alive)`` when ``n`` is 0.
+        A shorter list is a prefix of a longer one (placement ranks members
+        by distance), so the first nodes of every list agree."""
+        if n and n != self.replicas:
+            m = min(n, len(self.names))
+            if m < self.replicas:
+                return self.pref(key)[:m]
+            if m != self.replicas:
+                return tuple(self._placement.preference_list(key, m))
         got = self._memo.get(key)
         if got is None:
             if not self.names:
@@ -50,15 +59,19 @@ class Ring:
                 self._memo.popitem(last=False)
         return got
 
-    def compare(self, new: Ring, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """``(self.pref(key), new.pref(key))``, hashing the key once when both
-        placements probe alike (a view change examines every held key)."""
+    def compare(self, new: Ring, key: str, n: int = 0
+                ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(self.pref(key, n), new.pref(key, n))``, hashing the key once when
+        both placements probe alike (a view change examines every held key)."""
         a, b = self._placement, new._placement
         if not self.names or not new.names or a.probes != b.probes:
-            return self.pref(key), new.pref(key)
+            return self.pref(key, n), new.pref(key, n)
         probes = a.key_probes(key)
-        return (a.preference_list_of_probes(probes, self.replicas),
-                b.preference_list_of_probes(probes, new.replicas))
+        return (a.preference_list_of_probes(probes, self._length(n)),
+                b.preference_list_of_probes(probes, new._length(n)))
+
+    def _length(self, n: int) -> int:
+        return max(1, min(n, len(self.names))) if n else self.replicas
 
     def forget(self, key: str) -> None:
         self._memo.pop(key, None)

@@ -7,6 +7,8 @@ protocol) over the shared :class:`~mesh.exec._table.Table`. Sans-IO.
 from __future__ import annotations
 
 from mesh.exec._executor import Job, Outcome
+from mesh.exec._lineage import Lineage
+from mesh.exec._locality import Locality, input_bytes
 from mesh.exec._records import (
     READY,
     RUNNING,
@@ -23,7 +25,7 @@ from mesh.exec._records import (
 )
 from mesh.exec._table import Subscriptions, Table
 from mesh.protocol import payload as P
-from mesh.protocol.messages import Confirm, Grant, Result, Steal, Store
+from mesh.protocol.messages import Confirm, Grant, Steal, Store
 
 
 def killed_message(key: str, crashes: int, node: str) -> str:
@@ -42,16 +44,26 @@ class Running:
     def __init__(self, table: Table, subs: Subscriptions) -> None:
         self.t = table
         self.subs = subs
+        self.lineage = Lineage(table, self.release_deps)
+        self.locality = Locality(table, self)
 
     # ------------------------------------------------------------- execution
     def activate(self, task: Task) -> None:
-        """This node owns ``task`` now: queue it, or wait for its dependencies."""
-        t = self.t
+        """This node owns ``task`` now: queue it, or wait for its dependencies
+        (large ones are located first, :mod:`mesh.exec._locality`)."""
         move(task, "own")
-        for dep in task.spec[SPEC_DEPS]:
+        self.await_deps(task, task.spec[SPEC_DEPS], count=True, locate=True)
+
+    def await_deps(self, task: Task, deps: list[str], *, count: bool, locate: bool) -> None:
+        """Take the values of ``deps`` this node holds, ask for the others
+        (``count``: this task starts to hold them), queue ``task`` if none is
+        missing."""
+        t = self.t
+        for dep in deps:
+            if count:  # balanced by release_deps when the task is done here
+                t.interest[dep] = t.interest.get(dep, 0) + 1
             if dep in task.depvals:
                 continue
-            t.interest[dep] = t.interest.get(dep, 0) + 1
             st = t.results.get(dep)
             if st is not None and st.confirmed:
                 if self.take_dependency(task, dep, st.kind, st.payload):
@@ -59,15 +71,37 @@ class Running:
                 continue
             task.missing.add(dep)
             waiting = t.waiters.get(dep)
+            fetch = not locate and dep in t.locating
             if waiting is None:
                 t.waiters[dep] = [task.key]
-                if dep not in t.pending:
-                    t.pending[dep] = None
-                    self.subs.request(dep, None)
-            else:
+            elif task.key not in waiting:
                 waiting.append(task.key)
+            if fetch:
+                t.locating.discard(dep)
+            if dep not in t.pending or fetch:
+                t.pending[dep] = None
+                if waiting is None and locate and self.locality.locates(dep):
+                    t.locating.add(dep)
+                self.subs.request(dep, None)
         if not task.missing:
+            self.inputs_known(task)
+
+    def inputs_known(self, task: Task) -> None:
+        """No input of ``task`` is missing: run it here, or where its located
+        inputs are (:mod:`mesh.exec._locality`)."""
+        if task.where:
+            self.locality.decide(task)
+        else:
             self.queue(task, "deps_ready")
+
+    def reclaim(self, task: Task) -> None:
+        """Run a task an idle or nearer node took back here (it died or
+        stayed silent); inputs it was given elsewhere are fetched first."""
+        if all(d in task.depvals for d in task.spec[SPEC_DEPS]):
+            self.queue(task, "reclaim")
+        else:
+            move(task, "regain")
+            self.await_deps(task, task.spec[SPEC_DEPS], count=False, locate=False)
 
     def take_dependency(self, task: Task, dep: str, kind: int, payload: bytes) -> bool:
         """Record the value of ``dep`` for ``task``; a failed dependency fails
@@ -90,7 +124,7 @@ class Running:
                 continue
             task.missing.discard(dep)
             if not self.take_dependency(task, dep, kind, payload) and not task.missing:
-                self.queue(task, "deps_ready")
+                self.inputs_known(task)
 
     def queue(self, task: Task, event: str) -> None:
         move(task, event)
@@ -135,25 +169,28 @@ class Running:
         n, thief = msg.n, msg.thief
         if thief == t.name or thief not in t.ring.names:
             return
-        keep = []
-        given = 0
         ready = t.ready
-        while ready and given < min(n, len(ready) // 2 + 1):
+        limit = min(n, len(ready) // 2 + 1)
+        scanned: list[str] = []
+        cands: list[tuple[int, int, str]] = []
+        while ready and len(scanned) < 4 * limit:  # the newest, smallest inputs first
             key = ready.pop()
             task = t.tasks.get(key)
             if task is None or task.state != READY:
                 continue
-            if task.crashes:  # a crash suspect stays under our eye
-                keep.append(key)
-                continue
+            scanned.append(key)
+            if not task.crashes:  # a crash suspect stays under our eye
+                cands.append((input_bytes(task), len(scanned), key))
+        chosen = {key for _, _, key in sorted(cands)[:limit]}
+        for _, _, key in sorted(cands)[:limit]:
+            task = t.tasks[key]
             move(task, "give")
             task.thief = thief
             task.stale = 0
-            given += 1
             t.send(thief, Grant(key, task.spec, sorted(task.subs), task.depvals))
-        ready.extend(reversed(keep))
-        if given:
-            t.metrics.inc("exec_tasks_given", given)
+        ready.extend(reversed([k for k in scanned if k not in chosen]))
+        if chosen:
+            t.metrics.inc("exec_tasks_given", len(chosen))
 
     def on_given(self, msg: Grant) -> None:
         """Run a task an overloaded owner gave us; we coordinate its result."""
@@ -171,13 +208,20 @@ class Running:
             task.subs.update(subs)
             if task.state in (READY, RUNNING):
                 return
-        for dep in spec[SPEC_DEPS]:  # balanced by release_deps when it is done
-            t.interest[dep] = t.interest.get(dep, 0) + 1
+        whole = all(d in depvals for d in spec[SPEC_DEPS])
+        if task.state == WAITING and not whole:
+            return  # it waits for its inputs here already
         task.depvals = dict(depvals)
         task.missing.clear()
         task.thief = t.name
         t.metrics.inc("exec_tasks_taken")
-        self.queue(task, "take")
+        if whole:
+            for dep in spec[SPEC_DEPS]:  # balanced by release_deps when it is done
+                t.interest[dep] = t.interest.get(dep, 0) + 1
+            self.queue(task, "take")
+        else:  # given for locality: its large inputs are here, or fetched from here
+            move(task, "lend")
+            self.await_deps(task, spec[SPEC_DEPS], count=True, locate=False)
 
     # -------------------------------------------------------------- outcomes
     def outcomes(self, outs: list[Outcome]) -> None:
@@ -222,29 +266,40 @@ class Running:
         t = self.t
         key = task.key
         t.completed += 1
-        self.drop_task(key)
-        targets = t.ring.pref(key)
+        r = t.replicas_of(task.spec)
+        subs = task.subs
+        if self.lineage.stored(task):
+            subs = set(subs)  # the kept spec and the result have subscribers each
+        else:
+            self.drop_task(key)
+        targets = t.ring.pref(key, r)
         me = t.name
-        st = Stored(kind, payload, task.subs, list(targets), me)
+        st = Stored(kind, payload, subs, list(targets), me, replicas=r)
         st.acks.add(me)
         t.results[key] = st
         # A subscriber that is itself a target resolves from our store message
         # when the targets are just it and us; the others get a result message.
         tset = set(targets)
-        st.notified = {s for s in task.subs if s in tset and tset <= {me, s}}
-        subs = sorted(task.subs)
+        st.notified = {s for s in subs if s in tset and tset <= {me, s}}
+        names = sorted(subs)
         for n in targets:
             if n != me:
-                t.send(n, Store(key, kind, payload, list(targets), subs, me, False))
+                t.send(n, Store(key, kind, payload, list(targets), names, me, False, r))
+        self.lineage.keepers(key, st, task.spec)
         self.check_confirmed(key, st)
 
     def check_confirmed(self, key: str, st: Stored) -> None:
-        """Confirm a result once every alive target acknowledged holding it."""
+        """Confirm a result once every alive target acknowledged holding it
+        (and every alive keeper its spec, :mod:`mesh.exec._lineage`)."""
         alive = self.t.ring.names
         for target in st.targets:
             if target not in st.acks and target in alive:
                 return
+        for keeper in st.keepers:
+            if keeper not in st.acks and keeper in alive:
+                return
         st.confirmed = True
+        st.spec = None
         self.on_confirmed(key, st)
 
     def on_confirmed(self, key: str, st: Stored) -> None:
@@ -254,7 +309,7 @@ class Running:
             if sub == me:
                 self.subs.arrived(key, st.kind, st.payload)
             elif sub not in st.notified:
-                t.send(sub, Result(key, st.kind, st.payload))
+                t.send(sub, self.locality.result_for(key, st.kind, st.payload, sub))
         if len(st.targets) > 2:
             for n in st.targets:
                 if n != me:

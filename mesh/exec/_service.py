@@ -84,7 +84,8 @@ class ExecService:
                              window=self.window, vnodes=cfg.placement_vnodes,
                              probes=cfg.placement_probes, max_points=cfg.placement_max_points,
                              orphan_grace=cfg.orphan_grace,
-                             stolen_patience=cfg.stolen_patience)
+                             stolen_patience=cfg.stolen_patience,
+                             locality_bytes=cfg.transfer_chunk)
         self._views = ViewBuilds.configured(node.runtime.call_later, self._view_ready, cfg)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
@@ -133,6 +134,8 @@ class ExecService:
                 node.set_meta({"queue": bucket})
             except ConfigError as exc:  # metadata full: stealing from us stays off
                 self._noise.warning("exec-meta", "cannot publish queue depth: %s", exc)
+        core.set_depths({m.name: m.meta.get("queue", 0) for m in node.membership.alive()
+                         if isinstance(m.meta, dict)})
         now = node.runtime.now()
         free = self.executor.capacity()
         if depth == 0 and free > 0 and now >= self._steal_wait_until:

@@ -8,7 +8,7 @@ protocol) over the shared :class:`~mesh.exec._table.Table`; it implements
 
 from __future__ import annotations
 
-from mesh.exec._records import Session
+from mesh.exec._records import SPEC_REPLICAS, Session
 from mesh.exec._running import Running
 from mesh.exec._table import Table
 from mesh.protocol.messages import Done, Hold, Lost, Need, Result, Unsubscribe, Want
@@ -33,6 +33,8 @@ class Subscriber:
             sess.lost.discard(key)
         sess.keys.add(key)
         spec[0] = t.intern(spec[0])
+        if not spec[SPEC_REPLICAS]:
+            spec[SPEC_REPLICAS] = t.replicas  # R travels in the spec from here on
         t.specs[key] = spec
         sess.inflight += 1
         held = t.held.get(key)
@@ -44,6 +46,8 @@ class Subscriber:
         if st is not None and st.confirmed:
             t.to_client(sess.sid, Done(key, st.kind, st.payload))
             sess.inflight -= 1
+            if t.name not in st.subs:  # we hold a copy for others: subscribe, to keep it
+                self.request(key, spec)
             t.specs.pop(key, None)  # delivered: the client keeps the spec
             return
         watchers = t.watch.get(key)
@@ -85,18 +89,21 @@ class Subscriber:
         if self.needed(key):
             return
         self.t.pending.pop(key, None)
+        self.t.locating.discard(key)
         for n in self.t.ring.pref(key):
             self.t.send(n, Unsubscribe(key, self.t.name))
 
     def request(self, key: str, spec: list | None) -> None:
         """Ask the key's holders for its result (submitting ``spec`` if known)."""
         t = self.t
-        pref = t.ring.pref(key)
-        for n in pref:
-            if spec is not None:
+        if spec is not None:
+            pref = t.spec_list(key, t.replicas_of(spec))
+            for n in pref:
                 t.send(n, Hold(key, spec, [t.name], list(pref)))
-            else:
-                t.send(n, Want(key, t.name))
+        else:
+            msg = Want(key, t.name, key in t.locating)
+            for n in t.ring.pref(key):
+                t.send(n, msg)
 
     def waits_for(self, key: str) -> bool:
         t = self.t

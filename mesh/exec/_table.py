@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mesh.exec._records import Session, Stored, Task
+from mesh.exec._records import SPEC_REPLICAS, Session, Stored, Task
 from mesh.exec._ring import Ring
 from mesh.metrics import Metrics
 
@@ -72,6 +72,14 @@ class Table:
     to_clients: dict[int, list] = field(default_factory=dict)
     local: deque = field(default_factory=deque)
     """Messages to this node itself, handled before the core returns."""
+    locators: dict[str, set[str]] = field(default_factory=dict)
+    """Subscribers of a key here that want a large result located, not sent."""
+    locating: set[str] = field(default_factory=set)
+    """Keys this node asked to locate rather than fetch."""
+    depths: dict[str, int] = field(default_factory=dict)
+    """Peers' queue depths, from gossip metadata (locality avoids a busy node)."""
+    locality_bytes: int = 4 << 20
+    """Inputs of at least this many bytes are run next to rather than fetched."""
 
     def send(self, dest: str, msg: object) -> None:
         if dest == self.name:
@@ -102,6 +110,18 @@ class Table:
             self.to_clients[sid] = [msg]
         else:
             out.append(msg)
+
+    def replicas_of(self, spec: list) -> int:
+        """How many nodes keep the result of ``spec``: its own ``replicas``,
+        else this node's default."""
+        return spec[SPEC_REPLICAS] or self.replicas
+
+    def spec_list(self, key: str, r: int) -> tuple[str, ...]:
+        """The nodes that hold the spec of ``key`` whose result is kept ``r``
+        times: ``max(r, --replicas)`` of them, so a key kept on fewer nodes
+        than ``--replicas`` has its spec on more nodes than its result
+        (:mod:`mesh.exec._lineage`); its targets are the first ``r``."""
+        return self.ring.pref(key, max(r, self.replicas))
 
     def new_ring(self, members: list[tuple[str, int]]) -> Ring:
         return Ring(members, self.replicas, vnodes=self.vnodes, probes=self.probes,

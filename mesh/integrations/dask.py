@@ -190,10 +190,13 @@ def _name(key: Any) -> str:
 
 def submit_graph(client: Any, dsk: Any, keys: list) -> dict[Any, Future | _Local]:
     """Submit what ``keys`` need; returns ``{key: Future or _Local}`` for
-    every key of the culled graph."""
+    every key of the culled graph. The values of ``keys`` are kept with the
+    mesh's replicas; intermediates with ``replicas=1``: the mesh computes one
+    again from its spec if its node dies while a task still needs it."""
     ts = require("dask._task_spec", "dask")
     graph = _task_graph(dsk)
     order = _order(graph, keys)
+    wanted = set(keys)
     out: dict[Any, Future | _Local] = {}
     ident: dict[Any, bytes] = {}
 
@@ -220,7 +223,8 @@ def submit_graph(client: Any, dsk: Any, keys: list) -> dict[Any, Future | _Local
                 h.update(identity(d))
             values = {d: _unwrap(out[d]) for d in deps}
             out[key] = client.submit(_run, node, values,
-                                     key=f"dask-{_name(key)}-{h.hexdigest()}")
+                                     key=f"dask-{_name(key)}-{h.hexdigest()}",
+                                     replicas=None if key in wanted else 1)
     return out
 
 
@@ -250,6 +254,16 @@ async def get_async(client: Any, dsk: Any, keys: Any, **kwargs: Any) -> Any:
     return _pack(keys, {k: values[k] if k in values else _unwrap(res[k]) for k in flat})
 
 
+def _hold_until_done(outputs: list[Future], graph: dict) -> None:
+    """Hold every future of ``graph`` until each of ``outputs`` is done: an
+    intermediate kept once (``replicas=1``) that is lost while a task still
+    needs it is computed again from its spec, and its own inputs from
+    theirs, for as long as some future holds them (as ``get`` holds them
+    until it returns)."""
+    for f in outputs:
+        f.add_done_callback(lambda _f, _graph=graph: None)
+
+
 def _expr(collection: Any, optimize_graph: bool) -> Any:
     base = require("dask.base", "dask")
     if not base.is_dask_collection(collection):
@@ -264,8 +278,10 @@ def compute(client: Any, collection: Any, optimize_graph: bool = True) -> Future
 
     expr = FinalizeCompute(_expr(collection, optimize_graph)).optimize()
     (key,) = list(_flatten(expr.__dask_keys__()))
-    r = submit_graph(client, expr, [key])[key]
+    res = submit_graph(client, expr, [key])
+    r = res[key]
     if isinstance(r, Future):
+        _hold_until_done([r], res)
         return r
     return client.submit(_fetch, r.value)  # a value known here: still a Future
 
@@ -281,6 +297,7 @@ def persist(client: Any, collections: Any, optimize_graph: bool = True) -> Any:
         expr = _expr(coll, optimize_graph).optimize()
         keys = list(_flatten(expr.__dask_keys__()))
         res = submit_graph(client, expr, keys)
+        _hold_until_done([r for k in keys if isinstance(r := res[k], Future)], res)
         dsk = {k: (ts.Task(k, _fetch, res[k]) if isinstance(res[k], Future)
                    else ts.DataNode(k, _unwrap(res[k]))) for k in keys}
         rebuild, state = coll.__dask_postpersist__()

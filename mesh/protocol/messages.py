@@ -7,7 +7,8 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
   :class:`Pong`, :class:`Members` and :class:`Lost` down;
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
-  :class:`Unsubscribe`, :class:`Need`, :class:`Steal` and :class:`Grant`.
+  :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant`,
+  :class:`Keep` and :class:`Located`.
 
 On the wire a message is a msgpack array whose first item is its operation
 code, then its fields in declaration order. Codes are append-only: a code
@@ -30,7 +31,9 @@ from typing import Any
 from mesh.errors import MeshError
 
 __all__ = [
-    "Ack", "Confirm", "Done", "Grant", "Hold", "Lost", "Members", "Need", "Ping", "Pong",
+    "MAX_REPLICAS", "Ack", "Confirm", "Done", "Grant", "Hold", "Keep", "Located", "Lost",
+    "Members",
+    "Need", "Ping", "Pong",
     "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
 ]
@@ -44,7 +47,11 @@ class ProtocolViolation(MeshError):
 
 Spec = list
 """A task spec: ``[function bytes, args kind, args payload, dependency keys,
-retries]`` (indexes in :mod:`mesh.exec._records`)."""
+retries, replicas]`` (indexes in :mod:`mesh.exec._records`)."""
+
+MAX_REPLICAS = 64
+"""The most nodes a client may ask to keep one result (``replicas=``); a bound
+on the wire like any other (a mesh with fewer nodes keeps it on all of them)."""
 
 _record = dataclass(frozen=True, slots=True)
 
@@ -60,9 +67,11 @@ class Submit:
     args: bytes
     deps: list[str]
     retries: int
+    replicas: int = 0
+    """Nodes that keep the result; 0: the entry node's ``--replicas``."""
 
     def spec(self) -> Spec:
-        return [self.fn, self.akind, self.args, self.deps, self.retries]
+        return [self.fn, self.akind, self.args, self.deps, self.retries, self.replicas]
 
 
 @_record
@@ -118,9 +127,11 @@ class Hold:
 
 @_record
 class Want:
-    """Node ``sub`` waits for ``key``'s result."""
+    """Node ``sub`` waits for ``key``'s result; with ``locate``, a result of
+    at least the locality threshold is answered by :class:`Located`."""
     key: str
     sub: str
+    locate: bool = False
 
 
 @_record
@@ -133,6 +144,8 @@ class Store:
     subs: list[str]
     coord: str
     confirmed: bool
+    replicas: int = 0
+    """The key's replica count (its spec's), so holders rebalance it right."""
 
 
 @_record
@@ -185,6 +198,28 @@ class Grant:
     depvals: dict[str, list]
 
 
+@_record
+class Keep:
+    """Keep the spec of ``key``, whose result is stored on fewer nodes than
+    hold its spec (lineage): run it again only if every copy is lost.
+    Acknowledged to ``coord`` with :class:`Ack`."""
+    key: str
+    spec: Spec
+    subs: list[str]
+    coord: str
+
+
+@_record
+class Located:
+    """``holder`` holds ``key``'s confirmed result of ``nbytes`` bytes (the
+    answer to a locating :class:`Want`: its owner may run the dependent task
+    there rather than fetch the value)."""
+    key: str
+    kind: int
+    nbytes: int
+    holder: str
+
+
 # ------------------------------------------------------------------------ codec
 
 
@@ -193,8 +228,9 @@ def _str_list(v: Any) -> bool:
 
 
 def _spec(v: Any) -> bool:
-    return (type(v) is list and len(v) == 5 and type(v[0]) is bytes and _int(v[1])
-            and type(v[2]) is bytes and _str_list(v[3]) and _retries(v[4]))
+    return (type(v) is list and len(v) == 6 and type(v[0]) is bytes and _int(v[1])
+            and type(v[2]) is bytes and _str_list(v[3]) and _retries(v[4])
+            and _replicas(v[5]))
 
 
 def _int(v: Any) -> bool:
@@ -203,6 +239,10 @@ def _int(v: Any) -> bool:
 
 def _retries(v: Any) -> bool:
     return type(v) is int and v >= 0
+
+
+def _replicas(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= MAX_REPLICAS
 
 
 def _bool(v: Any) -> bool:
@@ -228,7 +268,8 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "retries": _retries, "kind": _int, "payload": _bytes, "addresses": _str_list,
     "spec": _spec, "subs": _str_list, "sent_to": _str_list, "sub": _str,
     "targets": _str_list, "coord": _str, "confirmed": _bool, "holder": _str,
-    "n": _int, "thief": _str, "depvals": _depvals,
+    "n": _int, "thief": _str, "depvals": _depvals, "replicas": _replicas,
+    "locate": _bool, "nbytes": _retries,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 
@@ -271,7 +312,7 @@ CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l"
 """Entry node to client."""
 PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
-    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant,
+    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant, "kp": Keep, "lo": Located,
 })
 """Node to node."""
 

@@ -20,9 +20,14 @@ through public attributes and done callbacks, never by replacing methods):
   ``KilledWorker`` for the worker killer), or is cancelled when cancel
   returned True;
 * ``tasks_replicated``: when a future resolves, its result is held by
-  ``min(replicas, nodes up)`` nodes that are up, unless a fault started or
-  ended within ``detection_bound`` seconds (then a holder may have just died,
-  or be believed dead; the entry node still holds the spec to recompute);
+  ``min(R, nodes up)`` nodes that are up (``R`` its ``replicas=``, else the
+  mesh's), unless a fault started or ended within ``detection_bound`` seconds
+  (then a holder may have just died, or be believed dead; the entry node still
+  holds the spec to recompute);
+* ``tasks_lineage``: each round also submits a ``replicas=1`` map, a total
+  of it and a ``replicas=1`` graph over that total; when one of those
+  resolves, an up node that does not hold its result holds its spec, so it
+  can be computed again (same excuse);
 * ``tasks_nothing_left``: at the end, once every client released every key
   and closed, no node that is up holds a task, a result, a session's key, a
   subscription or a pending request.
@@ -91,6 +96,7 @@ class _Expect:
     value: Any = None
     resolved: int = 0
     at: float = -1.0
+    replicas: int = 0  # 0: the mesh's
 
 
 class TasksWorkload:
@@ -104,6 +110,7 @@ class TasksWorkload:
         self.expect: dict[str, _Expect] = {}
         self.wrong: list[str] = []
         self.unreplicated: list[str] = []
+        self.unrecoverable: list[str] = []
         self.excused = 0
         self.unresolved: list[str] = []
         self.rounds_done = [0] * CLIENTS
@@ -193,8 +200,8 @@ class TasksWorkload:
         tag = f"c{c}r{r}"
         out: list[Future] = []
 
-        def track(f: Future, what: str, value: Any = None) -> Future:
-            e = self.expect[f.key] = _Expect(f.key, what, value)
+        def track(f: Future, what: str, value: Any = None, replicas: int = 0) -> Future:
+            e = self.expect[f.key] = _Expect(f.key, what, value, replicas=replicas)
             f.add_done_callback(lambda fut: self._resolved(fut, e))
             out.append(f)
             return f
@@ -208,6 +215,15 @@ class TasksWorkload:
                       "value", sum(square_plus(xs[i]) for i in picks))
         track(client.submit(total, graph, 1, pure=False), "value",
               sum(square_plus(xs[i]) for i in picks) + 1)
+        lrng = random.Random(f"{self.sim.seed}:lineage:{tag}")  # leaves rng's draws as they are
+        ys = [lrng.randrange(1000) for _ in range(lrng.randint(2, 5))]
+        ones = client.map(square_plus, ys, pure=False, replicas=1)  # lineage, not copies
+        for f, y in zip(ones, ys, strict=True):
+            track(f, "value", square_plus(y), replicas=1)
+        low = sum(square_plus(y) for y in ys)
+        mid = track(client.submit(total, *ones, pure=False, replicas=1), "value", low, 1)
+        track(client.submit(total, mid, graph, pure=False), "value",
+              low + sum(square_plus(xs[i]) for i in picks))
         x = rng.randrange(1000)
         track(client.submit(flaky, f"{tag}f", x, 2, pure=False, retries=2), "value",
               square_plus(x))
@@ -250,12 +266,25 @@ class TasksWorkload:
             self.wrong.append(f"{f.key}: {problem}")
             return
         if f.status in ("finished", "error"):
-            self._check_replicas(f.key, now)
+            self._check_replicas(f.key, now, e.replicas or self.replicas)
+            if e.replicas and e.replicas < self.replicas:
+                self._check_lineage(f.key, now)
 
-    def _check_replicas(self, key: str, now: float) -> None:
-        up = [svc for svc in self.services_of if svc is not None and svc.core is not None]
-        holders = sum(1 for svc in up if key in svc.core.results)
-        need = min(self.replicas, len(up))
+    def _up(self) -> list[Any]:
+        return [svc.core for svc in self.services_of if svc is not None and svc.core is not None]
+
+    def _check_lineage(self, key: str, now: float) -> None:
+        """A result kept on fewer nodes than the mesh's replicas can be
+        computed again: an up node that does not hold it holds its spec."""
+        if any(key in c.tasks and key not in c.results for c in self._up()):
+            return
+        if not self._disturbed(now):
+            self.unrecoverable.append(f"{key} resolved at {now:.2f}s with no spare spec")
+
+    def _check_replicas(self, key: str, now: float, replicas: int) -> None:
+        up = self._up()
+        holders = sum(1 for core in up if key in core.results)
+        need = min(replicas, len(up))
         if holders >= need:
             return
         if self._disturbed(now):
@@ -308,6 +337,7 @@ class TasksWorkload:
             f"{len(self.unreplicated)} resolved before {self.replicas} up nodes held them; "
             f"{self.excused} excused by a recent fault"
             + (f"; first: {self.unreplicated[0]}" if self.unreplicated else "")))
+        out.append(self._lineage_invariant())
         if not all(self.finished):
             out.append(Invariant("tasks_nothing_left", "inconclusive",
                                  "a client did not finish its rounds"))
@@ -318,6 +348,14 @@ class TasksWorkload:
                 f"{len(left)} table(s) not empty after every key was released"
                 + (f"; {left[0]}" if left else "")))
         return out
+
+
+    def _lineage_invariant(self) -> Invariant:
+        lin = sum(1 for e in self.expect.values() if e.replicas and e.replicas < self.replicas)
+        bad = self.unrecoverable
+        return Invariant("tasks_lineage", "fail" if bad else "pass",
+                         f"{lin - len(bad)} of {lin} lineage futures resolved recomputable"
+                         + (f"; first: {bad[0]}" if bad else ""))
 
 
 def _judge(f: Future, e: _Expect) -> str:
