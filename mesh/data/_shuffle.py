@@ -235,10 +235,21 @@ def boundaries(samples: list[list[Any]], n: int) -> list[Any]:
 
 
 def split_range(items: Iterable[Any], key: Callable[[Any], Any] | None, cuts: list[Any],
-                n: int, reverse: bool) -> list[bytes]:
+                n: int, reverse: bool, i: int, m: int) -> list[bytes]:
+    """Map task ``i`` of ``m`` of a sort: each item to its range. A key equal
+    to cuts ``lo..hi-1`` (a hot key the sample saw more than once) may go to
+    any range ``lo..hi``: map task i sends its share to range ``lo + i *
+    (hi - lo + 1) // m``, so a hot key spreads over those ranges, and in map
+    order, which keeps equal keys in their input order (a stable sort)."""
     blocks: list[list[Any]] = [[] for _ in range(n)]
+    right, left = bisect.bisect_right, bisect.bisect_left
     for item in items:
-        j = bisect.bisect_right(cuts, _key_of(key, item))
+        k = _key_of(key, item)
+        j = right(cuts, k)
+        if j and not cuts[j - 1] < k:  # k equals cuts[j - 1]
+            lo = left(cuts, k)
+            share = i * (j - lo + 1) // m
+            j = j - share if reverse else lo + share
         blocks[n - 1 - j if reverse else j].append(item)
     return _pickle_blocks(blocks)
 
@@ -259,5 +270,5 @@ def plan_sort(plan: Plan, parent: Any, key: Callable[[Any], Any] | None, reverse
                           tail_args=lambda i: (key, _SAMPLE_PER_PARTITION, i))
     cuts = plan.submit_one(boundaries, samples, n, stage="cuts")
     maps = plan.submit(parts, split_range, "map", name,
-                       tail_args=lambda i: (key, cuts, n, reverse))
+                       tail_args=lambda i: (key, cuts, n, reverse, i, len(parts)))
     return [Part(sorted_block, (j, maps, key, reverse)) for j in range(n)]
