@@ -360,13 +360,8 @@ class Config:
     transfer. Below it one inline pickle in a message costs less than a file,
     a map and a transfer's round trips."""
 
-    # --- datasets (mesh.data) ------------------------------------------------
     data_partition_bytes: int = 4 << 20
-    """Largest pickled partition a dataset materializes: a ``from_sequence``
-    partition, a persisted or collected partition, a shuffle map task's
-    output. A task's result travels inline in one frame, so half of
-    ``max_http_body``; raise it (with ``max_http_body``, or once results
-    travel out of band) and datasets make fewer, larger partitions."""
+    """Largest pickled dataset partition: half of max_http_body (results travel inline)."""
 
     def with_(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied."""

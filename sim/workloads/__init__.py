@@ -68,16 +68,15 @@ class GossipWorkload:
 
 
 async def connect_client(sim: Simulation, rt: SimRuntime, rng: Any, client_id: str,
-                         reconnect_timeout: float) -> Any:
+                         secret: bytes, reconnect_timeout: float) -> Any:
     """A started :class:`mesh.client.AsyncClient` on the client host of
     ``rt``, whose address list starts at a node ``rng`` picks (so clients
     spread over the nodes)."""
     from mesh.client import AsyncClient
-    from sim.runner import SECRET
 
     addrs = [f"{h}:{p}" for h, p in (sim.hosts[i].addr for i in range(sim.n))]
     k = rng.randrange(sim.n)
-    client = AsyncClient(addrs[k:] + addrs[:k], secret=SECRET, runtime=rt,
+    client = AsyncClient(addrs[k:] + addrs[:k], secret=secret, runtime=rt,
                          client_id=client_id, connect_timeout=2.0,
                          reconnect_timeout=reconnect_timeout)
     await client.start()

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from mesh.exec import ExecService
 from sim.executor import SimExecutor
 from sim.invariants import Invariant
+from sim.runner import SECRET
 from sim.runtime import SimRuntime, node_rng
 
 if TYPE_CHECKING:
@@ -121,7 +122,8 @@ class DatasetsWorkload:
         rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
         rng = random.Random(f"{sim.seed}:datasets:{c}")
         await rt.sleep(self.t0 + c * 0.5)
-        client = await connect_client(sim, rt, rng, f"sim{sim.seed}d{c}", self.action_timeout)
+        client = await connect_client(sim, rt, rng, f"sim{sim.seed}d{c}", SECRET,
+                                      self.action_timeout)
         self.clients.append(client)
         r = 0
         while sim.loop.time() < self.work_end or r == 0:
