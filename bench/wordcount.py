@@ -14,13 +14,17 @@ Line 1, word count over ``--mb`` MB of text whose words follow a Zipf law
 * ``dask_bag_mb_per_s``: ``dask.bag.read_text(...).str.split().flatten()
   .frequencies()`` on ``LocalCluster(n_workers=2, threads_per_worker=1)``;
 * ``single_mb_per_s``: one process, ``collections.Counter``;
-* ``correct``: all four counts are equal.
+* ``correct``: all four counts are equal;
+* ``mesh_cpu_s``, ``pool_cpu_s``, ``dask_bag_cpu_s``, ``single_cpu_s``: CPU
+  seconds each run took in every process it used (this one and its
+  descendants), the cost to compare on a machine shared with other jobs.
 
 Line 2, a heavy shuffle: ``--pairs`` (10,000,000) ``(key, 1)`` pairs over
 ``--keys`` (1,000,000) distinct keys, generated on the workers in ``--maps``
 partitions, reduced by key into 16 partitions: ``shuffle_mesh_s``
 (``reduce_by_key``) and ``shuffle_dask_s`` (``dask.bag.foldby``), and
-``shuffle_correct`` (equal numbers of distinct keys and of pairs).
+``shuffle_correct`` (equal numbers of distinct keys and of pairs), and
+``shuffle_mesh_cpu_s``, ``shuffle_dask_cpu_s``.
 """
 
 from __future__ import annotations
@@ -45,8 +49,8 @@ VOCABULARY = 100_000
 SEED = 13
 BLOCK = 8 * 1024 * 1024
 """Bytes per block for the pool, dask.bag and the mesh: 2 workers get
-several blocks each, and a block's combined counts stay under the mesh's
-4 MiB result limit."""
+several blocks each, and a block's combined counts (about 1 MiB pickled)
+stay under ``Config.data_partition_bytes``."""
 
 
 def corpus(cache: Path, mb: int) -> Path:
@@ -126,10 +130,36 @@ def key_stats(items: Any) -> list[tuple[int, int]]:
     return [(n, total)]
 
 
-def timed(run: Any) -> tuple[float, Any]:
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process, its reaped children and every
+    live descendant (mesh nodes and their workers, dask's workers): on a
+    shared machine, what a run cost whatever else was running."""
+    import resource
+
+    import psutil
+
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = time.process_time() + kids.ru_utime + kids.ru_stime
+    for p in psutil.Process().children(recursive=True):
+        try:
+            t = p.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+CPU: dict[str, float] = {}
+"""CPU seconds of each timed run, by name (filled by :func:`timed`)."""
+
+
+def timed(run: Any, name: str = "") -> tuple[float, Any]:
+    cpu = cpu_seconds()
     start = time.perf_counter()
     out = run()
-    return time.perf_counter() - start, out
+    elapsed = time.perf_counter() - start
+    CPU[name] = cpu_seconds() - cpu
+    return elapsed, out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,28 +181,28 @@ def main(argv: list[str] | None = None) -> int:
     path = corpus(args.cache, args.mb)
     mb = path.stat().st_size / 1e6
     per = args.pairs // args.maps
-    t_single, ref = timed(lambda: single(path))
-    t_pool, by_pool = timed(lambda: pool(path))
+    t_single, ref = timed(lambda: single(path), "single")
+    t_pool, by_pool = timed(lambda: pool(path), "pool")
     with local_mesh(2) as addrs, Client(addrs) as client:
         client.from_sequence(range(4), npartitions=2).sum()  # workers import mesh.data
-        t_mesh, by_mesh = timed(lambda: mesh_count(client, path))
+        t_mesh, by_mesh = timed(lambda: mesh_count(client, path), "mesh")
         shuffled = (client.from_sequence(range(args.maps), npartitions=args.maps)
                     .flat_map(lambda i: pairs(i, per, args.keys))
                     .reduce_by_key(operator.add, npartitions=16))
         t_shuffle_mesh, mesh_shuffle = timed(
-            lambda: shuffled.map_partitions(key_stats).collect())
+            lambda: shuffled.map_partitions(key_stats).collect(), "shuffle_mesh")
     logging.getLogger("distributed").setLevel(logging.ERROR)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, DaskClient(cluster) as dc:
         import dask.bag as db
 
         db.from_sequence([1, 2], npartitions=2).sum().compute(scheduler=dc.get)
-        t_dask, by_dask = timed(lambda: dask_count(dc, path))
+        t_dask, by_dask = timed(lambda: dask_count(dc, path), "dask_bag")
         bag = db.from_sequence(range(args.maps), npartitions=args.maps).map(
             pairs, per, args.keys).flatten()
         t_shuffle_dask, dask_shuffle = timed(lambda: bag.foldby(
             operator.itemgetter(0), lambda acc, kv: acc + kv[1], 0, operator.add, 0
-        ).compute(scheduler=dc.get))
+        ).compute(scheduler=dc.get), "shuffle_dask")
     mesh_keys = sum(n for n, _ in mesh_shuffle)
     mesh_pairs = sum(t for _, t in mesh_shuffle)
     print(json.dumps({
@@ -181,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "pool_mb_per_s": round(mb / t_pool, 1),
         "dask_bag_mb_per_s": round(mb / t_dask, 1),
         "single_mb_per_s": round(mb / t_single, 1),
+        **{f"{k}_cpu_s": round(CPU[k], 1) for k in ("mesh", "pool", "dask_bag", "single")},
         "correct": dict(by_pool) == dict(ref) == by_mesh == by_dask,
         "words": sum(ref.values()),
         "distinct": len(ref),
@@ -189,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": per * args.maps, "keys": args.keys, "maps": args.maps, "partitions": 16,
         "shuffle_mesh_s": round(t_shuffle_mesh, 2),
         "shuffle_dask_s": round(t_shuffle_dask, 2),
+        "shuffle_mesh_cpu_s": round(CPU["shuffle_mesh"], 1),
+        "shuffle_dask_cpu_s": round(CPU["shuffle_dask"], 1),
         "shuffle_correct": (mesh_keys == len(dask_shuffle) and mesh_pairs == per * args.maps
                             and sum(v for _, v in dask_shuffle) == per * args.maps),
         "distinct_keys": len(dask_shuffle),

@@ -366,6 +366,9 @@ class Config:
     transfer. Below it one inline pickle in a message costs less than a file,
     a map and a transfer's round trips."""
 
+    data_partition_bytes: int = 4 << 20
+    """Largest pickled dataset partition: half of max_http_body (results travel inline)."""
+
     def with_(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied."""
         return replace(self, **changes)

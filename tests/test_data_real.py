@@ -162,6 +162,28 @@ def test_a_raising_function_names_the_partition_and_keeps_the_traceback(
     assert isinstance(info.value.__cause__, RemoteTraceback)
 
 
+def test_a_function_raising_on_either_side_of_a_shuffle_names_its_partition(
+        client: Client) -> None:
+    ds = client.from_sequence(range(20), npartitions=4)
+    before = ds.map(lambda x: (x % 3, 1 // (x - 13)))  # raises in map partition 2
+    with pytest.raises(ZeroDivisionError) as info:
+        before.reduce_by_key(operator.add, 3).collect()
+    assert any("partition 2 of 4 of reduce_by_key(add, npartitions=3)" in note
+               for note in info.value.__notes__), info.value.__notes__
+    assert isinstance(info.value.__cause__, RemoteTraceback)
+
+    def picky(a: int, b: int) -> int:
+        if a + b > 150:
+            raise OverflowError(f"too big: {a} + {b}")
+        return a + b
+
+    with pytest.raises(OverflowError) as info:  # raises on the reduce side too
+        ds.map(lambda x: (0, x)).reduce_by_key(picky, 2).collect()  # 85 at most per map
+    assert any(note.endswith(f"of 2 of reduce_by_key({picky.__qualname__}, npartitions=2)")
+               for note in info.value.__notes__), info.value.__notes__
+    assert "too big" in str(info.value) and isinstance(info.value.__cause__, RemoteTraceback)
+
+
 def test_an_unhashable_key_in_reduce_by_key_names_its_type(client: Client) -> None:
     ds = client.from_sequence([({"a": 1}, 1)]).reduce_by_key(operator.add)
     with pytest.raises(TypeError, match="key of type dict is unhashable"):

@@ -15,7 +15,7 @@ narrow transformations fuse into one task per partition
 the map tasks' futures (:mod:`mesh.data._shuffle`), text comes in and goes
 out on the nodes (:mod:`mesh.data._text`). Until the data plane is wired in,
 a materialized partition or a shuffle map task's output is one task result,
-at most ``MAX_PARTITION_BYTES`` (4 MiB).
+at most ``MAX_PARTITION_BYTES`` (``Config.data_partition_bytes``, 4 MiB).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def from_sequence(client: Any, iterable: Iterable[Any], npartitions: int | None 
         if size > MAX_PARTITION_BYTES:
             raise ValueError(
                 f"from_sequence: partition {i} would be {size:,} bytes, over the "
-                f"{MAX_PARTITION_BYTES:,}-byte limit of a task's arguments until the data "
-                f"plane lands; give more partitions (npartitions={npartitions} now)")
+                f"{MAX_PARTITION_BYTES:,}-byte limit (Config.data_partition_bytes) of a "
+                f"task's arguments; give more partitions (npartitions={npartitions} now)")
         parts.append(Part(identity, (chunk,)))
         start = end
     return Dataset(client, f"from_sequence(<{len(items)} items>)", npartitions, (),

@@ -196,9 +196,13 @@ class Dataset:
         client = self._client
         if inspect.iscoroutinefunction(client.gather):
             async def finish() -> Any:
-                return combine(await client.gather(futs))
+                got = await client.gather(futs)
+                del plan.futures[:]  # held until here (see Plan)
+                return combine(got)
             return finish()
-        return combine(client.gather(futs))
+        got = client.gather(futs)
+        del plan.futures[:]
+        return combine(got)
 
     def collect(self) -> Any:
         """Every item, in partition order, as a list."""
@@ -253,7 +257,9 @@ class Dataset:
         if inspect.iscoroutinefunction(client.gather):
             async def finish() -> Dataset:
                 await client.gather(futs)
+                del plan.futures[:]  # the shuffles' intermediates (see Plan)
                 return kept
             return finish()
         client.gather(futs)
+        del plan.futures[:]
         return kept

@@ -14,17 +14,17 @@ shuffle's split, or an action's per-partition summary (``len``, ``sum``,
 from __future__ import annotations
 
 import itertools
-import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mesh.config import DEFAULT
+
 __all__ = ["MAX_PARTITION_BYTES", "Part", "Plan", "identity", "run_part"]
 
-MAX_PARTITION_BYTES = 4 * 1024 * 1024
-"""A task's result (and so a materialized partition or a shuffle map task's
-output) travels inline in one frame until the data plane is wired in: at most
-half of ``Config.max_http_body``."""
+MAX_PARTITION_BYTES = DEFAULT.data_partition_bytes
+"""The largest pickled partition (see ``Config.data_partition_bytes``)."""
 
 Op = tuple[str, Callable[..., Any]]
 
@@ -74,23 +74,36 @@ def identity(value: Any) -> Any:
     return value
 
 
-def new_token() -> str:
-    """A fresh suffix for an action's task keys: an action never resubmits
-    keys an earlier action released (keys are ``data-<stage>-<i>-<token>``)."""
-    return uuid.uuid4().hex[:16]
+_ACTIONS: weakref.WeakKeyDictionary[Any, Iterator[int]] = weakref.WeakKeyDictionary()
+
+
+def new_token(client: Any) -> str:
+    """A fresh suffix for an action's task keys: the client's id and how many
+    actions it planned, so an action never resubmits keys an earlier one
+    released (keys are ``data-<stage>-<i>-<token>``), two clients never
+    share keys, and a simulated client's keys follow from its seed."""
+    counter = _ACTIONS.get(client)
+    if counter is None:
+        counter = _ACTIONS[client] = itertools.count()
+    return f"{client._core.client_id}-{next(counter)}"
 
 
 class Plan:
     """One action's planning: the client, the keys' token, each dataset's
     parts worked out once (a dataset used twice in a graph, as in a
-    self-join, runs once) and a counter that names stages."""
+    self-join, runs once), a counter that names stages, and every future the
+    action submitted. The action holds its plan until its results are in:
+    a mesh keeps (and recomputes when a node dies) only the keys a client
+    holds, so a shuffle's map outputs, a sort's samples and cuts must stay
+    held while the tasks that read them run."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.token = new_token()
+        self.token = new_token(client)
         self._parts: dict[int, list[Part]] = {}
         self._keep: list[Any] = []  # the datasets memoised by id stay alive
         self._stages = 0
+        self.futures: list[Any] = []
 
     def parts(self, ds: Any) -> list[Part]:
         got = self._parts.get(id(ds))
@@ -99,10 +112,12 @@ class Plan:
             self._keep.append(ds)
         return got
 
-    def key(self, stage: str) -> str:
-        """A fresh key for one task of this plan."""
+    def submit_one(self, fn: Callable[..., Any], *args: Any, stage: str) -> Any:
+        """A task of this plan that is not a partition (a sort's cuts)."""
         self._stages += 1
-        return f"data-{stage}{self._stages}-{self.token}"
+        fut = self.client.submit(fn, *args, key=f"data-{stage}{self._stages}-{self.token}")
+        self.futures.append(fut)
+        return fut
 
     def submit(self, parts: list[Part], tail: Callable[..., Any], stage: str, name: str,
                tail_args: Callable[[int], tuple] | None = None) -> list[Any]:
@@ -111,8 +126,10 @@ class Plan:
         among them are passed as their results)."""
         self._stages += 1
         n = len(parts)
-        return [self.client.submit(
+        futs = [self.client.submit(
                     run_part, p.source, p.args, p.ops, tail,
                     tail_args(i) if tail_args else (), f"partition {i} of {n} of {name}",
                     key=f"data-{stage}{self._stages}-{i}-{self.token}")
                 for i, p in enumerate(parts)]
+        self.futures += futs
+        return futs

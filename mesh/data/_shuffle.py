@@ -23,12 +23,14 @@ which Python salts per process for ``str`` and ``bytes``.
 from __future__ import annotations
 
 import bisect
+import operator
 import pickle
 import random
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from mesh.data._actions import identity as _identity
 from mesh.data._actions import pair
 from mesh.data._plan import Part, Plan
 
@@ -61,8 +63,18 @@ def encode_key(key: Any) -> bytes:
     return b"p" + pickle.dumps(key, protocol=4)
 
 
+_STR_SEED = zlib.crc32(b"s")
+"""CRC-32 of the tag of a ``str`` key: ``crc32(text, _STR_SEED)`` is
+``crc32(b"s" + text)`` without the copy."""
+
+
 def partition_of(key: Any, n: int) -> int:
-    return zlib.crc32(encode_key(key)) % n if n > 1 else 0
+    """The partition of ``key`` among ``n``: the same in every process."""
+    if n <= 1:
+        return 0
+    if type(key) is str:
+        return zlib.crc32(key.encode("utf-8", "surrogatepass"), _STR_SEED) % n
+    return zlib.crc32(encode_key(key)) % n
 
 
 def _bad_item(item: Any, where: str) -> TypeError:
@@ -93,34 +105,77 @@ def _pickle_blocks(blocks: list[list[Any]]) -> list[bytes]:
     return [pickle.dumps(b, protocol=pickle.HIGHEST_PROTOCOL) for b in blocks]
 
 
-def split_combined(items: Iterable[Any], c: Combiner, n: int) -> list[bytes]:
-    """Map side of a combining shuffle: combine by key, then split by key."""
+def combine(items: Iterable[Any], c: Combiner) -> dict[Any, Any]:
+    """Values combined by key, keys in order of first appearance. The hot
+    loop calls nothing per item but the user's function; ``create`` when it
+    is the identity and ``merge_value`` when it is ``operator.add`` (the word
+    count's ``reduce_by_key(operator.add)``) are inlined."""
     acc: dict[Any, Any] = {}
     get, create, merge = acc.get, c.create, c.merge_value
-    for item in items:  # the hot loop: no call but the user's per item
-        try:
-            k, v = item
-            old = get(k, _MISSING)
-        except (TypeError, ValueError):
-            raise _bad_item(item, c.where) from None
-        acc[k] = create(v) if old is _MISSING else merge(old, v)
-    blocks: list[list[Any]] = [[] for _ in range(n)]
+    item: Any = _MISSING
+    try:
+        if create is _identity and merge is operator.add:
+            for item in items:
+                k, v = item
+                old = get(k, _MISSING)
+                acc[k] = v if old is _MISSING else old + v
+        elif create is _identity:
+            for item in items:
+                k, v = item
+                old = get(k, _MISSING)
+                acc[k] = v if old is _MISSING else merge(old, v)
+        else:
+            for item in items:
+                k, v = item
+                old = get(k, _MISSING)
+                acc[k] = create(v) if old is _MISSING else merge(old, v)
+    except (TypeError, ValueError):
+        if item is _MISSING or _good_pair(item):
+            raise  # the user's function raised it
+        raise _bad_item(item, c.where) from None
+    return acc
+
+
+def _good_pair(item: Any) -> bool:
+    try:
+        k, _v = item
+        hash(k)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def split_combined(items: Iterable[Any], c: Combiner, n: int) -> list[bytes]:
+    """Map side of a combining shuffle: combine by key, then split by key."""
+    acc = combine(items, c)
     if n == 1:
-        blocks[0] = list(acc.items())
-    else:
-        for kv in acc.items():
-            blocks[partition_of(kv[0], n)].append(kv)
+        return _pickle_blocks([list(acc.items())])
+    blocks: list[list[Any]] = [[] for _ in range(n)]
+    crc, seed = zlib.crc32, _STR_SEED
+    for kv in acc.items():
+        k = kv[0]
+        j = crc(k.encode("utf-8", "surrogatepass"), seed) % n if type(k) is str else (
+            partition_of(k, n))
+        blocks[j].append(kv)
     return _pickle_blocks(blocks)
 
 
 def merge_combined(c: Combiner, j: int, outputs: list[list[bytes]]) -> Iterator[Any]:
     """Reduce side: block ``j`` of every map output, merged by key."""
     acc: dict[Any, Any] = {}
-    merge = c.merge_combiners
+    get, merge = acc.get, c.merge_combiners
     for out in outputs:
-        for k, v in pickle.loads(out[j]):
-            old = acc.get(k, _MISSING)
-            acc[k] = v if old is _MISSING else merge(old, v)
+        block = pickle.loads(out[j])
+        if not acc:
+            acc.update(block)  # the first block's keys are distinct
+        elif merge is operator.add:
+            for k, v in block:
+                old = get(k, _MISSING)
+                acc[k] = v if old is _MISSING else old + v
+        else:
+            for k, v in block:
+                old = get(k, _MISSING)
+                acc[k] = v if old is _MISSING else merge(old, v)
     return iter(acc.items())
 
 
@@ -180,10 +235,21 @@ def boundaries(samples: list[list[Any]], n: int) -> list[Any]:
 
 
 def split_range(items: Iterable[Any], key: Callable[[Any], Any] | None, cuts: list[Any],
-                n: int, reverse: bool) -> list[bytes]:
+                n: int, reverse: bool, i: int, m: int) -> list[bytes]:
+    """Map task ``i`` of ``m`` of a sort: each item to its range. A key equal
+    to cuts ``lo..hi-1`` (a hot key the sample saw more than once) may go to
+    any range ``lo..hi``: map task i sends its share to range ``lo + i *
+    (hi - lo + 1) // m``, so a hot key spreads over those ranges, and in map
+    order, which keeps equal keys in their input order (a stable sort)."""
     blocks: list[list[Any]] = [[] for _ in range(n)]
+    right, left = bisect.bisect_right, bisect.bisect_left
     for item in items:
-        j = bisect.bisect_right(cuts, _key_of(key, item))
+        k = _key_of(key, item)
+        j = right(cuts, k)
+        if j and not cuts[j - 1] < k:  # k equals cuts[j - 1]
+            lo = left(cuts, k)
+            share = i * (j - lo + 1) // m
+            j = j - share if reverse else lo + share
         blocks[n - 1 - j if reverse else j].append(item)
     return _pickle_blocks(blocks)
 
@@ -202,7 +268,7 @@ def plan_sort(plan: Plan, parent: Any, key: Callable[[Any], Any] | None, reverse
     parts = plan.parts(parent)
     samples = plan.submit(parts, sample_keys, "sample", name,
                           tail_args=lambda i: (key, _SAMPLE_PER_PARTITION, i))
-    cuts = plan.client.submit(boundaries, samples, n, key=plan.key("cuts"))
+    cuts = plan.submit_one(boundaries, samples, n, stage="cuts")
     maps = plan.submit(parts, split_range, "map", name,
-                       tail_args=lambda i: (key, cuts, n, reverse))
+                       tail_args=lambda i: (key, cuts, n, reverse, i, len(parts)))
     return [Part(sorted_block, (j, maps, key, reverse)) for j in range(n)]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sim.runner import Simulation
     from sim.runtime import SimRuntime
 
-__all__ = ["WORKLOADS", "GossipWorkload", "Workload", "make"]
+__all__ = ["WORKLOADS", "GossipWorkload", "Workload", "connect_client", "make"]
 
 
 class Workload(Protocol):
@@ -67,15 +67,38 @@ class GossipWorkload:
         return []
 
 
+async def connect_client(sim: Simulation, rt: SimRuntime, rng: Any, client_id: str,
+                         secret: bytes, reconnect_timeout: float) -> Any:
+    """A started :class:`mesh.client.AsyncClient` on the client host of
+    ``rt``, whose address list starts at a node ``rng`` picks (so clients
+    spread over the nodes)."""
+    from mesh.client import AsyncClient
+
+    addrs = [f"{h}:{p}" for h, p in (sim.hosts[i].addr for i in range(sim.n))]
+    k = rng.randrange(sim.n)
+    client = AsyncClient(addrs[k:] + addrs[:k], secret=secret, runtime=rt,
+                         client_id=client_id, connect_timeout=2.0,
+                         reconnect_timeout=reconnect_timeout)
+    await client.start()
+    return client
+
+
 def _tasks(sim: Simulation) -> Workload:
     from sim.workloads.tasks import TasksWorkload
 
     return TasksWorkload(sim)
 
 
+def _datasets(sim: Simulation) -> Workload:
+    from sim.workloads.datasets import DatasetsWorkload
+
+    return DatasetsWorkload(sim)
+
+
 WORKLOADS: dict[str, Callable[[Simulation], Workload]] = {
     "gossip": GossipWorkload,
     "tasks": _tasks,
+    "datasets": _datasets,
 }
 
 
