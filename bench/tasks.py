@@ -6,6 +6,13 @@
   of 10,000 no-op tasks, then ``gather`` (pool: ``list(ex.map(...))``).
 * ``mesh_rtt_ms_p50`` / ``dask_rtt_ms_p50`` -- one ``submit(...).result()``
   at a time, 500 times, median in milliseconds.
+* ``mesh_node_cpu_us_per_task`` / ``mesh_node_cpu_us_per_rtt`` -- CPU time
+  (user and system) of both nodes and their workers per task of the ``map``
+  and per round trip; ``mesh_client_cpu_us_per_task`` /
+  ``mesh_client_cpu_us_per_rtt`` the same for this (the client's) process.
+  Time on a shared machine varies with its load; CPU per task much less, so
+  these compare two versions of mesh where the times cannot (Linux ``/proc``;
+  null elsewhere).
 
 Same number of worker processes everywhere: mesh is a local mesh of two
 ``mesh join`` nodes with one worker each, Dask a ``LocalCluster`` of two
@@ -62,6 +69,27 @@ def _wait(probe: Any, timeout: float, what: str) -> None:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User plus system CPU seconds of these processes and their children
+    (read from Linux ``/proc``), or None where that cannot be read."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        for pid in pids:
+            kids = [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (t / "children").read_text().split()]
+            for p in (pid, *kids):
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _per(before: float | None, after: float | None, n: int) -> float | None:
+    return None if before is None or after is None else (after - before) * 1e6 / n
+
+
 def _throughput(map_and_gather: Any, n: int) -> float:
     start = time.perf_counter()
     map_and_gather(n)
@@ -77,7 +105,10 @@ def _rtt_ms(one: Any, n: int) -> float:
     return statistics.median(times) * 1000
 
 
-def bench_mesh(tasks: int, rtts: int) -> tuple[float, float]:
+def bench_mesh(tasks: int, rtts: int, cpu: dict[str, float | None] | None = None
+               ) -> tuple[float, float]:
+    """Throughput and round trip of a local 2-node mesh; ``cpu`` (if given)
+    receives the CPU figures of the module docstring."""
     from mesh.client import Client
     from mesh.config import DEFAULT
     from mesh.wire import Codec
@@ -116,9 +147,18 @@ def bench_mesh(tasks: int, rtts: int) -> tuple[float, float]:
         _wait(converged, 20, "the two bench nodes to see each other")
         with Client([f"127.0.0.1:{p}" for p in ports]) as client:
             client.gather(client.map(noop, range(200), pure=False))  # warm up
+            pids = [p.pid for p in procs]
+            n0, c0 = _cpu_seconds(pids), time.process_time()
             tput = _throughput(
                 lambda n: client.gather(client.map(noop, range(n), pure=False)), tasks)
+            n1, c1 = _cpu_seconds(pids), time.process_time()
             rtt = _rtt_ms(lambda i: client.submit(noop, i, pure=False).result(), rtts)
+            n2, c2 = _cpu_seconds(pids), time.process_time()
+        if cpu is not None:
+            cpu.update({"mesh_node_cpu_us_per_task": _per(n0, n1, tasks),
+                        "mesh_node_cpu_us_per_rtt": _per(n1, n2, rtts),
+                        "mesh_client_cpu_us_per_task": _per(c0, c1, tasks),
+                        "mesh_client_cpu_us_per_rtt": _per(c1, c2, rtts)})
         return tput, rtt
     finally:
         for p in procs:
@@ -157,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtts", type=int, default=500)
     parser.add_argument("--no-dask", action="store_true")
     args = parser.parse_args(argv)
-    mesh_tput, mesh_rtt = bench_mesh(args.tasks, args.rtts)
+    cpu: dict[str, float | None] = {}
+    mesh_tput, mesh_rtt = bench_mesh(args.tasks, args.rtts, cpu)
     dask_tput, dask_rtt = (None, None) if args.no_dask else bench_dask(args.tasks, args.rtts)
     pool_tput = bench_pool(args.tasks)
 
@@ -174,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "dask_rtt_ms_p50": r(dask_rtt, 3),
         "mesh_vs_dask_throughput": (None if dask_tput is None
                                     else round(mesh_tput / dask_tput, 1)),
+        **{k: r(v) for k, v in cpu.items()},
     }))
     return 0
 

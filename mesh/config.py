@@ -306,6 +306,9 @@ class Config:
     within 1..``pool_max_batch``): a few milliseconds amortise the pipe, yet
     an idle worker, here or on a thief, never waits long for a share."""
 
+    gc_threshold: int = 20_000
+    """Allocations between a node's GC passes (CPython's 700 costs a busy node ~15% CPU)."""
+
     pool_untimed_batch: int = 2
     """Tasks per batch of a function the pool has not timed yet: it may be
     slow, so one or two at a time until its first batch comes back."""

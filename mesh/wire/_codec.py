@@ -81,6 +81,10 @@ def replay_guard(config: Any) -> ReplayGuard:
                        max_senders=config.replay_max_senders)
 
 
+_TAIL = F.ENVELOPE_TAIL.pack
+_ENVELOPE = F.ENVELOPE.unpack_from
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise WireError("malformed", f"msgpack extension type {code} is not allowed")
 
@@ -107,8 +111,8 @@ class Codec:
     Not thread-safe; one per task or loop.
     """
 
-    __slots__ = ("_aes", "_counter", "_entropy", "_env", "_guard", "_kid", "_openers",
-                 "_prefix", "_purpose", "_ring", "_source", "identity", "max_size")
+    __slots__ = ("_aes", "_at", "_counter", "_entropy", "_env", "_guard", "_kid", "_magic",
+                 "_openers", "_prefix", "_purpose", "_ring", "_source", "identity", "max_size")
 
     def __init__(self, secret: Secrets | KeyRing, max_size: int, *, purpose: str = "http",
                  source: Source | None = None, identity: Identity | None = None,
@@ -126,9 +130,11 @@ class Codec:
         self._counter = itertools.count(1)
         self._kid, self._aes = self._ring.sealer(self._purpose)
         self._prefix = F.header(self._purpose, self._kid, b"")
+        self._magic = self._prefix[:4]  # magic, version, purpose
         self._openers = self._ring.table(self._purpose)
         self._env = F.ENVELOPE_HEAD.pack(self.identity.sender, self.identity.epoch)
-        self._entropy = memoryview(b"")
+        self._entropy = b""
+        self._at = 0
 
     @property
     def ring(self) -> KeyRing:
@@ -137,11 +143,11 @@ class Codec:
     def _nonce(self) -> bytes:
         """12 fresh bytes; drawn from the source 4 KiB at a time (one call
         per 341 frames instead of one per frame)."""
-        pool = self._entropy
-        if len(pool) < 12:
-            pool = memoryview(self._source.token_bytes(4092))
-        self._entropy = pool[12:]
-        return bytes(pool[:12])
+        at = self._at
+        if at + 12 > len(self._entropy):
+            self._entropy, at = self._source.token_bytes(4092), 0
+        self._at = at + 12
+        return self._entropy[at:at + 12]
 
     # ------------------------------------------------------------------- seal
     def seal_body(self, body: Buffer) -> bytes:
@@ -152,7 +158,7 @@ class Codec:
             raise WireError("oversized", f"{size} > {self.max_size} bytes")
         nonce = self._nonce()
         head = self._prefix + nonce
-        env = self._env + F.ENVELOPE_TAIL.pack(next(self._counter), int(self._source.wall() * 1e6))
+        env = self._env + _TAIL(next(self._counter), int(self._source.wall() * 1e6))
         if size <= 65536:
             return head + self._aes.encrypt(nonce, env + body, head)
         out = bytearray(size)  # large: encrypt straight into the frame
@@ -167,10 +173,10 @@ class Codec:
     # ------------------------------------------------------------------- open
     def _decrypt(self, frame: Buffer) -> bytes:
         n = len(frame)
-        if n > self.max_size or n < F.OVERHEAD or frame[:4] != self._prefix[:4]:
+        if n > self.max_size or n < F.OVERHEAD or frame[:4] != self._magic:
             F.check_header(frame, self._purpose, self.max_size, F.OVERHEAD)
         view = memoryview(frame)
-        ciphers = self._openers.get(bytes(view[4:8]))
+        ciphers = self._openers.get(view[4:8].tobytes())
         if ciphers is not None and len(ciphers) == 1:
             try:
                 return ciphers[0].decrypt(view[8:20], view[20:], view[:20])
@@ -188,8 +194,7 @@ class Codec:
         ``unauthenticated``, ``stale`` or ``replay``; never anything else."""
         plain = self._decrypt(frame)
         if self._guard is not None:
-            sender, epoch, counter, stamp = F.ENVELOPE.unpack_from(plain)
-            self._guard.check(sender, epoch, counter, stamp, int(self._source.wall() * 1e6))
+            self._guard.check(*_ENVELOPE(plain), int(self._source.wall() * 1e6))
         return memoryview(plain)[F.ENVELOPE_LEN:]
 
     def verify(self, frame: Buffer) -> Any:

@@ -12,9 +12,9 @@ checks it before it reads a byte of the body or upgrades:
   small body (``Config.unauth_body``) is read at all;
 * a channel token carries the client's nonce; the server answers with a
   sealed frame carrying both nonces. Every message on the channel then ends
-  in a 16-byte binding MAC over (direction, sequence number, the frame's
-  header and tag) under a key derived from both nonces, which only the two
-  ends know (they only ever crossed the wire encrypted). A frame recorded on
+  in a 16-byte binding MAC (keyed BLAKE2b) over (direction, sequence number,
+  length, the frame's header and tag) under a key derived from both nonces,
+  which only the two ends know (they only ever crossed the wire encrypted). A frame recorded on
   one connection fails on any other, and a dropped, repeated or reordered
   message ends the channel.
 
@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,7 @@ log = logging.getLogger("mesh.wire")
 
 BINDING_LEN = 16
 _NONCE = 16
+_COVERED = struct.Struct(">cQQ")  # direction, sequence number, length
 
 
 def _binding_key(client_nonce: bytes, server_nonce: bytes) -> bytes:
@@ -78,7 +80,7 @@ class BoundChannel:
                  on_drop: Callable[[str], None], keys: PeerKeys | None = None,
                  key_id: bytes | None = None) -> None:
         self._inner = inner
-        self._key = key
+        self._key = hashlib.blake2b(key=key, digest_size=BINDING_LEN)  # copied per message
         self._keys = keys  # frames sealed with another key than key_id are resealed
         self._kid = key_id
         self._tx_dir, self._rx_dir = (b"\x01", b"\x02") if initiator else (b"\x02", b"\x01")
@@ -86,28 +88,30 @@ class BoundChannel:
         self._rx = 0
         self._on_drop = on_drop
 
-    def _mac(self, direction: bytes, seq: int, data: Any) -> bytes:
-        view = memoryview(data)
+    def _mac(self, direction: bytes, seq: int, view: memoryview) -> bytes:
         n = len(view)
-        covered = direction + seq.to_bytes(8, "big") + n.to_bytes(8, "big")
-        covered += bytes(view[:F.HEADER_LEN]) + bytes(view[max(0, n - F.TAG_LEN):])
-        return hmac.digest(self._key, covered, "sha256")[:BINDING_LEN]
+        h = self._key.copy()
+        h.update(_COVERED.pack(direction, seq, n))
+        h.update(view[:F.HEADER_LEN])
+        h.update(view[max(0, n - F.TAG_LEN):])
+        return h.digest()
 
     async def send(self, data: bytes) -> None:
         if self._keys is not None and memoryview(data)[4:8] != self._kid:
             data = self._keys.reseal(data, self._kid)  # only while a mesh rotates
         self._tx += 1
-        await self._inner.send(b"".join((data, self._mac(self._tx_dir, self._tx, data))))
+        mac = self._mac(self._tx_dir, self._tx, memoryview(data))
+        await self._inner.send(b"".join((data, mac)))
 
     async def recv(self) -> bytes:
         raw = await self._inner.recv()
-        view = memoryview(raw)
-        if len(view) <= BINDING_LEN:
+        n = len(raw) - BINDING_LEN
+        if n <= 0:
             return await self._broken("binding", "a message too short to carry its binding")
         self._rx += 1
-        data = view[:-BINDING_LEN]
-        if not hmac.compare_digest(bytes(view[-BINDING_LEN:]),
-                                   self._mac(self._rx_dir, self._rx, data)):
+        view = memoryview(raw)
+        data = view[:n]
+        if not hmac.compare_digest(view[n:], self._mac(self._rx_dir, self._rx, data)):
             return await self._broken("binding", "a message not bound to this connection "
                                                  "(moved, repeated, dropped or reordered)")
         return data  # type: ignore[return-value]
