@@ -124,9 +124,10 @@ class DataPlane:
             del self.values[key]
         self.store.keep(lambda k: k in self.values)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         figures = {f"store_{k}": v for k, v in self.store.stats().as_dict().items()}
         figures["transfers_in"] = len(self.peers.fetches)
+        figures["fetching"] = {k: f.src for k, f in list(self.peers.fetches.items())[:20]}
         return figures
 
     # ---------------------------------------------------------- outcomes

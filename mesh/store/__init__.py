@@ -39,7 +39,7 @@ from mesh.store._transfer import (
     Sender,
     Stalled,
 )
-from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value
+from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value, payload_size
 
 __all__ = [
     "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK", "Adopt",
@@ -49,5 +49,5 @@ __all__ = [
     "PutRefused", "ReadBack", "Receiver", "Release", "Sender", "SerializationError", "Sink",
     "SpillDir", "SpillFailed", "Spilled", "Stalled", "Store", "StoreStats", "Value",
     "WriteSpill", "default_memory_limit", "dumps", "loads", "machine_memory", "parse_size",
-    "pickled_stream", "spill_limit", "value_digest", "wrap_pickled",
+    "payload_size", "pickled_stream", "spill_limit", "value_digest", "wrap_pickled",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from mesh.errors import OutOfStorage
 from mesh.metrics import Metrics
 from mesh.store._chunks import FileSink, MemorySink, Sink
-from mesh.store._core import Store, StoreStats
+from mesh.store._core import CACHED, Store, StoreStats
 from mesh.store._events import (
     Adopt,
     DeleteSpill,
@@ -62,6 +63,8 @@ class NodeStore:
         self._names = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._mapped: dict[str, Value] = {}
+        """File-backed values this process holds mapped (state ``CACHED``)."""
 
     # ------------------------------------------------------------- values
     def new_name(self) -> str:
@@ -113,9 +116,28 @@ class NodeStore:
         for eff in self._handle(event):
             if isinstance(eff, PutRefused) and eff.key == key:
                 return eff.error
+        if value.source is not None and key not in self._mapped:
+            self._mapped[key] = value
+        self._unmap_evicted()
         return None
 
+    def _unmap_evicted(self) -> None:
+        """A file-backed value the budget evicted leaves this process's memory:
+        its pages are dropped from the map (``MADV_DONTNEED``; the kernel reads
+        them back from the spill file if the value is used again)."""
+        store = self.store
+        for key in [k for k, v in self._mapped.items() if store.state(k) != CACHED]:
+            value = self._mapped.pop(key)
+            if store.state(key) is None:
+                continue
+            for buf in value.buffers:
+                owner = buf.obj
+                if isinstance(owner, mmap.mmap) and not owner.closed:
+                    owner.madvise(mmap.MADV_DONTNEED)
+                    self.metrics.inc("store_unmapped_bytes", buf.nbytes)
+
     def release(self, key: str) -> None:
+        self._mapped.pop(key, None)
         self._handle(Release(key, (REPLICA, key)))
 
     def keep(self, needed: Callable[[str], bool]) -> int:

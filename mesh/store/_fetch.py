@@ -133,6 +133,7 @@ class Inbound:
                 await self._take(fetch, src, offer)
             elif not fetch.src:  # its source died with no alternate: this one
                 fetch.waiting.append(waiting)
+                self.metrics.inc("transfer_resumed")
                 await self._take(fetch, src, offer)
             else:
                 fetch.waiting.append(waiting)
