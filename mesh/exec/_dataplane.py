@@ -75,6 +75,7 @@ class DataPlane:
             landed=self.landed, window=cfg.transfer_window, stall_after=cfg.transfer_stall,
             metrics=node.metrics)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.store.on_spilled = self.spilled
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -136,14 +137,13 @@ class DataPlane:
         return any(kind == P.OK_VALUE or (kind == P.OK_PICKLE and len(payload) >= threshold)
                    for _, kind, payload in outs)
 
-    async def outcomes(self, outs: list[Outcome]) -> list[Outcome]:
+    def outcomes(self, outs: list[Outcome]) -> list[Outcome]:
         """``outs`` with large results kept as Values in the store."""
         done = []
         for tid, kind, payload in outs:
             if kind == P.OK_PICKLE and len(payload) >= self.threshold:
-                header, buffers = wrap_pickled(payload)
-                payload = await self.store.write(Value.of(header, buffers))
-                kind = P.OK_VALUE
+                header, buffers = wrap_pickled(payload)  # in memory until it spills
+                payload, kind = Value.of(header, buffers), P.OK_VALUE
             if kind == P.OK_VALUE:
                 assert type(payload) is Value
                 self.values.pop(tid, None)  # a run's own value replaces a stale one
@@ -175,7 +175,18 @@ class DataPlane:
         if stream is None:
             return [P.FAILED, b"this node's executor cannot read a value made by a worker that "
                               b"writes files: give it the node's spill directory"]
-        return [P.OK_PICKLE, bytes(stream)]
+        whole = stream.obj  # the worker's own bytes while the value is in memory: no copy
+        return [P.OK_PICKLE, whole if type(whole) is bytes and len(whole) == stream.nbytes
+                else bytes(stream)]
+
+    def spilled(self, key: str, value: Value, mapped: Value) -> None:
+        """``key``'s value was written to the spill directory: hold the map of
+        the file instead of the memory (the results table and our index)."""
+        if self.values.get(key) is value:
+            self.values[key] = mapped
+        st = self.core.table.results.get(key)
+        if st is not None and st.payload is value:
+            st.payload = mapped
 
     # ---------------------------------------------------------- channels
     def encode(self, box: Outbox, msgs: list) -> list:

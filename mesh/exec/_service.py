@@ -221,16 +221,9 @@ class ExecService:
         if self.core is None or self._stopped:
             return
         if self.data.needs_values(outs):  # type: ignore[union-attr]
-            self._spawn(self._value_outcomes(outs))  # kept in the store first, off the loop
-            return
+            outs = self.data.outcomes(outs)  # type: ignore[union-attr]
         self.tasklog.finished(outs, self.node.runtime.now())  # type: ignore[union-attr]
         self._carry(self.core.outcomes(outs))
-
-    async def _value_outcomes(self, outs: list[Outcome]) -> None:
-        outs = await self.data.outcomes(outs)  # type: ignore[union-attr]
-        if self.core is not None and not self._stopped:
-            self.tasklog.finished(outs, self.node.runtime.now())  # type: ignore[union-attr]
-            self._carry(self.core.outcomes(outs))
 
     def _open(self, frame: bytes, what: str) -> Any:
         assert self.node is not None and self._noise is not None

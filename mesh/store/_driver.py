@@ -63,6 +63,10 @@ class NodeStore:
         self._names = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.on_spilled: Callable[[str, Value, Value], None] | None = None
+        """Told ``(key, value, mapped)`` when a value in memory was written to
+        the spill directory: whoever holds ``value`` swaps it for ``mapped``
+        (a map of the file), so the memory is freed."""
         self._mapped: dict[str, Value] = {}
         """File-backed values this process holds mapped (state ``CACHED``)."""
 
@@ -91,20 +95,6 @@ class NodeStore:
             names.append(name)
             return sink
         return make, names
-
-    async def write(self, value: Value) -> Value:
-        """``value`` written to a new file of the spill directory (off the
-        loop), returned as a map of that file with ``source`` set; in memory
-        as it is when the spill directory is not on disk."""
-        if not isinstance(self.spill, FileSpillDir):
-            return value
-        name = self.new_name()
-        spill = self.spill
-
-        def work() -> Value:
-            spill.write(name, value)
-            return replace(spill.read(name), source=name)
-        return await self.runtime.run_blocking(work)
 
     def adopt(self, key: str, value: Value) -> OutOfStorage | None:
         """Keep ``value`` for ``key``: its file (``value.source``) as it is,
@@ -180,13 +170,20 @@ class NodeStore:
         task.add_done_callback(self._tasks.discard)
 
     async def _write_spill(self, eff: WriteSpill) -> None:
+        spill = self.spill
+
+        def work() -> Value:
+            spill.write(eff.name, eff.value)
+            return replace(spill.read(eff.name), source=eff.name)
         try:
-            await self.runtime.run_blocking(self.spill.write, eff.name, eff.value)
+            mapped = await self.runtime.run_blocking(work)
         except OSError as exc:
             self._handle(SpillFailed(eff.key, eff.serial, str(exc)))
         else:
             self.metrics.inc("store_spilled")
             self._handle(Spilled(eff.key, eff.serial))
+            if self.on_spilled is not None and eff.key in self.store:
+                self.on_spilled(eff.key, eff.value, mapped)
 
     async def _read_back(self, eff: ReadBack) -> None:
         value = await self.runtime.run_blocking(self.spill.read, eff.name)
