@@ -12,7 +12,7 @@ import numpy as np
 
 from mesh.metrics import Metrics
 from mesh.protocol import payload as P
-from mesh.protocol.messages import Grant, Store, decode_peer
+from mesh.protocol.messages import Grant, ProtocolViolation, Store, decode_peer
 from mesh.store import MemorySink, Value, dumps, loads
 from mesh.store._channel import CANCEL, CREDIT, Offers, Outbound
 from mesh.store._fetch import Inbound
@@ -177,4 +177,20 @@ def test_a_value_held_here_is_not_fetched_again() -> None:
         await net.offer("a", _store("k", value))
         assert net.delivered and net.delivered[0][1].payload is value
         assert [m[0] for m in net.control["a"]] == [CANCEL] and not net.inbound.fetches
+    asyncio.run(main())
+
+
+def test_an_offer_larger_than_this_side_can_hold_closes_the_channel() -> None:
+    async def main() -> None:
+        net = _Net()
+        net.inbound.max_value = 1 << 20
+        _, value = _value()
+        raw = await net.offers["a"].offer(_store("k", value), Outbound())
+        try:
+            await net.inbound.on_offer("a", raw)
+        except ProtocolViolation as exc:
+            assert "more than this side can hold" in str(exc)
+        else:
+            raise AssertionError("a 2.4 MB offer passed a 1 MiB bound")
+        assert not net.inbound.fetches
     asyncio.run(main())

@@ -73,7 +73,8 @@ class DataPlane:
             node.runtime, node.http_codec, decode=decode_peer, send=self._to_peer,
             deliver=self._deliver, make_sink=self.store.sink_factory, have=self.values.get,
             landed=self.landed, window=cfg.transfer_window, stall_after=cfg.transfer_stall,
-            metrics=node.metrics)
+            metrics=node.metrics,
+            max_value=self.store.store.memory_limit + self.store.store.disk_limit)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.store.on_spilled = self.spilled
 

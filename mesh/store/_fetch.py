@@ -79,7 +79,8 @@ class Inbound:
                  make_sink: Callable[[], tuple[Callable[[Sequence[int]], Sink],
                                                list[str | None]]],
                  have: Callable[[str], Value | None], landed: Callable[[str, Value], Value],
-                 window: int, stall_after: float, metrics: Metrics) -> None:
+                 window: int, stall_after: float, metrics: Metrics,
+                 max_value: int = 1 << 62) -> None:
         self.runtime = runtime
         self.codec = codec
         self.decode = decode
@@ -91,6 +92,8 @@ class Inbound:
         self.window = window
         self.stall_after = stall_after
         self.metrics = metrics
+        self.max_value = max_value
+        """The largest value accepted: what the store (or the client's RAM) can hold."""
         self.fetches: dict[str, _Fetch] = {}
         self._by_tid: dict[tuple[str, int], _Fetch] = {}
 
@@ -110,6 +113,9 @@ class Inbound:
                     and type(e[3]) is bytes and type(e[4]) is int and e[4] > 0):
                 raise ProtocolViolation("an offered value must be [key, tid, sizes, digest, "
                                         "chunk size]")
+            if sum(e[2]) > self.max_value:
+                raise ProtocolViolation(f"an offered value of {sum(e[2])} bytes, more than "
+                                        f"this side can hold ({self.max_value})")
             offers.append((e[0], Offer(e[1], tuple(e[2]), e[3], e[4])))
         keys = {vkey for vkey, _ in offers}
         if not offered_keys_fit(msg, keys):
@@ -272,6 +278,7 @@ def values_inbound(runtime: Any, codec: Any, deliver: Callable[[list], None],
     from mesh.config import DEFAULT
     from mesh.protocol.messages import decode_client_reply
     from mesh.store._chunks import MemorySink
+    from mesh.store._size import machine_memory
 
     def make_sink() -> tuple[Callable[[Sequence[int]], Sink], list[str | None]]:
         return MemorySink, []
@@ -279,4 +286,5 @@ def values_inbound(runtime: Any, codec: Any, deliver: Callable[[list], None],
         runtime, codec, decode=decode_client_reply, send=send,
         deliver=lambda _src, msg: deliver([msg]), make_sink=make_sink,
         have=lambda _key: None, landed=lambda _key, value: value,
-        window=DEFAULT.transfer_window, stall_after=DEFAULT.transfer_stall, metrics=Metrics())
+        window=DEFAULT.transfer_window, stall_after=DEFAULT.transfer_stall, metrics=Metrics(),
+        max_value=machine_memory())
