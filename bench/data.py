@@ -125,14 +125,17 @@ def _stats(addr: str, **request: Any) -> dict:
     codec = Codec(None, DEFAULT.max_http_body)
     req = urllib.request.Request(f"http://{addr}/v1/exec/stats", data=codec.seal(request),
                                  method="POST")
-    with urllib.request.urlopen(req, timeout=10) as reply:
+    with urllib.request.urlopen(req, timeout=120) as reply:
         return codec.open(reply.read())
 
 
 def _wait(probe: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        got = probe()
+        try:
+            got = probe()
+        except OSError:  # a node busy reading a large result from its worker's pipe
+            got = None
         if got:
             return got
         if time.monotonic() > deadline:
