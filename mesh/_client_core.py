@@ -39,6 +39,8 @@ from mesh.errors import MeshUnavailable, WireError
 from mesh.protocol.framing import CLIENT_PATH, encode_frames
 from mesh.protocol.messages import Ping, ProtocolViolation, decode_client_reply, encode
 from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
+from mesh.store._channel import CONTROL_FRAME, is_chunk_frame
+from mesh.store._fetch import values_inbound
 from mesh.wire import Codec, Secrets
 
 __all__ = ["ClientCore", "check_call_options"]
@@ -79,6 +81,9 @@ class ClientCore:
         self._channel: Channel | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._control: list = []
+        """Credits and cancels for the values the node streams to us."""
+        self._values: Any = None
 
     @property
     def addresses(self) -> list[Address]:
@@ -101,6 +106,8 @@ class ClientCore:
         from mesh.wire._transport import SecureRuntime  # tokens and bound channels
 
         self._runtime = SecureRuntime(self._runtime, self.codec, unauth_body=0)
+        self._values = values_inbound(self._runtime, self.codec, self._on_messages,
+                                      self._send_control)
         try:
             await self._connect(self.proto.addresses, self.connect_timeout)
         except BaseException:
@@ -203,22 +210,34 @@ class ClientCore:
                 continue
             with self.cond:
                 msgs = self.proto.outgoing()
-            if msgs:
-                try:
+            ctl, self._control = self._control, []
+            try:
+                if ctl:
+                    await ch.send(self.codec.seal([CONTROL_FRAME, *ctl]))
+                if msgs:
                     for frame in encode_frames(self.codec, msgs, self.max_body):
                         await ch.send(frame)
-                except ChannelClosed:
-                    continue  # the reader notices and reconnects
+            except ChannelClosed:
+                continue  # the reader notices and reconnects
 
     # ------------------------------------------------------------- receiving
     async def _reader(self, ch: Channel) -> None:
         try:
+            node = self.node
             while True:
-                frame = self.codec.open(await ch.recv())
+                raw = await ch.recv()
+                if is_chunk_frame(raw):
+                    await self._values.on_chunk(node, raw)
+                    continue
+                frame = self.codec.open(raw)
                 if type(frame) is not list:
                     raise ProtocolViolation("a frame from the node must be a list of messages")
+                if frame and frame[0] == CONTROL_FRAME:
+                    await self._values.on_offers(node, frame)
+                    continue
                 self._on_messages([decode_client_reply(m) for m in frame])
         except (ChannelClosed, WireError, ProtocolViolation) as exc:
+            self._values.source_gone(node)  # a value cut off comes again from the next node
             if self._closed or ch is not self._channel:
                 return
             log.warning("lost the connection to node %s (%s); reconnecting", self.node, exc)
@@ -251,6 +270,10 @@ class ClientCore:
             with self.cond:
                 self.proto.fail_pending(LOST, str(exc).encode())
                 self.cond.notify_all()
+
+    def _send_control(self, _node: str, raw: list) -> None:
+        self._control.append(raw)
+        self._wake()
 
     def _on_messages(self, msgs: list) -> None:
         callbacks: list[Callable[[], None]] = []

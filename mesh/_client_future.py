@@ -55,6 +55,10 @@ class KeyState:
         """The result, or raise the task's error."""
         st = self.status
         if st == FINISHED:
+            if self.kind == P.OK_VALUE:  # a value streamed in chunks (mesh.store)
+                from mesh.store import loads
+
+                return loads(self.payload.header, self.payload.buffers)  # type: ignore[attr-defined]
             return P.loads_value(self.kind, self.payload)
         if st == CANCELLED:
             raise concurrent.futures.CancelledError(f"task {self.key!r} was cancelled")

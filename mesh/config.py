@@ -329,7 +329,7 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form settings for experiments; not read by mesh itself."""
 
-    # --- data plane (mesh.store; not yet read by the node) -------------------
+    # --- data plane (mesh.store, mesh.exec._dataplane) ------------------------
     memory_limit: int | None = None
     """Bytes of values a node keeps in memory before it spills the least
     recently used to disk (``--memory-limit``). None: ``memory_share`` of the
@@ -368,6 +368,9 @@ class Config:
     worker through a file, not the pipe, and moved between nodes as a chunked
     transfer. Below it one inline pickle in a message costs less than a file,
     a map and a transfer's round trips."""
+
+    transfer_stall: float = 10.0
+    """Seconds without a chunk before a receiver asks again or takes another source."""
 
     data_partition_bytes: int = 4 << 20
     """Largest pickled dataset partition: half of max_http_body (results travel inline)."""

@@ -36,6 +36,8 @@ from mesh.metrics import Metrics, RateLimitedLog
 from mesh.placement import Member as PMember
 from mesh.placement import Placement, member_weight
 from mesh.runtime import Address, Channel, Runtime, Server
+from mesh.store import FileSpillDir, MemorySpillDir, SpillDir, default_memory_limit, spill_limit
+from mesh.store._driver import NodeStore
 from mesh.wire import AUTH_REASONS, Codec, Identity, KeyRing, Secrets, replay_guard
 from mesh.wire._keys_peers import PeerKeys
 from mesh.wire._transport import SecureRuntime
@@ -96,6 +98,7 @@ class Node:
         services: Sequence[Service] = (),
         advertise: Address | None = None,
         metrics: Metrics | None = None,
+        spill: SpillDir | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -122,6 +125,15 @@ class Node:
                                               unauth_body=config.unauth_body,
                                               metrics=self.metrics, keys=self.keys)
         self.services: list[Service] = list(services)
+        # The node's values: one store, one spill directory (``mesh join``
+        # gives a FileSpillDir; the simulator and in-process tests memory).
+        spill = spill if spill is not None else MemorySpillDir()
+        memory = (config.memory_limit if config.memory_limit is not None
+                  else default_memory_limit(1, config.memory_share))
+        disk = (spill_limit(spill.path, config.spill_reserve)
+                if isinstance(spill, FileSpillDir) else 1 << 62)
+        self.store = NodeStore(name, spill, self.runtime, memory_limit=memory, disk_limit=disk,
+                               metrics=self.metrics)
         # A life's first incarnation is its epoch in milliseconds: above
         # anything an earlier life could have refuted to, so its old alive,
         # suspect and leave messages carry no news.
@@ -191,6 +203,7 @@ class Node:
         await self.driver.stop()
         if self._server is not None:
             await self._server.close()
+        await self.store.close()
 
     async def _stop_services(self, graceful: bool) -> None:
         services, self._services_started = self._services_started, []

@@ -168,6 +168,9 @@ class RealRuntime:
     def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         return asyncio.get_running_loop().call_later(delay, _logged, callback)
 
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
     # --- datagrams ---------------------------------------------------------
     async def open_datagram(self, bind: Address, handler: DatagramHandler) -> RealDatagramEndpoint:
         loop = asyncio.get_running_loop()

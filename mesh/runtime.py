@@ -21,9 +21,11 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from mesh.errors import MeshError
+
+T = TypeVar("T")
 
 Address = tuple[str, int]
 """A host and port. Gossip (UDP) and the HTTP API share the port number."""
@@ -143,6 +145,12 @@ class Runtime(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         """Run ``callback`` once, ``delay`` seconds from now on this runtime's
         clock. Callbacks of one runtime never run concurrently with each other."""
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``: blocking work such as spill-file I/O, hashing or
+        sealing a large chunk, off the event loop (a thread in the real
+        runtime; inline in the simulator, so its traces stay deterministic).
+        ``fn`` must not touch state the loop's callbacks use."""
 
     async def open_datagram(self, bind: Address, handler: DatagramHandler) -> DatagramEndpoint:
         """Bind a datagram endpoint. ``handler`` receives every datagram."""

@@ -167,6 +167,8 @@ class Cluster:
             args += ["--secret-file", str(secret_path)]
         args += list(extra)
         self._n += 1
+        if "--spill-dir" not in extra:  # under tmp: a killed node cannot remove its own
+            args += ["--spill-dir", str(self.tmp / f"spill-{name}-{self._n}")]
         log_path = self.tmp / f"{name}-{self._n}.log"
         env = dict(os.environ)
         env.pop("MESH_SECRET", None)

@@ -17,6 +17,8 @@ from mesh.gossip import EventKind, Member, MemberEvent, Status
 from mesh.metrics import Metrics
 from mesh.placement import Member as PMember
 from mesh.placement import Placement
+from mesh.store import MemorySpillDir
+from mesh.store._driver import NodeStore
 
 
 class _Executor:
@@ -42,6 +44,9 @@ class _Runtime:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    def token_bytes(self, n: int) -> bytes:
+        return bytes(n)
+
 
 class _Membership:
     def __init__(self) -> None:
@@ -59,6 +64,9 @@ class _Node:
         self.runtime = _Runtime()
         self.membership = _Membership()
         self.metrics = Metrics()
+        self.http_codec = None
+        self.store = NodeStore("n0", MemorySpillDir(), self.runtime, memory_limit=1 << 30,
+                               disk_limit=1 << 30)
 
     def set_meta(self, meta: dict) -> None:
         pass

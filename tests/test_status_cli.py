@@ -74,7 +74,8 @@ def test_mesh_status_prints_one_table_of_the_whole_mesh(mesh3: list[MeshProc]) -
     lines = done.stdout.strip().splitlines()
     assert lines[0] == f"mesh seen from {mesh3[1].name}: 3 alive"
     assert lines[1].split() == ["NAME", "STATUS", "WORKERS", "QUEUED", "RUNNING", "TASKS/S",
-                                "COMPLETED", "STOLEN", "VALUES", "BYTES", "HELD"]
+                                "COMPLETED", "STOLEN", "VALUES", "BYTES", "HELD", "MEMORY",
+                                "SPILLED"]
     rows = [line.split() for line in lines[2:]]
     assert [r[0] for r in rows] == sorted(p.name for p in mesh3)
     assert all(r[1] == "alive" and r[2] == "1" for r in rows)

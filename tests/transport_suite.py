@@ -324,3 +324,12 @@ class TransportSuite:
             assert len(set(draws)) == 5
 
         self.run_with(1, body)
+
+    def test_run_blocking_returns_what_the_function_returns_and_raises_what_it_raises(
+            self) -> None:
+        async def body(rts: Sequence[Runtime], addrs: Sequence[Address]) -> None:
+            assert await rts[0].run_blocking(sum, [1, 2, 3]) == 6
+            with pytest.raises(ZeroDivisionError):
+                await rts[0].run_blocking(divmod, 1, 0)
+
+        self.run_with(1, body)

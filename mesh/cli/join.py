@@ -31,6 +31,7 @@ from mesh.ops._logs import add_log_flags, setup_logging
 from mesh.realtime import RealRuntime
 from mesh.runtime import Address
 from mesh.secrets import check_bind, load_secrets
+from mesh.store import FileSpillDir, parse_size
 
 log = logging.getLogger("mesh.cli")
 
@@ -60,14 +61,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="worker processes (default: the number of cores, here %(default)s)")
     join.add_argument("--replicas", type=positive_int, default=None,
                       help=f"copies of each stored result (default {DEFAULT.replicas})")
+    join.add_argument(
+        "--memory-limit", metavar="SIZE", default=None,
+        help="bytes of values kept in memory before the least recently used spill to disk: "
+        f"2GiB, 500MB, 40%% (of RAM) (default: {round(DEFAULT.memory_share * 100)}%% of RAM)")
+    join.add_argument(
+        "--spill-dir", metavar="PATH", default=None,
+        help="directory for spilled and received values (default: a temporary directory, "
+        "removed on exit)")
     add_log_flags(join)
     add_set_flag(join)
     join.set_defaults(run=cmd_join)
 
 
-def build_services(args: argparse.Namespace, config: Config) -> list[Service]:
+def build_services(args: argparse.Namespace, config: Config,
+                   spill_dir: str | None = None) -> list[Service]:
     """The services a ``mesh join`` node runs on top of gossip: the one place
-    where they are constructed."""
+    where they are constructed. ``spill_dir`` is the node's spill directory,
+    where workers write large results and map large inputs."""
+    # DATAPLANE-LEAD: pass spill_dir=spill_dir to ProcessExecutor once the
+    # "workers" branch gives it that parameter (results as files, inputs mapped).
     return [ExecService(ProcessExecutor(args.workers, config=config)), OpsService()]
 
 
@@ -81,9 +94,12 @@ async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -
     metrics = Metrics()  # the node's counters, shared with its connections'
     runtime = RealRuntime(max_body=config.max_http_body, config=config, metrics=metrics)
     meta = {"workers": args.workers}
+    spill = (FileSpillDir.temporary(f"mesh-{args.name}-") if args.spill_dir is None
+             else FileSpillDir(args.spill_dir))
     node = Node(
         runtime, config, args.name, args.bind, seeds=args.seed, secret=secret, meta=meta,
-        services=build_services(args, config), advertise=args.advertise, metrics=metrics,
+        services=build_services(args, config, spill.path), advertise=args.advertise,
+        metrics=metrics, spill=spill,
     )
     try:
         try:
@@ -120,6 +136,10 @@ def cmd_join(args: argparse.Namespace) -> int:
         else:
             check_not_wildcard(args.advertise, "--advertise")
         config = config_from(args)
+        if args.memory_limit is not None:
+            config = config.with_(memory_limit=parse_size(args.memory_limit))
+        if args.spill_dir is not None:
+            check_spill_dir(args.spill_dir)
     except ConfigError as exc:
         return fail(2, str(exc))
     if args.name is None:
@@ -136,6 +156,17 @@ def cmd_join(args: argparse.Namespace) -> int:
     gc.freeze()  # what the imports made lives as long as the process: never rescanned
     gc.set_threshold(config.gc_threshold, *gc.get_threshold()[1:])
     return _loop.run(_join(args, config, secret))
+
+
+def check_spill_dir(path: str) -> None:
+    """``--spill-dir`` must be a directory this process can create and write."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"--spill-dir {path!r}: cannot create it: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--spill-dir {path!r}: not writable by this process")
 
 
 def check_not_wildcard(addr: Address, flag: str) -> None:

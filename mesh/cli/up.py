@@ -33,6 +33,7 @@ from mesh.config import DEFAULT
 from mesh.errors import ConfigError
 from mesh.ops._logs import LEVELS, up_log_level
 from mesh.secrets import load_secret
+from mesh.store import default_memory_limit, parse_size
 
 GRACE = DEFAULT.leave_timeout + 3.0
 """Seconds a child gets to leave after SIGTERM before it is killed."""
@@ -47,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="worker processes per node (default: the cores shared out "
                     "among the nodes, at least 1 each)")
     up.add_argument("--replicas", type=positive_int, default=None)
+    up.add_argument("--memory-limit", metavar="SIZE", default=None,
+                    help="each node's --memory-limit (default: half the RAM split among "
+                    "the nodes)")
+    up.add_argument("--spill-dir", metavar="PATH", default=None,
+                    help="each node spills under PATH/nodeN (default: a temporary directory "
+                    "per node, removed on exit)")
     up.add_argument("--demo", action="store_true",
                     help="run a demo job on the mesh, print what each node did, then stop")
     up.add_argument("--secret-file", metavar="PATH", help=SECRET_HELP)
@@ -60,6 +67,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         config_overrides(args.set)
         secret = load_secret(args.secret_file) if args.secret_file is not None else None
+        if args.memory_limit is not None:
+            parse_size(args.memory_limit)
     except ConfigError as exc:
         return fail(2, str(exc))
     up_log_level(args)
@@ -81,6 +90,10 @@ def node_args(args: argparse.Namespace, i: int) -> list[str]:
     argv += ["--workers", str(workers), "--log-level", args.log_level]
     if args.replicas is not None:
         argv += ["--replicas", str(args.replicas)]
+    memory = args.memory_limit or str(default_memory_limit(args.nodes, DEFAULT.memory_share))
+    argv += ["--memory-limit", memory]
+    if args.spill_dir is not None:
+        argv += ["--spill-dir", os.path.join(args.spill_dir, f"node{i + 1}")]
     if args.secret_file is not None:
         argv += ["--secret-file", args.secret_file]
     for pair in args.set:

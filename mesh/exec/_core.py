@@ -232,6 +232,17 @@ class ExecCore:
             self._flush_local()
         return self._effects()
 
+    def peer_records(self, src: str, msgs: list) -> list[Effect]:
+        """Decoded messages from node ``src``: those whose values arrived by
+        transfer (:mod:`mesh.store._channel`), their payloads Values."""
+        handlers = self._peer_handlers
+        try:
+            for msg in msgs:
+                handlers[type(msg)](msg)
+        finally:
+            self._flush_local()
+        return self._effects()
+
     # -------------------------------------------------------------- execution
     def take_jobs(self, n: int) -> tuple[list[Job], list[Job]]:
         """Up to ``n`` queued tasks as executor jobs: ``(batchable, solo)``."""

@@ -9,30 +9,34 @@ It serves ``/v1/exec/`` of a :class:`mesh.node.Node` (channels and first frames:
 Every frame is opened with the node's HTTP codec before anything reads it; a
 frame that fails to open or breaks the protocol closes its channel (counted,
 logged). Effects go to per-destination buffers, sent as one frame per buffer
-whenever the channel is free. Member events are coalesced: one view rebuild
-per burst, on the next loop turn.
+whenever the channel is free; values travel as chunked transfers between
+them (:mod:`mesh.exec._dataplane`). Member events are coalesced: one view
+rebuild per burst, on the next loop turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mesh.addresses import format_address
-from mesh.errors import ConfigError, WireError
+from mesh.errors import WireError
 from mesh.exec._core import ExecCore
+from mesh.exec._dataplane import DataPlane
 from mesh.exec._effects import Effect, ToPeer
 from mesh.exec._executor import Executor, Outcome
 from mesh.exec._outbox import Outbox
 from mesh.exec._ring import Ring, ViewBuilds
+from mesh.exec._steal import Stealer
 from mesh.metrics import RateLimitedLog
 from mesh.ops._tasklog import TaskLog
 from mesh.placement import member_weight
-from mesh.protocol import payload as P
 from mesh.protocol.framing import CLIENT_PATH, PEER_PATH, PREFIX, STATS_PATH, encode_frames
 from mesh.protocol.messages import Members, ProtocolViolation, encode
 from mesh.runtime import Channel, ChannelClosed, Unreachable
+from mesh.store._channel import CONTROL_FRAME, drain, is_chunk_frame
 
 if TYPE_CHECKING:
     from mesh.gossip import MemberEvent
@@ -65,12 +69,12 @@ class ExecService:
         self._rebalancer: asyncio.Task[None] | None = None
         self._members: list[tuple[str, int]] = []
         self._steal_timer: Any = None
-        self._published_queue = -1
-        self._steal_wait_until = 0.0
+        self._stealer = Stealer()
         self._stopped = False
         self._noise: RateLimitedLog | None = None
         self._limit = 0
         self.tasklog = TaskLog()  # recent finished runs and the run rate, for mesh.ops
+        self.data: DataPlane | None = None
 
     # ------------------------------------------------------------- lifecycle
     async def start(self, node: Node) -> None:
@@ -87,6 +91,8 @@ class ExecService:
                              stolen_patience=cfg.stolen_patience,
                              locality_bytes=cfg.transfer_chunk)
         self._views = ViewBuilds.configured(node.runtime.call_later, self._view_ready, cfg)
+        self.data = DataPlane(node, self.core, links=self._link, carry=self._carry,
+                              takes_values=getattr(self.executor, "spill_dir", None) is not None)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
         self._update_view()
@@ -106,6 +112,8 @@ class ExecService:
             if box.task is not None:
                 box.task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.data is not None:
+            await self.data.stop()
         await self.executor.stop()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -118,42 +126,25 @@ class ExecService:
         if self._stopped or self.node is None or self.core is None:
             return
         self._carry(self.core.tick(self.node.runtime.now()))
+        self.data.keep()  # type: ignore[union-attr]
+        self._spawn(self.data.peers.tick())  # type: ignore[union-attr]
         self._timer = self.node.runtime.call_later(self.node.config.exec_tick, self._tick)
 
     def _steal_tick(self) -> None:
-        """Publish our queue depth (a power of two: quiet gossip); idle, ask for work."""
+        """Publish our queue depth; idle, ask for work (:mod:`mesh.exec._steal`)."""
         if self._stopped or self.node is None or self.core is None:
             return
-        node, core = self.node, self.core
-        cfg = node.config
-        depth = core.queue_depth()
-        bucket = 0 if depth == 0 else 1 << (depth.bit_length() - 1)
-        if bucket != self._published_queue:
-            self._published_queue = bucket
-            try:
-                node.set_meta({"queue": bucket})
-            except ConfigError as exc:  # metadata full: stealing from us stays off
-                self._noise.warning("exec-meta", "cannot publish queue depth: %s", exc)
-        core.set_depths({m.name: m.meta.get("queue", 0) for m in node.membership.alive()
-                         if isinstance(m.meta, dict)})
-        now = node.runtime.now()
-        free = self.executor.capacity()
-        if depth == 0 and free > 0 and now >= self._steal_wait_until:
-            best: tuple[int, str] | None = None
-            for m in node.membership.alive():  # sorted by name: ties are deterministic
-                queue = m.meta.get("queue", 0) if isinstance(m.meta, dict) else 0
-                if (m.name != node.name and isinstance(queue, int)
-                        and queue >= cfg.steal_min_queue and (best is None or queue > best[0])):
-                    best = (queue, m.name)
-            if best is not None:
-                self._carry(core.steal_from(best[1], max(1, min(best[0] // 2, free))))
-                self._steal_wait_until = now + 4 * cfg.steal_interval
-        self._steal_timer = node.runtime.call_later(cfg.steal_interval, self._steal_tick)
+        effects = self._stealer.tick(self.node, self.core, self.executor.capacity(), self._noise)
+        self._carry(effects)
+        self._steal_timer = self.node.runtime.call_later(self.node.config.steal_interval,
+                                                         self._steal_tick)
 
     # ------------------------------------------------------------------ view
     def on_member_event(self, event: MemberEvent) -> None:
         """Coalesced: a burst of events (a push-pull full of news) costs one
         view rebuild, on the next loop turn."""
+        if event.kind.value in ("dead", "left") and self.data is not None:
+            self.data.peers.source_gone(event.member.name)
         if self.core is not None and not self._stopped and self._view_timer is None:
             self._view_timer = self.node.runtime.call_later(0.0, self._update_view)
 
@@ -207,40 +198,43 @@ class ExecService:
         """Carry the core's effects out to their channels and feed the executor."""
         core = self.core
         assert core is not None
+        data = self.data
+        assert data is not None
         for eff in effects:
             if type(eff) is ToPeer:
-                box = self._links.get(eff.dest)
+                box = self._link(eff.dest)
                 if box is None:
-                    if eff.dest not in self._addrs:
-                        self.node.metrics.inc("exec_msgs_to_departed")  # type: ignore[union-attr]
-                        continue
-                    box = self._links[eff.dest] = Outbox()
-                    box.task = self._spawn(self._peer_sender(eff.dest, box))
+                    self.node.metrics.inc("exec_msgs_to_departed")  # type: ignore[union-attr]
+                    continue
             else:
                 box = self._sessions.get(eff.sid)
                 if box is None:
                     continue
-            box.push([encode(m) for m in eff.msgs])
+            box.push(data.encode(box, eff.msgs))
         if core.has_ready():
             cap = self.executor.capacity(core.next_function())
             if cap > 0:
                 jobs, solo = core.take_jobs(cap)
                 self.tasklog.started([j[0] for j in (*jobs, *solo)], self.node.runtime.now())
                 if jobs:
-                    self.executor.run(jobs)
-                for job in solo:
+                    self.executor.run(data.job_inputs(jobs))
+                for job in data.job_inputs(solo):
                     self.executor.run_solo(job)
+
+    def _link(self, dest: str, create: bool = True) -> Outbox | None:
+        """The outbox to peer ``dest`` (its sender started on demand); None
+        when ``dest`` is not in the view."""
+        box = self._links.get(dest)
+        if box is None and create and dest in self._addrs:
+            box = self._links[dest] = Outbox()
+            box.task = self._spawn(self._peer_sender(dest, box))
+        return box
 
     def _on_outcomes(self, outs: list[Outcome]) -> None:
         if self.core is None or self._stopped:
             return
-        limit = self._limit // 2
-        for i, (tid, _kind, payload) in enumerate(outs):
-            if len(payload) > limit:
-                outs[i] = (tid, P.FAILED, (
-                    f"the result of task {tid!r} is {len(payload)} bytes, more than half of "
-                    f"max_http_body ({self._limit}); return something smaller, or store "
-                    "large data elsewhere and return a reference to it").encode())
+        if self.data.needs_values(outs):  # type: ignore[union-attr]
+            outs = self.data.outcomes(outs)  # type: ignore[union-attr]
         self.tasklog.finished(outs, self.node.runtime.now())  # type: ignore[union-attr]
         self._carry(self.core.outcomes(outs))
 
@@ -277,10 +271,9 @@ class ExecService:
                     await box.wake.wait()
                     if box.broken:
                         raise ChannelClosed("the peer closed the channel")
-                    for frame in encode_frames(node.http_codec, box.take(), self._limit,
-                                               node.config.frame_target):
-                        await ch.send(frame)
-                        node.metrics.inc("exec_peer_bytes_sent", len(frame))  # mesh.ops: transfers
+                    await drain(box, ch, node.http_codec, encode_frames, self._limit,
+                                node.config.frame_target,
+                                partial(node.metrics.inc, "exec_peer_bytes_sent"))
             except ChannelClosed:
                 node.metrics.inc("exec_peer_channel_lost")
             finally:
@@ -304,11 +297,20 @@ class ExecService:
         if not isinstance(src := hello.get("from") if isinstance(hello, dict) else None, str):
             self.node.metrics.inc("exec_protocol_violation")
             return
+        data = self.data
+        assert data is not None
         while True:
-            msgs = self._open(await channel.recv(), "peer")
+            frame = await channel.recv()
+            if is_chunk_frame(frame):
+                await data.peers.on_chunk(src, frame)
+                continue
+            msgs = self._open(frame, "peer")
             try:
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a peer frame must be a list of messages")
+                if msgs and msgs[0] == CONTROL_FRAME:
+                    await data.peer_control(src, msgs)
+                    continue
                 step = self.node.config.message_slice
                 for i in range(0, len(msgs), step):
                     if i:
@@ -340,6 +342,9 @@ class ExecService:
                 msgs = self._open(await channel.recv(), "client")
                 if not isinstance(msgs, list):
                     raise ProtocolViolation("a client frame must be a list of messages")
+                if msgs and msgs[0] == CONTROL_FRAME:
+                    self.data.client_control(box, msgs)  # type: ignore[union-attr]
+                    continue
                 step = node.config.message_slice
                 for i in range(0, len(msgs), step):
                     if i:
@@ -354,14 +359,14 @@ class ExecService:
             self._carry(core.close_session(sid))
 
     async def _client_sender(self, channel: Channel, box: Outbox) -> None:
-        assert self.node is not None
-        codec = self.node.http_codec
+        node = self.node
+        assert node is not None
         try:
             while True:
                 await box.wake.wait()
-                for frame in encode_frames(codec, box.take(), self._limit,
-                                           self.node.config.frame_target):
-                    await channel.send(frame)
+                await drain(box, channel, node.http_codec, encode_frames, self._limit,
+                            node.config.frame_target,
+                            partial(node.metrics.inc, "exec_client_bytes_sent"))
         except ChannelClosed:
             await channel.close()
 
@@ -390,7 +395,7 @@ class ExecService:
                  "results": len(core.results), "workers": self.executor.workers,
                  "sessions": len(core.sessions), "waiting_for": len(core.pending),
                  "waiters": len(core.table.waiters), "orphan_wants": len(core.table.orphan_wants),
-                 "states": core.state_counts()}
+                 "states": core.state_counts(), **self.data.stats()}  # type: ignore[union-attr]
         request = self.node.http_codec.open(body)
         if isinstance(request, dict) and isinstance(request.get("key"), str):
             stats["key"] = core.describe(request["key"])

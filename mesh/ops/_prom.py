@@ -90,6 +90,11 @@ class NodeCollector:
         yield _gauge("mesh_results_held", "Task results stored on this node.", f["values"])
         yield _gauge("mesh_result_bytes", "Bytes of task results stored on this node.",
                      f["bytes"])
+        yield _gauge("mesh_store_memory_bytes", "Bytes of values in this node's memory.",
+                     f.get("memory_bytes", 0))
+        yield _gauge("mesh_store_disk_bytes", "Bytes of values in this node's spill directory.",
+                     f.get("disk_bytes", 0))
+        yield _gauge("mesh_store_values", "Values in this node's store.", f.get("stored_values", 0))
         sessions = 0 if service is None or service.core is None else len(service.core.sessions)
         yield _gauge("mesh_client_sessions", "Clients connected to this node.", sessions)
 

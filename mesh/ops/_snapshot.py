@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mesh.errors import WireError
 from mesh.runtime import Unreachable
+from mesh.store._values import payload_size
 
 if TYPE_CHECKING:
     from mesh.node import Node
@@ -73,9 +74,12 @@ def local_figures(node: Node, since: int = 0) -> dict[str, Any]:
             workers=service.executor.workers, queued=core.queue_depth(),
             running=states.get("running", 0), completed=core.completed,
             rate=round(log.rate(now), 2), values=len(core.results),
-            bytes=sum(len(st.payload) for st in core.results.values()),
+            bytes=sum(payload_size(st.payload) for st in core.results.values()),
             states=states, recent=log.since(since, RECENT_PER_NODE), seq=log.finished_total,
         )
+    store = node.store.stats()  # the node's store of values (mesh.store)
+    figures.update(memory_bytes=store.memory_bytes, disk_bytes=store.disk_bytes,
+                   stored_values=store.values)
     figures["now"] = round(now, 3)  # the clock of the recent tasks' finished_at
     figures["stolen"] = node.metrics.get("exec_tasks_taken")
     figures["given"] = node.metrics.get("exec_tasks_given")

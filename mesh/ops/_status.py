@@ -23,9 +23,9 @@ from mesh.secrets import ENV_VAR, format_address, load_secrets
 __all__ = ["cmd_status", "fetch_snapshot", "status_rows"]
 
 COLUMNS = ("name", "status", "workers", "queued", "running", "tasks_per_s", "completed",
-           "stolen", "values", "bytes_held")
+           "stolen", "values", "bytes_held", "memory_bytes", "disk_bytes")
 HEADERS = ("NAME", "STATUS", "WORKERS", "QUEUED", "RUNNING", "TASKS/S", "COMPLETED",
-           "STOLEN", "VALUES", "BYTES HELD")
+           "STOLEN", "VALUES", "BYTES HELD", "MEMORY", "SPILLED")
 
 
 def fetch_snapshot(address: tuple[str, int], secret: bytes | None, timeout: float) -> Any:
@@ -58,6 +58,8 @@ def status_rows(snap: dict[str, Any]) -> list[dict[str, Any]]:
             "stolen": f.get("stolen") if have else None,
             "values": f.get("values") if have else None,
             "bytes_held": f.get("bytes") if have else None,
+            "memory_bytes": f.get("memory_bytes") if have else None,
+            "disk_bytes": f.get("disk_bytes") if have else None,
             "error": error,
         })
     return rows
@@ -102,7 +104,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             value = r[col]
             if value is None:
                 cells.append("-")
-            elif col == "bytes_held":
+            elif col in ("bytes_held", "memory_bytes", "disk_bytes"):
                 cells.append(_human(value))
             elif col == "tasks_per_s":
                 cells.append(f"{value:.1f}")

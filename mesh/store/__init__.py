@@ -1,6 +1,6 @@
 """A node's values: the store (memory budget, spill, references), zero-copy
 serialization, and chunked transfers. Sans-IO cores with thin drivers; see
-``docs/dataplane.md``. Not wired into the node yet."""
+``docs/dataplane.md``. A node owns one store (``mesh.store._driver``)."""
 
 from mesh.errors import OutOfStorage
 from mesh.store._chunks import FileSink, MemorySink, Sink, value_digest
@@ -25,7 +25,7 @@ from mesh.store._events import (
 )
 from mesh.store._interleave import Interleaver
 from mesh.store._local import LocalStore
-from mesh.store._serialize import SerializationError, dumps, loads
+from mesh.store._serialize import SerializationError, dumps, loads, pickled_stream, wrap_pickled
 from mesh.store._size import default_memory_limit, machine_memory, parse_size, spill_limit
 from mesh.store._spill import FileSpillDir, MemorySpillDir, SpillDir
 from mesh.store._transfer import (
@@ -39,7 +39,7 @@ from mesh.store._transfer import (
     Sender,
     Stalled,
 )
-from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value
+from mesh.store._values import CLIENT, REPLICA, TASK, Holder, Value, payload_size
 
 __all__ = [
     "CACHED", "CLIENT", "DISK", "LOADING", "MEMORY", "REPLICA", "SPILLING", "TASK", "Adopt",
@@ -49,5 +49,5 @@ __all__ = [
     "PutRefused", "ReadBack", "Receiver", "Release", "Sender", "SerializationError", "Sink",
     "SpillDir", "SpillFailed", "Spilled", "Stalled", "Store", "StoreStats", "Value",
     "WriteSpill", "default_memory_limit", "dumps", "loads", "machine_memory", "parse_size",
-    "spill_limit", "value_digest",
+    "payload_size", "pickled_stream", "spill_limit", "value_digest", "wrap_pickled",
 ]

@@ -141,6 +141,10 @@ class Store:
         entry = self._entries.get(key)
         return frozenset(entry.holders) if entry else frozenset()
 
+    def held(self) -> list[str]:
+        """Every key held, in the order they were stored."""
+        return list(self._entries)
+
     def lru_order(self) -> list[str]:
         """Keys in memory, least recently used first."""
         return list(self._lru)

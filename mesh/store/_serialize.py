@@ -33,6 +33,9 @@ from mesh.errors import MeshError
 VERSION = 1
 MSGPACK = 0
 PICKLE = 1
+PICKLED = 2
+"""A whole pickle stream (in-band buffers) as the one buffer: a result a
+worker pickled with ``cloudpickle.dumps`` and the node keeps as a Value."""
 INBAND_LIMIT = 1024
 """Buffers smaller than this stay inside the pickle stream: a separate buffer
 costs a chunk boundary and a length, more than copying a few hundred bytes."""
@@ -149,9 +152,29 @@ def loads(header: bytes, buffers: Sequence[memoryview | bytes | bytearray] = ())
         raise ValueError(f"value header version {version} is not {VERSION}")
     if kind == MSGPACK:
         return payload
+    if kind == PICKLED and len(buffers) == 1 and [memoryview(buffers[0]).nbytes] == sizes:
+        return pickle.loads(buffers[0])
     if kind != PICKLE:
         raise ValueError(f"unknown value kind {kind}")
     got = [memoryview(b).nbytes for b in buffers]
     if got != sizes:
         raise ValueError(f"the header describes buffers of {sizes} bytes, got {got}")
     return _Unpickler(io.BytesIO(payload), buffers=buffers).load()
+
+
+def wrap_pickled(stream: bytes) -> tuple[bytes, list[memoryview]]:
+    """``(header, buffers)`` of a value already pickled whole (``stream``,
+    an ``OK_PICKLE`` payload): the stream is the one buffer, not copied."""
+    view = memoryview(stream).cast("B")
+    return msgpack.packb([VERSION, PICKLED, b"", [view.nbytes]], use_bin_type=True), [view]
+
+
+def pickled_stream(header: bytes, buffers: Sequence[memoryview]) -> memoryview | None:
+    """The pickle stream of a value :func:`wrap_pickled` made, else None."""
+    try:
+        version, kind, _payload, _sizes = msgpack.unpackb(header, raw=False, use_list=True)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if version != VERSION or kind != PICKLED or len(buffers) != 1:
+        return None
+    return memoryview(buffers[0])

@@ -57,3 +57,8 @@ REPLICA = "replica"
 Holder = tuple[str, str]
 """``(kind, id)``: ``(CLIENT, session id)``, ``(TASK, task key)``,
 ``(REPLICA, key)``. A value lives while at least one holder is left."""
+
+
+def payload_size(payload: bytes | Value) -> int:
+    """Bytes of an exec payload: a result's bytes or a stored Value."""
+    return payload.nbytes if type(payload) is Value else len(payload)

@@ -103,6 +103,16 @@ class BoundChannel:
         mac = self._mac(self._tx_dir, self._tx, memoryview(data))
         await self._inner.send(b"".join((data, mac)))
 
+    async def send_reserved(self, buf: bytearray) -> None:
+        """Send ``buf[:-BINDING_LEN]``, its last :data:`BINDING_LEN` bytes
+        being room left for the MAC (written in place: a large chunk frame is
+        not copied again to append it)."""
+        self._tx += 1
+        data = memoryview(buf)[:-BINDING_LEN]
+        buf[-BINDING_LEN:] = self._mac(self._tx_dir, self._tx, data)
+        data.release()
+        await self._inner.send(buf)  # type: ignore[arg-type]
+
     async def recv(self) -> bytes:
         raw = await self._inner.recv()
         n = len(raw) - BINDING_LEN
@@ -158,6 +168,9 @@ class SecureRuntime:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Any:
         return self.inner.call_later(delay, callback)
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.inner.run_blocking(fn, *args)
 
     async def open_datagram(self, bind: Address, handler: DatagramHandler) -> Any:
         return await self.inner.open_datagram(bind, handler)
