@@ -79,9 +79,8 @@ def build_services(args: argparse.Namespace, config: Config,
     """The services a ``mesh join`` node runs on top of gossip: the one place
     where they are constructed. ``spill_dir`` is the node's spill directory,
     where workers write large results and map large inputs."""
-    # DATAPLANE-LEAD: pass spill_dir=spill_dir to ProcessExecutor once the
-    # "workers" branch gives it that parameter (results as files, inputs mapped).
-    return [ExecService(ProcessExecutor(args.workers, config=config)), OpsService()]
+    return [ExecService(ProcessExecutor(args.workers, config=config, spill_dir=spill_dir)),
+            OpsService()]
 
 
 async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -> int:
