@@ -126,6 +126,13 @@ class ClientProtocol:
             st = unsent.popleft()
             if st.sent or st.refs <= 0 or st.status == CANCELLED:
                 continue
+            if type(st.spec) is not list:  # an actor record (mesh.actors): sent until answered
+                if st.done:
+                    continue
+                st.sent = True
+                self.credit -= 1
+                msgs.append(encode(st.spec))
+                continue
             st.sent = True
             self.credit -= 1
             msgs.append(encode(Submit(st.key, *st.spec)))

@@ -10,6 +10,7 @@ import signal
 import socket
 
 from mesh import _loop
+from mesh.actors._service import ActorService
 from mesh.addresses import DEFAULT_BIND, format_address
 from mesh.cli._common import (
     SECRETS_HELP,
@@ -67,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_services(args: argparse.Namespace, config: Config) -> list[Service]:
     """The services a ``mesh join`` node runs on top of gossip: the one place
     where they are constructed."""
-    return [ExecService(ProcessExecutor(args.workers, config=config)), OpsService()]
+    return [ExecService(ProcessExecutor(args.workers, config=config)), ActorService(),
+            OpsService()]
 
 
 async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -> int:

@@ -118,6 +118,18 @@ class ExecCore:
             Result: sub.on_result, Confirm: h.on_confirm, Unsubscribe: h.on_unsubscribe,
             Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given,
         }
+        self._client_handlers: dict[type, Callable[[int, Any, list], None]] = {}
+
+    def add_handlers(self, client: dict[type, Callable[[int, Any, list], None]],
+                     peer: dict[type, Callable[[Any], None]]) -> None:
+        """Let another layer (mesh.actors) handle its own records on the exec
+        channels; what they send goes through :attr:`table` like ours."""
+        self._client_handlers.update(client)
+        self._peer_handlers.update(peer)
+
+    def flush(self) -> list[Effect]:
+        """The effects another layer queued on the table outside our inputs."""
+        return self._effects()
 
     # ------------------------------------------------------- read-only views
     @property
@@ -208,6 +220,8 @@ class ExecCore:
                         sub.session_release(sid, msg.key)
                 elif type(msg) is Ping:
                     self.table.to_client(sid, Pong())  # keepalive: the client checks we live
+                elif (handler := self._client_handlers.get(type(msg))) is not None:
+                    handler(sid, msg, raw)  # another layer's record (mesh.actors)
         finally:
             self._flush_local()
         return self._effects()

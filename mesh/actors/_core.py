@@ -1,0 +1,377 @@
+"""The actor layer of one node as a sans-IO state machine.
+
+:class:`ActorCore` rides on the exec core's :class:`~mesh.exec._table.Table`:
+its messages go out with the exec layer's (the same peer and client
+channels), and it reads the same view (``table.ring``). Inputs: client actor
+records (this node is their entry), peer actor records, worker events, view
+changes and ticks, each with ``now``; outputs: messages (through the table)
+and worker effects (:attr:`ActorCore.work`, drained by :meth:`take_work`).
+
+Entry role: a client's actor record is relayed (:class:`ActorRelay`) to the
+actor's host, the first node of the actor key's preference list, and its
+answer (:class:`ActorReply`) is delivered to every session that asked for it
+as a :class:`Done`. A relay is sent again when its host leaves the view
+(durable calls) or after ``actor_resend`` seconds; a volatile call whose host
+died fails with :class:`~mesh.errors.ActorLost`.
+
+Host and replica roles: :mod:`mesh.actors._host`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mesh.actors._host import Host, Hosted
+from mesh.actors._records import APPLIED, QUEUED, Copy, WorkerEffect, WorkerEvent, move
+from mesh.actors._records import Call as CallRec
+from mesh.actors._records import Crashed as CrashedEv
+from mesh.actors._records import Ran as RanEv
+from mesh.actors._records import Started as StartedEv
+from mesh.config import DEFAULT
+from mesh.errors import ActorLost
+from mesh.exec._table import Table
+from mesh.protocol import payload as P
+from mesh.protocol.messages import (
+    ActorAck,
+    ActorCall,
+    ActorClose,
+    ActorDrop,
+    ActorFind,
+    ActorOpen,
+    ActorRelay,
+    ActorReply,
+    ActorState,
+    Done,
+    ProtocolViolation,
+    decode_client,
+    encode,
+)
+
+__all__ = ["ActorCore"]
+
+CLIENT_RECORDS = (ActorOpen, ActorCall, ActorFind, ActorClose)
+
+
+@dataclass(slots=True, eq=False)
+class Relay:
+    """A client's actor record this entry node waits on."""
+    raw: list
+    actor: str
+    volatile: bool
+    sids: set[int]
+    host: str
+    since: float
+
+
+class ActorCore:
+    """Entry, host and replica of actors on one node."""
+
+    def __init__(self, table: Table, *, batch: int = DEFAULT.actor_batch,
+                 grace: float = DEFAULT.actor_grace, resend: float = DEFAULT.actor_resend,
+                 max_payload: int = DEFAULT.max_http_body // 2,
+                 max_crashes: int = DEFAULT.max_task_crashes) -> None:
+        self.t = table
+        self.batch = batch
+        self.grace = grace
+        self.resend = resend
+        self.max_payload = max_payload
+        self.max_crashes = max_crashes
+        self.now = 0.0
+        self.relays: dict[str, Relay] = {}
+        self.parked: dict[str, list[tuple[str, Any, float]]] = {}
+        self.placed: dict[str, tuple[str, ...]] = {}
+        self.host = Host(self)
+        self._ring = table.ring
+
+    # ----------------------------------------------------------- the context
+    @property
+    def name(self) -> str:
+        return self.t.name
+
+    @property
+    def metrics(self) -> Any:
+        return self.t.metrics
+
+    def send(self, dest: str, msg: object) -> None:
+        self.t.send(dest, msg)
+
+    def alive(self) -> frozenset[str]:
+        return self.t.ring.names
+
+    def pref(self, actor: str, n: int) -> tuple[str, ...]:
+        ring = self.t.ring
+        if not ring.names:
+            return ()
+        n = max(1, min(n, len(ring.names)))
+        if n == ring.replicas:
+            return ring.pref(actor)
+        return tuple(ring._placement.preference_list(actor, n))
+
+    def host_of(self, actor: str) -> str | None:
+        pref = self.t.ring.pref(actor)
+        return pref[0] if pref else None
+
+    def targets(self, copy: Copy) -> tuple[str, ...]:
+        return tuple(n for n in self.pref(copy.actor, copy.replicas) if n != self.name)
+
+    def fail_lost(self, entries: set[str], key: str, message: str) -> None:
+        kind, payload = P.dumps_error(ActorLost(message))
+        for entry in sorted(entries):
+            self.send(entry, ActorReply(key, kind, payload))
+
+    def take_work(self) -> list[WorkerEffect]:
+        work, self.host.work = self.host.work, []
+        return work
+
+    # ------------------------------------------------------------ entry role
+    def client_message(self, sid: int, msg: Any, raw: list) -> None:
+        """An actor record from a client session of this node."""
+        rel = self.relays.get(msg.key)
+        if rel is not None:
+            rel.sids.add(sid)
+            return
+        if len(self.relays) >= self.t.window * max(1, len(self.t.sessions)):
+            raise ProtocolViolation("client sent more actor calls than its credit")
+        volatile = type(msg) is ActorCall and not msg.durable
+        rel = self.relays[msg.key] = Relay(raw, msg.actor, volatile, {sid}, "", self.now)
+        self._forward(rel)
+
+    def _forward(self, rel: Relay) -> None:
+        host = self.host_of(rel.actor)
+        rel.since = self.now
+        if host is None:
+            return
+        rel.host = host
+        self.send(host, ActorRelay(self.name, rel.raw))
+
+    def on_reply(self, msg: ActorReply) -> None:
+        rel = self.relays.pop(msg.key, None)
+        if rel is None:
+            return
+        for sid in sorted(rel.sids):
+            if sid in self.t.sessions:
+                self.t.to_client(sid, Done(msg.key, msg.kind, msg.payload))
+
+    # ------------------------------------------------------------- host role
+    def on_relay(self, msg: ActorRelay) -> None:
+        inner = decode_client(msg.msg)
+        if type(inner) not in CLIENT_RECORDS:
+            raise ProtocolViolation(f"an actor relay carries {type(inner).__name__}")
+        self._serve(msg.entry, inner, self.now + self.grace)
+
+    def _serve(self, entry: str, msg: Any, deadline: float) -> None:
+        actor = msg.actor
+        h = self._owned(actor)
+        mine = self.host_of(actor) == self.name
+        if h is None and type(msg) is ActorOpen and mine:
+            copy = Copy(actor, msg.fn, msg.akind, msg.args, msg.durable,
+                        msg.replicas or self.t.replicas)
+            h = self.host.host(copy, fresh=True)
+            self.placed[actor] = self.pref(actor, copy.replicas)
+            h.opens.append((entry, msg.key))
+            return
+        if h is None and type(msg) is ActorClose and mine:
+            self.host.copies.pop(actor, None)
+            self.send(entry, ActorReply(msg.key, *P.dumps_value(None)))
+            return
+        if h is None:
+            self.parked.setdefault(actor, []).append((entry, msg, deadline))
+            return
+        if type(msg) is ActorCall:
+            call = CallRec(msg.key, msg.caller, msg.seq, msg.method, msg.akind, msg.args)
+            self.host.accept(h, call, msg.low, entry)
+        elif type(msg) is ActorOpen:
+            self.host.open_done(h, entry, msg.key)
+        elif type(msg) is ActorFind:
+            nodes = [self.name, *self.targets(h.copy)]
+            info = {"durable": h.copy.durable, "nodes": nodes, "replicas": h.copy.replicas}
+            self.send(entry, ActorReply(msg.key, *P.dumps_value(info)))
+        else:
+            self._close(h, entry, msg.key)
+
+    def _owned(self, actor: str) -> Hosted | None:
+        """The actor if this node hosts it, taking it up from its copy if
+        this node is its host now."""
+        h = self.host.hosted.get(actor)
+        if h is not None:
+            return None if h.leaving else h
+        copy = self.host.copies.get(actor)
+        if copy is None or self.host_of(actor) != self.name:
+            return None
+        self.placed[actor] = self.pref(actor, copy.replicas)
+        return self.host.host(copy, fresh=False)
+
+    def _close(self, h: Hosted, entry: str, key: str) -> None:
+        actor = h.copy.actor
+        targets = self.targets(h.copy)
+        for cs in self.host.drop(actor):
+            self.fail_lost(cs.entries, cs.call.key, f"actor {actor!r} was closed")
+        self.placed.pop(actor, None)
+        for dest in targets:
+            self.send(dest, ActorDrop(actor))
+        self.send(entry, ActorReply(key, *P.dumps_value(None)))
+
+    def on_drop(self, msg: ActorDrop) -> None:
+        for cs in self.host.drop(msg.actor):
+            self.fail_lost(cs.entries, cs.call.key, f"actor {msg.actor!r} was closed")
+        self.placed.pop(msg.actor, None)
+
+    def known(self, actor: str) -> None:
+        """A copy of ``actor`` arrived: serve what waited for it."""
+        if actor not in self.placed:
+            copy = self.host.copies.get(actor)
+            if copy is not None:
+                self.placed[actor] = self.pref(actor, copy.replicas)
+        waiting = self.parked.pop(actor, None)
+        for entry, msg, deadline in waiting or ():
+            self._serve(entry, msg, deadline)
+
+    def hand_over(self, h: Hosted) -> None:
+        """Placement moved a hosted actor: give its state and its calls to
+        the new host, then keep a replica if this node still holds one."""
+        copy = h.copy
+        actor = copy.actor
+        pref = self.pref(actor, copy.replicas)
+        msg = self.host.state_msg(copy)
+        for dest in pref:
+            if dest != self.name:
+                self.send(dest, msg)
+        new_host = pref[0] if pref else None
+        left = self.host.drop(actor)
+        if new_host is None:
+            return
+        for cs in sorted(left, key=lambda c: (c.call.caller, c.call.seq)):
+            if cs.state == QUEUED:
+                move(cs, "hand_over")
+            c = cs.call
+            raw = encode(ActorCall(c.key, actor, c.caller, c.seq, 0, c.method, c.akind, c.args,
+                                   copy.durable))
+            for entry in sorted(cs.entries):
+                self.send(new_host, ActorRelay(entry, raw))
+        for entry, key in h.opens:
+            raw = encode(ActorOpen(key, actor, copy.fn, copy.akind, copy.args, copy.durable,
+                                   copy.replicas))
+            self.send(new_host, ActorRelay(entry, raw))
+        if self.name in pref:
+            self.host.copies[actor] = copy
+        else:
+            self.placed.pop(actor, None)
+        self.metrics.inc("actor_handovers")
+
+    # ------------------------------------------------------ peer and worker
+    def peer_handlers(self) -> dict[type, Any]:
+        return {ActorRelay: self.on_relay, ActorReply: self.on_reply,
+                ActorState: self.host.on_state, ActorAck: self.host.on_ack,
+                ActorDrop: self.on_drop}
+
+    def worker_event(self, ev: WorkerEvent) -> None:
+        h = self.host.hosted.get(ev.actor)
+        if h is None or h.gen != ev.gen:
+            return
+        if type(ev) is StartedEv:
+            self.host.started(h, ev.kind, ev.payload, ev.state)
+        elif type(ev) is RanEv:
+            self.host.ran(h, ev.results, ev.state)
+        elif type(ev) is CrashedEv:
+            self.host.crashed(h)
+
+    # ------------------------------------------------------------ view, time
+    def view_changed(self, now: float) -> None:
+        """The exec core's view changed: move hosts, copies and relays."""
+        self.now = now
+        alive = self.alive()
+        for rel in list(self.relays.values()):
+            if rel.host in alive and rel.host:
+                continue
+            if rel.volatile:
+                key = rel.raw[1]
+                del self.relays[key]
+                kind, payload = P.dumps_error(ActorLost(
+                    f"the host of volatile actor {rel.actor!r} left; the actor starts again "
+                    "from its constructor and this call is lost"))
+                self.on_reply(ActorReply(key, kind, payload))
+            else:
+                self._forward(rel)
+        for actor, h in list(self.host.hosted.items()):
+            pref = self.pref(actor, h.copy.replicas)
+            old = self.placed.get(actor, ())
+            self.placed[actor] = pref
+            if pref and pref[0] != self.name:
+                h.leaving = True
+                if h.running is None:
+                    self.hand_over(h)
+                continue
+            fresh = [d for d in pref if d not in old and d != self.name]
+            if fresh and h.up:
+                msg = self.host.state_msg(h.copy)
+                for dest in fresh:
+                    self.send(dest, msg)
+            self.host.check(h)
+        for actor, copy in list(self.host.copies.items()):
+            pref = self.pref(actor, copy.replicas)
+            old = self.placed.get(actor, ())
+            self.placed[actor] = pref
+            if pref and pref[0] == self.name:
+                self._owned(actor)
+                continue
+            msg = self.host.state_msg(copy)
+            for dest in pref:
+                if dest not in old and dest != self.name:
+                    self.send(dest, msg)
+            if self.name not in pref:
+                del self.host.copies[actor]
+                self.placed.pop(actor, None)
+        for actor in list(self.parked):
+            self.known(actor)
+        self._ring = self.t.ring
+
+    def tick(self, now: float) -> None:
+        self.now = now
+        if self.t.ring is not self._ring:
+            self.view_changed(now)
+        sessions = self.t.sessions
+        for key, rel in list(self.relays.items()):
+            if not any(s in sessions for s in rel.sids):
+                del self.relays[key]
+            elif now - rel.since >= self.resend:
+                self._forward(rel)
+        for actor, waiting in list(self.parked.items()):
+            keep = []
+            for entry, msg, deadline in waiting:
+                if now < deadline:
+                    keep.append((entry, msg, deadline))
+                elif self.host_of(actor) == self.name:
+                    self._expire(entry, msg)
+            if keep:
+                self.parked[actor] = keep
+            else:
+                del self.parked[actor]
+        for h in self.host.hosted.values():
+            if h.unconfirmed and h.up:
+                head = h.unconfirmed[0]
+                missing = (head.targets & self.alive()) - head.acks
+                if missing:
+                    msg = self.host.state_msg(h.copy)
+                    for dest in sorted(missing):
+                        self.send(dest, msg)
+
+    def _expire(self, entry: str, msg: Any) -> None:
+        if type(msg) is ActorClose:
+            self.send(entry, ActorReply(msg.key, *P.dumps_value(None)))
+            return
+        if type(msg) is ActorFind:
+            exc: BaseException = ValueError(f"no actor named {msg.actor!r} on the mesh")
+        else:
+            exc = ActorLost(f"no node holds actor {msg.actor!r}: it was closed, or every "
+                            "node that held it died")
+        self.send(entry, ActorReply(msg.key, *P.dumps_error(exc)))
+
+    # --------------------------------------------------------------- status
+    def stats(self) -> dict[str, int]:
+        hosted = self.host.hosted.values()
+        return {"hosted": len(self.host.hosted), "copies": len(self.host.copies),
+                "relays": len(self.relays),
+                "queued": sum(len(h.queue) for h in hosted),
+                "unconfirmed": sum(1 for h in hosted for cs in h.calls.values()
+                                   if cs.state == APPLIED)}

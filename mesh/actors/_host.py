@@ -1,0 +1,332 @@
+"""Hosting actors and holding their replicas, sans-IO.
+
+A component of :class:`mesh.actors._core.ActorCore`. An actor's host is the
+first node of its key's preference list; the next ``replicas - 1`` nodes hold
+:class:`~mesh.actors._records.Copy` replicas of its state.
+
+* Calls of one caller are applied in sequence order, each exactly once: a
+  call whose sequence number was applied already is answered from the
+  record (:attr:`Copy.answers`); one that arrives early waits for the gap.
+* The host hands queued calls to the actor's worker in batches (one in
+  flight). A durable worker returns its state after each batch; the host
+  sends it, with the record, to the replicas (:class:`ActorState`) and
+  answers the batch's calls once every alive target acknowledged.
+* A volatile actor's calls are answered at once; its replicas keep only the
+  constructor, so a new host starts it again from there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from mesh.actors._records import (
+    APPLIED,
+    QUEUED,
+    RUNNING,
+    Call,
+    CallState,
+    Copy,
+    Kill,
+    Run,
+    Spawn,
+    WorkerEffect,
+    move,
+)
+from mesh.protocol import payload as P
+from mesh.protocol.messages import ActorAck, ActorReply, ActorState
+
+
+@dataclass(slots=True, eq=False)
+class Batch:
+    """A version waiting for its replicas' acknowledgements."""
+    n: int
+    calls: list[CallState]
+    targets: set[str]
+    opens: list[tuple[str, str]] = field(default_factory=list)
+    replies: list[tuple[str, str, int, bytes]] = field(default_factory=list)
+    acks: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True, eq=False)
+class Hosted:
+    """An actor this node hosts."""
+    copy: Copy
+    gen: int
+    up: bool = False
+    queue: deque[CallState] = field(default_factory=deque)
+    calls: dict[tuple[str, int], CallState] = field(default_factory=dict)
+    next_seq: dict[str, int] = field(default_factory=dict)
+    early: dict[str, dict[int, CallState]] = field(default_factory=dict)
+    running: list[CallState] | None = None
+    unconfirmed: deque[Batch] = field(default_factory=deque)
+    opens: list[tuple[str, str]] = field(default_factory=list)
+    leaving: bool = False
+
+
+class Host:
+    """Every actor hosted here and every replica held here."""
+
+    def __init__(self, ctx: object) -> None:
+        self.x = ctx  # the ActorCore: name, send, pref, targets, metrics, limits
+        self.hosted: dict[str, Hosted] = {}
+        self.copies: dict[str, Copy] = {}
+        self.work: list[WorkerEffect] = []
+        self._gen = 0
+
+    # --------------------------------------------------------------- hosting
+    def host(self, copy: Copy, fresh: bool) -> Hosted:
+        """Start hosting ``copy`` (``fresh``: made just now, from its constructor)."""
+        self._gen += 1
+        h = self.hosted[copy.actor] = Hosted(copy, self._gen)
+        self.copies.pop(copy.actor, None)
+        for caller, seq in copy.applied.items():
+            h.next_seq[caller] = seq + 1
+        state = copy.state if copy.durable else b""
+        if not copy.durable:  # a volatile actor starts again from its constructor
+            copy.state = b""
+        self.work.append(Spawn(copy.actor, h.gen, copy.fn, copy.akind, copy.args, state,
+                               copy.durable))
+        if not fresh:
+            copy.term += 1  # a new host: its versions win over any older host's
+            self.x.metrics.inc("actor_takeovers")
+        return h
+
+    def accept(self, h: Hosted, call: Call, low: int, entry: str) -> None:
+        """A call for a hosted actor: queue it in its caller's order, or
+        answer it from the record."""
+        copy = h.copy
+        got = copy.answers.get(call.caller)
+        if got and low > 0:
+            for s in [s for s in got if s < low]:
+                del got[s]
+        nxt = h.next_seq.get(call.caller, 1)
+        if call.seq < nxt:
+            cs = h.calls.get((call.caller, call.seq))
+            if cs is not None:
+                cs.entries.add(entry)
+                return
+            ans = (got or {}).get(call.seq)
+            if ans is not None:
+                self._reply_after(h, entry, call.key, *ans)
+            self.x.metrics.inc("actor_calls_deduplicated")
+            return
+        cs = CallState(call, {entry})
+        if call.seq > nxt:
+            h.early.setdefault(call.caller, {})[call.seq] = cs
+            return
+        self._enqueue(h, cs)
+        early = h.early.get(call.caller)
+        while early:
+            more = early.pop(h.next_seq[call.caller], None)
+            if more is None:
+                break
+            self._enqueue(h, more)
+        if early is not None and not early:
+            del h.early[call.caller]
+        self.pump(h)
+
+    def _enqueue(self, h: Hosted, cs: CallState) -> None:
+        c = cs.call
+        h.next_seq[c.caller] = c.seq + 1
+        h.calls[(c.caller, c.seq)] = cs
+        h.queue.append(cs)
+
+    def pump(self, h: Hosted) -> None:
+        """Hand the worker its next batch if it is idle."""
+        if not h.up or h.running is not None or not h.queue or h.leaving:
+            return
+        batch: list[CallState] = []
+        limit = self.x.batch
+        while h.queue and len(batch) < limit:
+            cs = h.queue.popleft()
+            move(cs, "start")
+            batch.append(cs)
+        h.running = batch
+        self.work.append(Run(h.copy.actor, h.gen,
+                             [[cs.call.key, cs.call.method, cs.call.akind, cs.call.args]
+                              for cs in batch], False))
+
+    # ---------------------------------------------------------- worker events
+    def started(self, h: Hosted, kind: int, payload: bytes, state: bytes) -> None:
+        copy = h.copy
+        if P.is_failure(kind):  # the constructor raised: no actor
+            for entry, key in h.opens:
+                self.x.send(entry, ActorReply(key, kind, payload))
+            h.opens = []
+            self.drop(h.copy.actor)
+            return
+        h.up = True
+        if copy.durable and state:
+            copy.state = state
+        opens, h.opens = h.opens, []
+        self.replicate(h, [], opens)
+        self.pump(h)
+
+    def ran(self, h: Hosted, results: list, state: bytes) -> None:
+        batch, h.running = h.running or [], None
+        copy = h.copy
+        limit = self.x.max_payload
+        by_key = {r[0]: r for r in results}
+        for cs in batch:
+            c = cs.call
+            r = by_key.get(c.key)
+            kind, payload = (r[1], r[2]) if r is not None else (
+                P.FAILED, b"the actor's worker returned no answer for this call")
+            if len(payload) > limit:
+                kind, payload = P.FAILED, (
+                    f"the result of actor call {c.key!r} is {len(payload)} bytes, more than "
+                    f"{limit}; return something smaller").encode()
+            move(cs, "apply")
+            copy.applied[c.caller] = c.seq
+            copy.answers.setdefault(c.caller, {})[c.seq] = (kind, payload)
+        copy.n += 1
+        if copy.durable and state:
+            copy.state = state
+        self.x.metrics.inc("actor_calls_applied", len(batch))
+        self.replicate(h, batch, [])
+        if h.leaving:
+            self.x.hand_over(h)
+            return
+        self.pump(h)
+
+    def crashed(self, h: Hosted) -> None:
+        """The worker died: start it again from the last state (durable) or
+        from the constructor (volatile: the calls in flight are lost)."""
+        self.x.metrics.inc("actor_worker_crashes")
+        batch, h.running = h.running or [], None
+        copy = h.copy
+        if copy.durable:
+            keep = []
+            for cs in batch:
+                move(cs, "crash")
+                cs.crashes += 1
+                if cs.crashes >= self.x.max_crashes:
+                    self._killed(h, cs)
+                else:
+                    keep.append(cs)
+            h.queue.extendleft(reversed(keep))
+        else:
+            lost = [*batch, *h.queue]
+            h.queue.clear()
+            for cs in lost:
+                move(cs, "lose")
+                h.calls.pop((cs.call.caller, cs.call.seq), None)
+                self.x.fail_lost(cs.entries, cs.call.key,
+                                 f"actor {copy.actor!r} is volatile and its worker died; "
+                                 "it starts again from its constructor")
+        self._gen += 1
+        h.gen, h.up = self._gen, False
+        self.work.append(Spawn(copy.actor, h.gen, copy.fn, copy.akind, copy.args,
+                               copy.state if copy.durable else b"", copy.durable))
+
+    def _killed(self, h: Hosted, cs: CallState) -> None:
+        from mesh.exec._running import killed_message
+
+        c = cs.call
+        payload = killed_message(c.key, cs.crashes, self.x.name).encode()
+        move(cs, "start")
+        move(cs, "apply")
+        h.copy.applied[c.caller] = c.seq
+        h.copy.answers.setdefault(c.caller, {})[c.seq] = (P.KILLED, payload)
+        self.replicate(h, [cs], [])
+
+    # ------------------------------------------------------------ replication
+    def replicate(self, h: Hosted, calls: list[CallState], opens: list[tuple[str, str]]) -> None:
+        """Send the state to the targets; confirm once all acknowledged."""
+        copy = h.copy
+        targets = set(self.x.targets(copy)) if copy.durable or opens else set()
+        b = Batch(copy.n, calls, targets, opens)
+        h.unconfirmed.append(b)
+        if targets:
+            msg = self.state_msg(copy)
+            for dest in sorted(targets):
+                self.x.send(dest, msg)
+        if not copy.durable and not opens:
+            b.targets = set()
+        self.check(h)
+
+    def state_msg(self, copy: Copy) -> ActorState:
+        return ActorState(copy.actor, copy.term, copy.n, self.x.name, copy.fn, copy.akind,
+                          copy.args, copy.durable, copy.replicas,
+                          copy.state if copy.durable else b"", dict(copy.applied),
+                          copy.answer_list() if copy.durable else [])
+
+    def on_ack(self, msg: ActorAck) -> None:
+        h = self.hosted.get(msg.actor)
+        if h is None or msg.term != h.copy.term:
+            return
+        for b in h.unconfirmed:
+            if b.n <= msg.n:
+                b.acks.add(msg.holder)
+        self.check(h)
+
+    def check(self, h: Hosted) -> None:
+        """Answer every batch, oldest first, whose alive targets all hold it."""
+        alive = self.x.alive()
+        while h.unconfirmed:
+            b = h.unconfirmed[0]
+            if not (b.targets & alive) <= b.acks:
+                return
+            h.unconfirmed.popleft()
+            copy = h.copy
+            for cs in b.calls:
+                if cs.state == APPLIED:
+                    move(cs, "confirm")
+                c = cs.call
+                h.calls.pop((c.caller, c.seq), None)
+                kind, payload = copy.answers.get(c.caller, {}).get(c.seq, (P.FAILED, b""))
+                for entry in sorted(cs.entries):
+                    self.x.send(entry, ActorReply(c.key, kind, payload))
+            for entry, key in b.opens:
+                self.x.send(entry, ActorReply(key, *P.dumps_value(None)))
+            for entry, key, kind, payload in b.replies:
+                self.x.send(entry, ActorReply(key, kind, payload))
+
+    def _reply_after(self, h: Hosted, entry: str, key: str, kind: int, payload: bytes) -> None:
+        """Answer from the record, after the batches still unconfirmed."""
+        if h.unconfirmed:
+            h.unconfirmed[-1].replies.append((entry, key, kind, payload))
+        else:
+            self.x.send(entry, ActorReply(key, kind, payload))
+
+    def open_done(self, h: Hosted, entry: str, key: str) -> None:
+        """An open for an actor that exists: answer once it is up and held."""
+        if not h.up:
+            h.opens.append((entry, key))
+        else:
+            self._reply_after(h, entry, key, *P.dumps_value(None))
+
+    # --------------------------------------------------------------- replicas
+    def on_state(self, msg: ActorState) -> None:
+        """Keep a newer copy; acknowledge the version we hold."""
+        version = (msg.term, msg.n)
+        h = self.hosted.get(msg.actor)
+        if h is not None:
+            if msg.term <= h.copy.term:
+                return  # an older host's news
+            self.x.metrics.inc("actor_host_stepped_down")
+            self.drop(msg.actor)  # another node took the actor over
+        copy = self.copies.get(msg.actor)
+        if copy is None or version > copy.version:
+            answers: dict[str, dict[int, tuple[int, bytes]]] = {}
+            for caller, seq, kind, payload in msg.answers:
+                answers.setdefault(caller, {})[seq] = (kind, payload)
+            copy = self.copies[msg.actor] = Copy(
+                msg.actor, msg.fn, msg.akind, msg.args, msg.durable, msg.replicas,
+                msg.term, msg.n, msg.state, dict(msg.applied), answers)
+        if copy.version == version and msg.host != self.x.name:
+            self.x.send(msg.host, ActorAck(msg.actor, msg.term, msg.n, self.x.name))
+        self.x.known(msg.actor)
+
+    def drop(self, actor: str) -> list[CallState]:
+        """Forget ``actor`` here; returns the calls it had not answered."""
+        self.copies.pop(actor, None)
+        h = self.hosted.pop(actor, None)
+        if h is None:
+            return []
+        self.work.append(Kill(actor, h.gen))
+        left = [cs for cs in h.calls.values() if cs.state in (QUEUED, RUNNING, APPLIED)]
+        for early in h.early.values():
+            left.extend(early.values())
+        return left
