@@ -286,7 +286,6 @@ class ActorCore:
                 continue
             if rel.volatile:
                 key = rel.raw[1]
-                del self.relays[key]
                 kind, payload = P.dumps_error(ActorLost(
                     f"the host of volatile actor {rel.actor!r} left; the actor starts again "
                     "from its constructor and this call is lost"))
@@ -361,7 +360,8 @@ class ActorCore:
             self.send(entry, ActorReply(msg.key, *P.dumps_value(None)))
             return
         if type(msg) is ActorFind:
-            exc: BaseException = ValueError(f"no actor named {msg.actor!r} on the mesh")
+            exc: BaseException = ValueError(
+                f"no actor named {msg.actor.removeprefix('actor-')!r} on the mesh")
         else:
             exc = ActorLost(f"no node holds actor {msg.actor!r}: it was closed, or every "
                             "node that held it died")

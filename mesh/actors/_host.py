@@ -100,19 +100,21 @@ class Host:
         if got and low > 0:
             for s in [s for s in got if s < low]:
                 del got[s]
-        nxt = h.next_seq.get(call.caller, 1)
-        if call.seq < nxt:
-            cs = h.calls.get((call.caller, call.seq))
-            if cs is not None:
-                cs.entries.add(entry)
-                return
-            ans = (got or {}).get(call.seq)
-            if ans is not None:
-                self._reply_after(h, entry, call.key, *ans)
-            self.x.metrics.inc("actor_calls_deduplicated")
+        cs = h.calls.get((call.caller, call.seq))
+        if cs is not None:  # sent again while queued or running
+            cs.entries.add(entry)
             return
+        ans = (got or {}).get(call.seq)
+        if ans is not None:  # sent again after it was applied: answer from the record
+            self.x.metrics.inc("actor_calls_deduplicated")
+            self._reply_after(h, entry, call.key, *ans)
+            return
+        nxt = h.next_seq.get(call.caller, 1)
         cs = CallState(call, {entry})
-        if call.seq > nxt:
+        if call.seq < nxt and copy.durable:  # applied, and its caller has its answer
+            self.x.send(entry, ActorReply(call.key, P.FAILED, b"this call was answered already"))
+            return
+        if call.seq > nxt and copy.durable:  # wait for the calls before it
             h.early.setdefault(call.caller, {})[call.seq] = cs
             return
         self._enqueue(h, cs)
@@ -128,7 +130,7 @@ class Host:
 
     def _enqueue(self, h: Hosted, cs: CallState) -> None:
         c = cs.call
-        h.next_seq[c.caller] = c.seq + 1
+        h.next_seq[c.caller] = max(h.next_seq.get(c.caller, 1), c.seq + 1)
         h.calls[(c.caller, c.seq)] = cs
         h.queue.append(cs)
 
@@ -178,7 +180,7 @@ class Host:
                     f"the result of actor call {c.key!r} is {len(payload)} bytes, more than "
                     f"{limit}; return something smaller").encode()
             move(cs, "apply")
-            copy.applied[c.caller] = c.seq
+            copy.applied[c.caller] = max(copy.applied.get(c.caller, 0), c.seq)
             copy.answers.setdefault(c.caller, {})[c.seq] = (kind, payload)
         copy.n += 1
         if copy.durable and state:
