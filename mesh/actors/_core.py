@@ -81,6 +81,8 @@ class ActorCore:
         self.relays: dict[str, Relay] = {}
         self.parked: dict[str, list[tuple[str, Any, float]]] = {}
         self.placed: dict[str, tuple[str, ...]] = {}
+        self.heard: dict[str, float] = {}
+        """When each host last answered one of our relays."""
         self.host = Host(self)
         self._ring = table.ring
 
@@ -149,6 +151,7 @@ class ActorCore:
         rel = self.relays.pop(msg.key, None)
         if rel is None:
             return
+        self.heard[rel.host] = self.now
         for sid in sorted(rel.sids):
             if sid in self.t.sessions:
                 self.t.to_client(sid, Done(msg.key, msg.kind, msg.payload))
@@ -333,8 +336,8 @@ class ActorCore:
         for key, rel in list(self.relays.items()):
             if not any(s in sessions for s in rel.sids):
                 del self.relays[key]
-            elif now - rel.since >= self.resend:
-                self._forward(rel)
+            elif now - max(rel.since, self.heard.get(rel.host, 0.0)) >= self.resend:
+                self._forward(rel)  # its host answered nothing for a while: a lost relay?
         for actor, waiting in list(self.parked.items()):
             keep = []
             for entry, msg, deadline in waiting:

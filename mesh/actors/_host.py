@@ -61,6 +61,8 @@ class Hosted:
     running: list[CallState] | None = None
     unconfirmed: deque[Batch] = field(default_factory=deque)
     opens: list[tuple[str, str]] = field(default_factory=list)
+    low: dict[str, int] = field(default_factory=dict)
+    """Per caller, the first call it still waits for (older answers are dropped)."""
     leaving: bool = False
 
 
@@ -97,7 +99,8 @@ class Host:
         answer it from the record."""
         copy = h.copy
         got = copy.answers.get(call.caller)
-        if got and low > 0:
+        if got and low > h.low.get(call.caller, 0):
+            h.low[call.caller] = low
             for s in [s for s in got if s < low]:
                 del got[s]
         cs = h.calls.get((call.caller, call.seq))
@@ -241,18 +244,24 @@ class Host:
         b = Batch(copy.n, calls, targets, opens)
         h.unconfirmed.append(b)
         if targets:
-            msg = self.state_msg(copy)
+            delta = None if not calls else [
+                [cs.call.caller, cs.call.seq, *copy.answers[cs.call.caller][cs.call.seq]]
+                for cs in calls]
+            msg = self.state_msg(copy, delta, h.low)
             for dest in sorted(targets):
                 self.x.send(dest, msg)
         if not copy.durable and not opens:
             b.targets = set()
         self.check(h)
 
-    def state_msg(self, copy: Copy) -> ActorState:
+    def state_msg(self, copy: Copy, delta: list | None = None,
+                  low: dict[str, int] | None = None) -> ActorState:
+        """The whole copy, or (``delta``) what its last version added."""
+        durable = copy.durable
+        answers = (delta if delta is not None else copy.answer_list()) if durable else []
         return ActorState(copy.actor, copy.term, copy.n, self.x.name, copy.fn, copy.akind,
-                          copy.args, copy.durable, copy.replicas,
-                          copy.state if copy.durable else b"", dict(copy.applied),
-                          copy.answer_list() if copy.durable else [])
+                          copy.args, durable, copy.replicas, copy.state if durable else b"",
+                          dict(copy.applied), answers, delta is None, dict(low or {}))
 
     def on_ack(self, msg: ActorAck) -> None:
         h = self.hosted.get(msg.actor)
@@ -310,13 +319,25 @@ class Host:
             self.x.metrics.inc("actor_host_stepped_down")
             self.drop(msg.actor)  # another node took the actor over
         copy = self.copies.get(msg.actor)
-        if copy is None or version > copy.version:
+        if msg.full and (copy is None or version > copy.version):
             answers: dict[str, dict[int, tuple[int, bytes]]] = {}
             for caller, seq, kind, payload in msg.answers:
                 answers.setdefault(caller, {})[seq] = (kind, payload)
             copy = self.copies[msg.actor] = Copy(
                 msg.actor, msg.fn, msg.akind, msg.args, msg.durable, msg.replicas,
                 msg.term, msg.n, msg.state, dict(msg.applied), answers)
+        elif (not msg.full and copy is not None and copy.term == msg.term
+                and copy.n + 1 == msg.n):  # the next version: add its answers
+            copy.n, copy.state, copy.applied = msg.n, msg.state, dict(msg.applied)
+            for caller, seq, kind, payload in msg.answers:
+                copy.answers.setdefault(caller, {})[seq] = (kind, payload)
+            for caller, low in msg.lows.items():
+                got = copy.answers.get(caller)
+                if got:
+                    for s in [s for s in got if s < low]:
+                        del got[s]
+        if copy is None:
+            return  # a delta we cannot place: the host sends the whole copy again
         if copy.version == version and msg.host != self.x.name:
             self.x.send(msg.host, ActorAck(msg.actor, msg.term, msg.n, self.x.name))
         self.x.known(msg.actor)

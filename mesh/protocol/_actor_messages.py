@@ -76,7 +76,9 @@ class ActorReply:
 class ActorState:
     """An actor's host to its replicas: the state at version ``(term, n)``,
     with its constructor, the last sequence number applied per caller and the
-    answers callers may still ask for again (``[caller, seq, kind, payload]``)."""
+    answers callers may still ask for again (``[caller, seq, kind, payload]``):
+    all of them when ``full``, else those of version ``n`` alone (a replica
+    holding ``n - 1`` adds them and drops each caller's answers below ``lows``)."""
     actor: str
     term: int
     n: int
@@ -89,6 +91,8 @@ class ActorState:
     state: bytes
     applied: dict[str, int]
     answers: list
+    full: bool
+    lows: dict[str, int]
 
 
 @_record

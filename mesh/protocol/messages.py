@@ -268,7 +268,8 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "n": _int, "thief": _str, "depvals": _depvals,
     "actor": _str, "durable": _bool, "replicas": _count, "caller": _str, "seq": _count,
     "low": _count, "method": _str, "entry": _str, "msg": _wire, "term": _count,
-    "host": _str, "state": _bytes, "applied": _applied, "answers": _answers,
+    "host": _str, "state": _bytes, "applied": _applied, "answers": _answers, "full": _bool,
+    "lows": _applied,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 
