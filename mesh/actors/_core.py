@@ -19,9 +19,10 @@ Host and replica roles: :mod:`mesh.actors._host`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
 from typing import Any
 
+from mesh.actors._entry import Entry
 from mesh.actors._host import Host, Hosted
 from mesh.actors._records import APPLIED, QUEUED, Copy, WorkerEffect, WorkerEvent, move
 from mesh.actors._records import Call as CallRec
@@ -39,10 +40,10 @@ from mesh.protocol.messages import (
     ActorDrop,
     ActorFind,
     ActorOpen,
+    ActorPull,
     ActorRelay,
     ActorReply,
     ActorState,
-    Done,
     ProtocolViolation,
     decode_client,
     encode,
@@ -50,18 +51,9 @@ from mesh.protocol.messages import (
 
 __all__ = ["ActorCore"]
 
+log = logging.getLogger("mesh.actors")
+
 CLIENT_RECORDS = (ActorOpen, ActorCall, ActorFind, ActorClose)
-
-
-@dataclass(slots=True, eq=False)
-class Relay:
-    """A client's actor record this entry node waits on."""
-    raw: list
-    actor: str
-    volatile: bool
-    sids: set[int]
-    host: str
-    since: float
 
 
 class ActorCore:
@@ -77,13 +69,18 @@ class ActorCore:
         self.resend = resend
         self.max_payload = max_payload
         self.max_crashes = max_crashes
+        self.max_unconfirmed = 2
+        """Batches a host runs ahead of its replicas' acknowledgements."""
         self.now = 0.0
-        self.relays: dict[str, Relay] = {}
         self.parked: dict[str, list[tuple[str, Any, float]]] = {}
         self.placed: dict[str, tuple[str, ...]] = {}
-        self.heard: dict[str, float] = {}
-        """When each host last answered one of our relays."""
         self.host = Host(self)
+        self.entry = Entry(self)
+        self.client_message = self.entry.client_message
+        self.pulling: dict[str, tuple[float, set[str]]] = {}
+        """Actors this node hosts now and collects copies of before it takes them up."""
+        self.pulled: set[str] = set()
+        """Actors whose pull found no copy anywhere."""
         self._ring = table.ring
 
     # ----------------------------------------------------------- the context
@@ -126,60 +123,34 @@ class ActorCore:
         work, self.host.work = self.host.work, []
         return work
 
-    # ------------------------------------------------------------ entry role
-    def client_message(self, sid: int, msg: Any, raw: list) -> None:
-        """An actor record from a client session of this node."""
-        rel = self.relays.get(msg.key)
-        if rel is not None:
-            rel.sids.add(sid)
-            return
-        if len(self.relays) >= self.t.window * max(1, len(self.t.sessions)):
-            raise ProtocolViolation("client sent more actor calls than its credit")
-        volatile = type(msg) is ActorCall and not msg.durable
-        rel = self.relays[msg.key] = Relay(raw, msg.actor, volatile, {sid}, "", self.now)
-        self._forward(rel)
-
-    def _forward(self, rel: Relay) -> None:
-        host = self.host_of(rel.actor)
-        rel.since = self.now
-        if host is None:
-            return
-        rel.host = host
-        self.send(host, ActorRelay(self.name, rel.raw))
-
-    def on_reply(self, msg: ActorReply) -> None:
-        rel = self.relays.pop(msg.key, None)
-        if rel is None:
-            return
-        self.heard[rel.host] = self.now
-        for sid in sorted(rel.sids):
-            if sid in self.t.sessions:
-                self.t.to_client(sid, Done(msg.key, msg.kind, msg.payload))
-
     # ------------------------------------------------------------- host role
     def on_relay(self, msg: ActorRelay) -> None:
         inner = decode_client(msg.msg)
         if type(inner) not in CLIENT_RECORDS:
             raise ProtocolViolation(f"an actor relay carries {type(inner).__name__}")
-        self._serve(msg.entry, inner, self.now + self.grace)
+        durable = type(inner) is not ActorCall or inner.durable
+        # A durable actor's state may be cut off by a partition: wait longer for it.
+        self._serve(msg.entry, inner, self.now + self.grace * (10 if durable else 1))
 
     def _serve(self, entry: str, msg: Any, deadline: float) -> None:
         actor = msg.actor
         h = self._owned(actor)
-        mine = self.host_of(actor) == self.name
-        if h is None and type(msg) is ActorOpen and mine:
-            copy = Copy(actor, msg.fn, msg.akind, msg.args, msg.durable,
-                        msg.replicas or self.t.replicas)
-            h = self.host.host(copy, fresh=True)
-            self.placed[actor] = self.pref(actor, copy.replicas)
-            h.opens.append((entry, msg.key))
-            return
-        if h is None and type(msg) is ActorClose and mine:
-            self.host.copies.pop(actor, None)
-            self.send(entry, ActorReply(msg.key, *P.dumps_value(None)))
-            return
         if h is None:
-            self.parked.setdefault(actor, []).append((entry, msg, deadline))
+            if self.host_of(actor) != self.name or actor in self.pulling:
+                self.parked.setdefault(actor, []).append((entry, msg, deadline))
+                return
+            # Ours, and no node has a copy (the pull found none): a new actor.
+            if type(msg) is ActorOpen:
+                copy = Copy(actor, msg.fn, msg.akind, msg.args, msg.durable,
+                            msg.replicas or self.t.replicas)
+                h = self.host.host(copy, fresh=True)
+                self.pulled.discard(actor)
+                self.placed[actor] = self.pref(actor, copy.replicas)
+                h.opens.append((entry, msg.key))
+            elif type(msg) is ActorClose:
+                self.send(entry, ActorReply(msg.key, *P.dumps_value(None)))
+            else:
+                self.parked.setdefault(actor, []).append((entry, msg, deadline))
             return
         if type(msg) is ActorCall:
             call = CallRec(msg.key, msg.caller, msg.seq, msg.method, msg.akind, msg.args)
@@ -194,16 +165,59 @@ class ActorCore:
             self._close(h, entry, msg.key)
 
     def _owned(self, actor: str) -> Hosted | None:
-        """The actor if this node hosts it, taking it up from its copy if
-        this node is its host now."""
+        """The actor if this node hosts it. If this node is its host now and
+        does not host it, it first asks the other holders for their copies
+        (its own may be behind theirs) and takes it up from the newest once
+        all answered (:meth:`_pulled`)."""
         h = self.host.hosted.get(actor)
         if h is not None:
             return None if h.leaving else h
-        copy = self.host.copies.get(actor)
-        if copy is None or self.host_of(actor) != self.name:
+        if self.host_of(actor) != self.name or actor in self.pulling:
             return None
+        if actor not in self.pulled:
+            others = {d for d in self.pref(actor, self.t.replicas + 2) if d != self.name}
+            others.update(d for d in self.placed.get(actor, ()) if d in self.alive())
+            others.discard(self.name)
+            if others:
+                self.pulling[actor] = (self.now + self.grace, others)
+                for dest in sorted(others):
+                    self.send(dest, ActorPull(actor, self.name))
+                return None
+        copy = self.host.copies.get(actor)
+        if copy is None:
+            return None
+        self.pulled.discard(actor)
         self.placed[actor] = self.pref(actor, copy.replicas)
         return self.host.host(copy, fresh=False)
+
+    def _pulled(self, actor: str, holder: str | None) -> None:
+        """``holder`` answered our pull (None: the wait ran out)."""
+        got = self.pulling.get(actor)
+        if got is None:
+            return
+        if holder is not None:
+            got[1].discard(holder)
+            if got[1]:
+                return
+        del self.pulling[actor]
+        self.pulled.add(actor)
+        self.known(actor)
+
+    def on_pull(self, msg: ActorPull) -> None:
+        h = self.host.hosted.get(msg.actor)
+        copy = h.copy if h is not None else self.host.copies.get(msg.actor)
+        if msg.sub == self.name:
+            return
+        if copy is not None:
+            self.send(msg.sub, self.host.state_msg(copy))
+        else:  # "none here": an acknowledgement of version (0, 0)
+            self.send(msg.sub, ActorAck(msg.actor, 0, 0, self.name))
+
+    def on_ack(self, msg: ActorAck) -> None:
+        if msg.term == 0:
+            self._pulled(msg.actor, msg.holder)
+        else:
+            self.host.on_ack(msg)
 
     def _close(self, h: Hosted, entry: str, key: str) -> None:
         actor = h.copy.actor
@@ -240,9 +254,19 @@ class ActorCore:
         for dest in pref:
             if dest != self.name:
                 self.send(dest, msg)
-        new_host = pref[0] if pref else None
-        left = self.host.drop(actor)
-        if new_host is None:
+        log.info("%s hands actor %s at %s over to %s", self.name, actor, copy.version, pref)
+        self.relay_again(copy, self.host.drop(actor), h.opens)
+        if self.name in pref:
+            self.host.copies[actor] = copy
+        else:
+            self.placed.pop(actor, None)
+        self.metrics.inc("actor_handovers")
+
+    def relay_again(self, copy: Copy, left: list, opens: list[tuple[str, str]]) -> None:
+        """Send calls (and opens) this node no longer hosts to the actor's host."""
+        actor = copy.actor
+        host = self.host_of(actor)
+        if host is None:
             return
         for cs in sorted(left, key=lambda c: (c.call.caller, c.call.seq)):
             if cs.state == QUEUED:
@@ -251,22 +275,17 @@ class ActorCore:
             raw = encode(ActorCall(c.key, actor, c.caller, c.seq, 0, c.method, c.akind, c.args,
                                    copy.durable))
             for entry in sorted(cs.entries):
-                self.send(new_host, ActorRelay(entry, raw))
-        for entry, key in h.opens:
+                self.send(host, ActorRelay(entry, raw))
+        for entry, key in opens:
             raw = encode(ActorOpen(key, actor, copy.fn, copy.akind, copy.args, copy.durable,
                                    copy.replicas))
-            self.send(new_host, ActorRelay(entry, raw))
-        if self.name in pref:
-            self.host.copies[actor] = copy
-        else:
-            self.placed.pop(actor, None)
-        self.metrics.inc("actor_handovers")
+            self.send(host, ActorRelay(entry, raw))
 
     # ------------------------------------------------------ peer and worker
     def peer_handlers(self) -> dict[type, Any]:
-        return {ActorRelay: self.on_relay, ActorReply: self.on_reply,
-                ActorState: self.host.on_state, ActorAck: self.host.on_ack,
-                ActorDrop: self.on_drop}
+        return {ActorRelay: self.on_relay, ActorReply: self.entry.on_reply,
+                ActorState: self.host.on_state, ActorAck: self.on_ack,
+                ActorDrop: self.on_drop, ActorPull: self.on_pull}
 
     def worker_event(self, ev: WorkerEvent) -> None:
         h = self.host.hosted.get(ev.actor)
@@ -283,18 +302,8 @@ class ActorCore:
     def view_changed(self, now: float) -> None:
         """The exec core's view changed: move hosts, copies and relays."""
         self.now = now
-        alive = self.alive()
-        for rel in list(self.relays.values()):
-            if rel.host in alive and rel.host:
-                continue
-            if rel.volatile:
-                key = rel.raw[1]
-                kind, payload = P.dumps_error(ActorLost(
-                    f"the host of volatile actor {rel.actor!r} left; the actor starts again "
-                    "from its constructor and this call is lost"))
-                self.on_reply(ActorReply(key, kind, payload))
-            else:
-                self._forward(rel)
+        self.entry.view_changed()
+        self.pulled.clear()  # a new view: ask the holders again before taking an actor up
         for actor, h in list(self.host.hosted.items()):
             pref = self.pref(actor, h.copy.replicas)
             old = self.placed.get(actor, ())
@@ -332,12 +341,18 @@ class ActorCore:
         self.now = now
         if self.t.ring is not self._ring:
             self.view_changed(now)
-        sessions = self.t.sessions
-        for key, rel in list(self.relays.items()):
-            if not any(s in sessions for s in rel.sids):
-                del self.relays[key]
-            elif now - max(rel.since, self.heard.get(rel.host, 0.0)) >= self.resend:
-                self._forward(rel)  # its host answered nothing for a while: a lost relay?
+        self.entry.tick(now)
+        alive = self.alive()
+        for actor, (deadline, waiting) in list(self.pulling.items()):
+            if now < deadline:
+                continue
+            waiting &= alive  # a holder that died answers nothing; one alive must
+            if not waiting:
+                self._pulled(actor, None)
+                continue
+            self.pulling[actor] = (now + self.grace, waiting)
+            for dest in sorted(waiting):
+                self.send(dest, ActorPull(actor, self.name))
         for actor, waiting in list(self.parked.items()):
             keep = []
             for entry, msg, deadline in waiting:
@@ -374,7 +389,7 @@ class ActorCore:
     def stats(self) -> dict[str, int]:
         hosted = self.host.hosted.values()
         return {"hosted": len(self.host.hosted), "copies": len(self.host.copies),
-                "relays": len(self.relays),
+                "relays": len(self.entry.relays),
                 "queued": sum(len(h.queue) for h in hosted),
                 "unconfirmed": sum(1 for h in hosted for cs in h.calls.values()
                                    if cs.state == APPLIED)}

@@ -17,6 +17,7 @@ first node of its key's preference list; the next ``replicas - 1`` nodes hold
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ from mesh.actors._records import (
 )
 from mesh.protocol import payload as P
 from mesh.protocol.messages import ActorAck, ActorReply, ActorState
+
+log = logging.getLogger("mesh.actors")
 
 
 @dataclass(slots=True, eq=False)
@@ -92,6 +95,7 @@ class Host:
         if not fresh:
             copy.term += 1  # a new host: its versions win over any older host's
             self.x.metrics.inc("actor_takeovers")
+            log.info("%s takes actor %s up at version %s", self.x.name, copy.actor, copy.version)
         return h
 
     def accept(self, h: Hosted, call: Call, low: int, entry: str) -> None:
@@ -139,8 +143,9 @@ class Host:
 
     def pump(self, h: Hosted) -> None:
         """Hand the worker its next batch if it is idle."""
-        if not h.up or h.running is not None or not h.queue or h.leaving:
-            return
+        if (not h.up or h.running is not None or not h.queue or h.leaving
+                or len(h.unconfirmed) > self.x.max_unconfirmed):
+            return  # (a host cut off from its replicas stops after a few batches)
         batch: list[CallState] = []
         limit = self.x.batch
         while h.queue and len(batch) < limit:
@@ -275,11 +280,14 @@ class Host:
     def check(self, h: Hosted) -> None:
         """Answer every batch, oldest first, whose alive targets all hold it."""
         alive = self.x.alive()
+        need = h.copy.replicas - 1 if h.copy.durable else 0
         while h.unconfirmed:
             b = h.unconfirmed[0]
-            if not (b.targets & alive) <= b.acks:
-                return
+            if not (b.targets & alive) <= b.acks or len(b.acks & alive) < need:
+                return  # durable: the state must be on R nodes, however few are up
             h.unconfirmed.popleft()
+            if not h.unconfirmed:
+                self.pump(h)
             copy = h.copy
             for cs in b.calls:
                 if cs.state == APPLIED:
@@ -314,10 +322,16 @@ class Host:
         version = (msg.term, msg.n)
         h = self.hosted.get(msg.actor)
         if h is not None:
-            if msg.term <= h.copy.term:
+            if version <= h.copy.version or msg.host == self.x.name:
                 return  # an older host's news
+            # A newer term, or our term with more progress (two nodes took the
+            # actor up at once while cut off): theirs wins.
             self.x.metrics.inc("actor_host_stepped_down")
-            self.drop(msg.actor)  # another node took the actor over
+            log.info("%s hands actor %s at %s to %s at %s", self.x.name, msg.actor,
+                     h.copy.version, msg.host, version)
+            copy = h.copy
+            left = self.drop(msg.actor)  # another node took the actor over: its calls go there
+            self.x.relay_again(copy, left, h.opens)
         copy = self.copies.get(msg.actor)
         if msg.full and (copy is None or version > copy.version):
             answers: dict[str, dict[int, tuple[int, bytes]]] = {}
@@ -338,8 +352,13 @@ class Host:
                         del got[s]
         if copy is None:
             return  # a delta we cannot place: the host sends the whole copy again
+        if copy.version > version and msg.host != self.x.name:
+            self.x.send(msg.host, self.state_msg(copy))  # a host behind us: show it ours
+            self.x._pulled(msg.actor, msg.host)
+            return
         if copy.version == version and msg.host != self.x.name:
             self.x.send(msg.host, ActorAck(msg.actor, msg.term, msg.n, self.x.name))
+        self.x._pulled(msg.actor, msg.host)  # an answer to our pull, if we asked
         self.x.known(msg.actor)
 
     def drop(self, actor: str) -> list[CallState]:

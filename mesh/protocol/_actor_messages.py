@@ -108,3 +108,11 @@ class ActorAck:
 class ActorDrop:
     """``actor`` was closed: drop its state."""
     actor: str
+
+
+@_record
+class ActorPull:
+    """Node ``sub`` hosts ``actor`` now and holds no copy (it restarted, or
+    its copy is on its way): send it yours."""
+    actor: str
+    sub: str

@@ -41,6 +41,7 @@ from mesh.protocol._actor_messages import (
     ActorDrop,
     ActorFind,
     ActorOpen,
+    ActorPull,
     ActorRelay,
     ActorReply,
     ActorState,
@@ -48,6 +49,7 @@ from mesh.protocol._actor_messages import (
 
 __all__ = [
     "Ack", "ActorAck", "ActorCall", "ActorClose", "ActorDrop", "ActorFind", "ActorOpen",
+    "ActorPull",
     "ActorRelay", "ActorReply", "ActorState", "Confirm", "Done", "Grant", "Hold", "Lost",
     "Members", "Need", "Ping", "Pong",
     "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
@@ -316,6 +318,7 @@ PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
     "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant,
     "ar": ActorRelay, "ad": ActorReply, "as": ActorState, "aa": ActorAck, "az": ActorDrop,
+    "ap": ActorPull,
 })
 """Node to node."""
 

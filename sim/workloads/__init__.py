@@ -73,9 +73,16 @@ def _tasks(sim: Simulation) -> Workload:
     return TasksWorkload(sim)
 
 
+def _actors(sim: Simulation) -> Workload:
+    from sim.workloads.actors import ActorsWorkload
+
+    return ActorsWorkload(sim)
+
+
 WORKLOADS: dict[str, Callable[[Simulation], Workload]] = {
     "gossip": GossipWorkload,
     "tasks": _tasks,
+    "actors": _actors,
 }
 
 
