@@ -76,6 +76,9 @@ class ClientProtocol:
             for f in dep_futs:
                 if not own(f):
                     raise ValueError(f"future {f.key} belongs to another client")
+                if type(f._state.spec) is not list:  # an actor call's (mesh.actors)
+                    raise TypeError(f"{name}: an actor call's future cannot be an argument "
+                                    "of a task yet; pass its result()")
             if len(payload) + len(fn) > self.max_body // 2:
                 raise ValueError(
                     f"the arguments of {name} are {len(payload) + len(fn)} bytes pickled, more "

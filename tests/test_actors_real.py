@@ -100,6 +100,15 @@ def test_a_handle_passed_into_a_task_calls_the_same_actor(client: Client) -> Non
     c.close()
 
 
+def test_futures_cannot_cross_between_actor_calls_and_tasks_yet(client: Client) -> None:
+    c = client.actor(Counter)
+    with pytest.raises(TypeError, match="actor call's future cannot be an argument"):
+        client.submit(abs, c.incr(), pure=False)
+    with pytest.raises(TypeError, match="futures cannot be arguments of actor calls"):
+        c.incr(client.submit(abs, -1, pure=False))
+    c.close()
+
+
 def test_a_missing_method_fails_its_future_with_attribute_error(client: Client) -> None:
     c = client.actor(Counter, 1)
     with pytest.raises(AttributeError, match="nope"):

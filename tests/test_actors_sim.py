@@ -18,7 +18,7 @@ ROLLING = {"crash": 1, "restart": 1, "partition": 1, "pause": 1}
 
 
 def run(seed: int) -> tuple:
-    sc = Scenario(name="actors", nodes=6, duration=50.0, workload="actors",
+    sc = Scenario(name="actors", nodes=5, duration=40.0, workload="actors",
                   network=NetConfig(loss=0.02, duplicate=0.02), rolling=dict(ROLLING))
     sim = Simulation(sc, seed)
     result = sim.run()

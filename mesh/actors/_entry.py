@@ -5,8 +5,10 @@ actor record is relayed (:class:`ActorRelay`) to the actor's host, the first
 node of the actor key's preference list, and its answer (:class:`ActorReply`)
 is delivered to every session that asked for it as a :class:`Done`. A relay
 is sent again when its host leaves the view (durable calls), when its host
-stayed silent for ``actor_resend`` seconds, or after 30 times that; a
-volatile call whose host died fails with :class:`~mesh.errors.ActorLost`.
+stayed silent for ``actor_resend`` seconds, or after 30 times that; after 10
+times that of silence it goes to the next node of the list (whose view may
+have seen the host die when ours did not). A volatile call whose host died
+fails with :class:`~mesh.errors.ActorLost`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class Relay:
     sids: set[int]
     host: str
     since: float
+    asked: float = 0.0
+    """When this relay went to its current target."""
+    tries: int = 0
+    """How many targets stayed silent: the relay goes to the next node of the list."""
 
 
 class Entry:
@@ -49,15 +55,18 @@ class Entry:
         if len(self.relays) >= t.window * max(1, len(t.sessions)):
             raise ProtocolViolation("client sent more actor calls than its credit")
         volatile = type(msg) is ActorCall and not msg.durable
-        rel = self.relays[msg.key] = Relay(raw, msg.actor, volatile, {sid}, "", self.x.now)
+        now = self.x.now
+        rel = self.relays[msg.key] = Relay(raw, msg.actor, volatile, {sid}, "", now, now)
         self.forward(rel)
 
     def forward(self, rel: Relay) -> None:
-        host = self.x.host_of(rel.actor)
+        pref = self.x.pref(rel.actor, self.x.t.replicas + 1)
         rel.since = self.x.now
-        if host is None:
+        if not pref:
             return
-        rel.host = host
+        host = pref[rel.tries % len(pref)]
+        if host != rel.host:
+            rel.host, rel.asked = host, self.x.now
         self.x.send(host, ActorRelay(self.x.name, rel.raw))
 
     def on_reply(self, msg: ActorReply) -> None:
@@ -89,6 +98,9 @@ class Entry:
         for key, rel in list(self.relays.items()):
             if not any(s in sessions for s in rel.sids):
                 del self.relays[key]
+            elif now - max(rel.asked, self.heard.get(rel.host, 0.0)) >= 10 * resend:
+                rel.tries += 1  # its target stayed silent (a view that missed a death?)
+                self.forward(rel)
             elif (now - max(rel.since, self.heard.get(rel.host, 0.0)) >= resend
                   or now - rel.since >= 30 * resend):
                 self.forward(rel)  # its host went silent, or this relay waited long: lost?
