@@ -7,14 +7,8 @@ records (this node is their entry), peer actor records, worker events, view
 changes and ticks, each with ``now``; outputs: messages (through the table)
 and worker effects (:attr:`ActorCore.work`, drained by :meth:`take_work`).
 
-Entry role: a client's actor record is relayed (:class:`ActorRelay`) to the
-actor's host, the first node of the actor key's preference list, and its
-answer (:class:`ActorReply`) is delivered to every session that asked for it
-as a :class:`Done`. A relay is sent again when its host leaves the view
-(durable calls) or after ``actor_resend`` seconds; a volatile call whose host
-died fails with :class:`~mesh.errors.ActorLost`.
-
-Host and replica roles: :mod:`mesh.actors._host`.
+Entry role: :mod:`mesh.actors._entry`; host and replica roles:
+:mod:`mesh.actors._host`; here: routing, taking actors up, view changes.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ from typing import Any
 
 from mesh.actors._entry import Entry
 from mesh.actors._host import Host, Hosted
-from mesh.actors._records import APPLIED, QUEUED, Copy, WorkerEffect, WorkerEvent, move
+from mesh.actors._records import QUEUED, Copy, WorkerEffect, WorkerEvent, move
 from mesh.actors._records import Call as CallRec
 from mesh.actors._records import Crashed as CrashedEv
 from mesh.actors._records import Ran as RanEv
@@ -53,6 +47,9 @@ __all__ = ["ActorCore"]
 
 log = logging.getLogger("mesh.actors")
 
+_CLOSED = 4096
+"""Closed actors a node remembers, so calls to them fail at once."""
+
 CLIENT_RECORDS = (ActorOpen, ActorCall, ActorFind, ActorClose)
 
 
@@ -79,6 +76,8 @@ class ActorCore:
         self.client_message = self.entry.client_message
         self.pulling: dict[str, tuple[float, set[str]]] = {}
         """Actors this node hosts now and collects copies of before it takes them up."""
+        self.closed: dict[str, None] = {}
+        """Actors closed here, newest last (at most ``_CLOSED``): calls fail at once."""
         self.pulled: set[str] = set()
         """Actors whose pull found no copy anywhere."""
         self._ring = table.ring
@@ -134,6 +133,11 @@ class ActorCore:
 
     def _serve(self, entry: str, msg: Any, deadline: float) -> None:
         actor = msg.actor
+        if actor in self.closed:
+            if type(msg) is not ActorOpen:
+                self._expire(entry, msg, "was closed")
+                return
+            del self.closed[actor]  # made again under the same name
         h = self._owned(actor)
         if h is None:
             if self.host_of(actor) != self.name or actor in self.pulling:
@@ -225,11 +229,13 @@ class ActorCore:
         for cs in self.host.drop(actor):
             self.fail_lost(cs.entries, cs.call.key, f"actor {actor!r} was closed")
         self.placed.pop(actor, None)
+        self._tombstone(actor)
         for dest in targets:
             self.send(dest, ActorDrop(actor))
         self.send(entry, ActorReply(key, *P.dumps_value(None)))
 
     def on_drop(self, msg: ActorDrop) -> None:
+        self._tombstone(msg.actor)
         for cs in self.host.drop(msg.actor):
             self.fail_lost(cs.entries, cs.call.key, f"actor {msg.actor!r} was closed")
         self.placed.pop(msg.actor, None)
@@ -353,27 +359,35 @@ class ActorCore:
             self.pulling[actor] = (now + self.grace, waiting)
             for dest in sorted(waiting):
                 self.send(dest, ActorPull(actor, self.name))
+        for actor in [a for a in self.host.copies if a not in self.host.hosted]:
+            self._owned(actor)  # ours with no call yet (a quick restart changes no view)
         for actor, waiting in list(self.parked.items()):
+            host = self.host_of(actor)
+            if host is not None and host != self.name:  # not ours: to our view's host,
+                del self.parked[actor]  # at most once a tick (views may disagree)
+                for entry, msg, _deadline in waiting:
+                    self.send(host, ActorRelay(entry, encode(msg)))
+                continue
+            self.pulled.discard(actor)  # calls wait for it: ask the holders again
+            if self._owned(actor) is not None:
+                self.known(actor)
+                continue
             keep = []
-            for entry, msg, deadline in waiting:
+            for entry, msg, deadline in self.parked.pop(actor, []):
                 if now < deadline:
                     keep.append((entry, msg, deadline))
-                elif self.host_of(actor) == self.name:
+                else:
                     self._expire(entry, msg)
             if keep:
-                self.parked[actor] = keep
-            else:
-                del self.parked[actor]
-        for h in self.host.hosted.values():
-            if h.unconfirmed and h.up:
-                head = h.unconfirmed[0]
-                missing = (head.targets & self.alive()) - head.acks
-                if missing:
-                    msg = self.host.state_msg(h.copy)
-                    for dest in sorted(missing):
-                        self.send(dest, msg)
+                self.parked.setdefault(actor, []).extend(keep)
+        self.host.resend()
 
-    def _expire(self, entry: str, msg: Any) -> None:
+    def _tombstone(self, actor: str) -> None:
+        self.closed[actor] = None
+        if len(self.closed) > _CLOSED:
+            del self.closed[next(iter(self.closed))]
+
+    def _expire(self, entry: str, msg: Any, why: str = "") -> None:
         if type(msg) is ActorClose:
             self.send(entry, ActorReply(msg.key, *P.dumps_value(None)))
             return
@@ -381,15 +395,7 @@ class ActorCore:
             exc: BaseException = ValueError(
                 f"no actor named {msg.actor.removeprefix('actor-')!r} on the mesh")
         else:
-            exc = ActorLost(f"no node holds actor {msg.actor!r}: it was closed, or every "
-                            "node that held it died")
+            exc = ActorLost(f"actor {msg.actor!r} {why}" if why else (
+                f"no node holds actor {msg.actor!r}: it was closed, or every node that held "
+                "it died"))
         self.send(entry, ActorReply(msg.key, *P.dumps_error(exc)))
-
-    # --------------------------------------------------------------- status
-    def stats(self) -> dict[str, int]:
-        hosted = self.host.hosted.values()
-        return {"hosted": len(self.host.hosted), "copies": len(self.host.copies),
-                "relays": len(self.entry.relays),
-                "queued": sum(len(h.queue) for h in hosted),
-                "unconfirmed": sum(1 for h in hosted for cs in h.calls.values()
-                                   if cs.state == APPLIED)}

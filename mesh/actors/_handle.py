@@ -11,7 +11,6 @@ addresses it was made with, and calls the same actor as a new caller.
 from __future__ import annotations
 
 import heapq
-import itertools
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ActorHandle", "check_actor_options", "close_msg", "find_msg", "open_msg"]
 
-_counter = itertools.count(1)
 _clients: dict[tuple[str, ...], Any] = {}
 _clients_lock = threading.Lock()
 CLIENT_FACTORY: Callable[[list[str]], Any] | None = None
@@ -57,22 +55,23 @@ def open_msg(core: ClientCore, cls: type, args: tuple, kwargs: dict, name: str |
     """The record that makes the actor, and the actor's key."""
     check_actor_options(cls, name, durable, replicas)
     if name is None:
-        name = f"{getattr(cls, '__name__', 'actor')}-{core.client_id}-{next(_counter)}"
+        n = next(core.proto._counter)
+        name = f"{getattr(cls, '__name__', 'actor')}-{core.client_id}-{n}"
     actor = actor_key(name)
     akind, payload, deps = P.dumps_args(args, kwargs)
     if deps:
         raise TypeError("an actor's constructor cannot take futures; pass their results")
-    key = f"{actor}/open/{core.client_id}/{next(_counter)}"
+    key = f"{actor}/open/{core.client_id}/{next(core.proto._counter)}"
     return actor, ActorOpen(key, actor, P.dumps_function(cls), akind, payload, durable,
                             replicas or 0)
 
 
 def find_msg(core: ClientCore, actor: str) -> ActorFind:
-    return ActorFind(f"{actor}/find/{core.client_id}/{next(_counter)}", actor)
+    return ActorFind(f"{actor}/find/{core.client_id}/{next(core.proto._counter)}", actor)
 
 
 def close_msg(core: ClientCore, actor: str) -> ActorClose:
-    return ActorClose(f"{actor}/close/{core.client_id}/{next(_counter)}", actor)
+    return ActorClose(f"{actor}/close/{core.client_id}/{next(core.proto._counter)}", actor)
 
 
 def send(core: ClientCore, msg: Any) -> Future:
@@ -93,7 +92,7 @@ class ActorHandle:
         self._async = is_async
         self._actor = actor
         self._durable = durable
-        self._caller = f"{core.client_id}.{next(_counter)}"
+        self._caller = f"{core.client_id}.{next(core.proto._counter)}"
         self._seq = 0
         self._heap: list[int] = []
         self._done: set[int] = set()

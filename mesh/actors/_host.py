@@ -259,6 +259,18 @@ class Host:
             b.targets = set()
         self.check(h)
 
+    def resend(self) -> None:
+        """The whole copy again to targets that did not acknowledge (a lost
+        delta, or a replica that restarted)."""
+        for h in self.hosted.values():
+            if h.unconfirmed and h.up:
+                head = h.unconfirmed[0]
+                missing = (head.targets & self.x.alive()) - head.acks
+                if missing:
+                    msg = self.state_msg(h.copy)
+                    for dest in sorted(missing):
+                        self.x.send(dest, msg)
+
     def state_msg(self, copy: Copy, delta: list | None = None,
                   low: dict[str, int] | None = None) -> ActorState:
         """The whole copy, or (``delta``) what its last version added."""

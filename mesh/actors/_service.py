@@ -135,7 +135,12 @@ class ActorService:
             return 404, b""
         self.node.http_codec.open(body)
         core = self.core
-        stats: dict[str, Any] = {"node": self.node.name, **core.stats()}
+        hosted = core.host.hosted.values()
+        stats: dict[str, Any] = {
+            "node": self.node.name, "hosted": len(core.host.hosted),
+            "copies": len(core.host.copies), "relays": len(core.entry.relays),
+            "queued": sum(len(h.queue) for h in hosted),
+            "unconfirmed": sum(len(h.unconfirmed) for h in hosted)}
         actors: dict[str, Any] = {}
         pid = getattr(self.workers, "pid", None)
         for name, h in sorted(core.host.hosted.items()):
