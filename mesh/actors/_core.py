@@ -66,8 +66,7 @@ class ActorCore:
         self.resend = resend
         self.max_payload = max_payload
         self.max_crashes = max_crashes
-        self.max_unconfirmed = 2
-        """Batches a host runs ahead of its replicas' acknowledgements."""
+        self.max_unconfirmed = 2  # batches a host runs ahead of its replicas' acks
         self.now = 0.0
         self.parked: dict[str, list[tuple[str, Any, float]]] = {}
         self.placed: dict[str, tuple[str, ...]] = {}
