@@ -1,5 +1,6 @@
 """mesh: a leaderless peer-to-peer compute mesh for Python on asyncio."""
 
+from mesh.actors import ActorHandle
 from mesh.client import (
     AsyncClient,
     Client,
@@ -10,7 +11,7 @@ from mesh.client import (
     as_completed,
 )
 from mesh.config import DEFAULT, Config
-from mesh.errors import ConfigError, InsecureBindError, MeshError, WireError
+from mesh.errors import ActorLost, ConfigError, InsecureBindError, MeshError, WireError
 from mesh.integrations import register_joblib
 from mesh.ops._progress import progress
 
@@ -18,6 +19,8 @@ register_joblib()  # the "mesh" joblib backend; imports neither joblib nor dask 
 
 __all__ = [
     "DEFAULT",
+    "ActorHandle",
+    "ActorLost",
     "AsyncClient",
     "Client",
     "Config",

@@ -86,6 +86,9 @@ class ClientProtocol:
             for f in dep_futs:
                 if not own(f):
                     raise ValueError(f"future {f.key} belongs to another client")
+                if type(f._state.spec) is not list:  # an actor call's (mesh.actors)
+                    raise TypeError(f"{name}: an actor call's future cannot be an argument "
+                                    "of a task yet; pass its result()")
             if len(payload) + len(fn) > self.max_body // 2:
                 raise ValueError(
                     f"the arguments of {name} are {len(payload) + len(fn)} bytes pickled, more "
@@ -135,6 +138,13 @@ class ClientProtocol:
         while unsent and self.credit > 0:
             st = unsent.popleft()
             if st.sent or st.refs <= 0 or st.status == CANCELLED:
+                continue
+            if type(st.spec) is not list:  # an actor record (mesh.actors): sent until answered
+                if st.done:
+                    continue
+                st.sent = True
+                self.credit -= 1
+                msgs.append(encode(st.spec))
                 continue
             st.sent = True
             self.credit -= 1

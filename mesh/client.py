@@ -34,6 +34,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from mesh import actors as _actors
 from mesh._client_core import ClientCore
 from mesh._client_future import Future, as_completed
 from mesh._loop import new_event_loop
@@ -125,6 +126,21 @@ class _Api:
 
         return data.from_sequence(self, iterable, npartitions)
 
+    # --- actors (mesh.actors, docs/actors.md) --------------------------------
+    def actor(self, cls: type, *args: Any, name: str | None = None, durable: bool = True,
+              replicas: int | None = None, **kwargs: Any) -> Any:
+        """Make ``cls(*args, **kwargs)`` an actor (a named one once); its
+        :class:`~mesh.ActorHandle` (on an ``AsyncClient``, awaitable)."""
+        return _actors.make(self, cls, args, kwargs, name, durable, replicas)
+
+    def get_actor(self, name: str) -> Any:
+        """The handle of the actor made with ``name`` (``ValueError`` if none)."""
+        return _actors.get(self, name)
+
+    def who_has(self, handles: Any) -> Any:
+        """``{actor key: [host, replica, ...]}`` for actor handles."""
+        return _actors.who_has(self, handles)
+
     @property
     def node(self) -> str:
         """The name of the node this client is attached to."""
@@ -159,6 +175,8 @@ class Client(_Api):
 
     def _call(self, coro: Any, timeout: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    _async = False
 
     def gather(self, futures: Iterable[Future] | Future, timeout: float | None = None,
                errors: str = "raise", progress: bool = False) -> Any:
@@ -224,6 +242,8 @@ class AsyncClient(_Api):
                                 reconnect_timeout=reconnect_timeout, runtime=runtime,
                                 client_id=client_id)
         self._started = False
+
+    _async = True
 
     async def start(self) -> AsyncClient:
         if not self._started:
@@ -368,3 +388,11 @@ class MeshExecutor(concurrent.futures.Executor):
 
 
 
+
+
+def _handle_client(addresses: list[str]) -> Client:
+    """The process-wide client of actor handles unpickled in a task or an actor."""
+    return Client(addresses)
+
+
+_actors.set_client_factory(_handle_client)

@@ -233,6 +233,9 @@ class Config:
     max_task_crashes: int = 3
     """A task that kills its worker process this many times is failed with
     ``KilledWorker`` instead of being retried forever (Dask uses 3 as well)."""
+    actor_batch: int = 256  # calls per worker round trip and state replication (docs/actors.md)
+    actor_grace: float = 3.0  # s a host keeps calls for an actor whose state may be on its way
+    actor_resend: float = 1.0  # s an entry node waits for an actor call's answer, then relays again
 
     # --- execution timers and limits -----------------------------------------
     exec_tick: float = 5.0

@@ -63,3 +63,11 @@ class OutOfStorage(MeshError):
         self.limit = limit
         self.needed = needed
         self.used = used
+
+
+class ActorLost(MeshError):
+    """An actor call cannot be answered: the actor's host died and the actor
+    is not durable (it starts again from its constructor, so calls that were
+    in flight are lost), or no node knows the actor (it was closed, or every
+    node that held it died). Make the actor with ``durable=True`` to keep its
+    state and its calls across failures."""

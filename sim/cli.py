@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", metavar="FILE", help="a scenario TOML file "
                    "(flags given as well override its values)")
-    p.add_argument("--workload", choices=("gossip", "tasks", "datasets"),
+    p.add_argument("--workload", choices=("gossip", "tasks", "datasets", "actors"),
                    help="what the nodes run: gossip (membership only, the default) or "
                    "tasks (simulated clients submit tasks, maps and graphs) or datasets "
                    "(simulated clients run word counts and sorts against their references)")

@@ -11,6 +11,7 @@ import signal
 import socket
 
 from mesh import _loop
+from mesh.actors._service import ActorService
 from mesh.addresses import DEFAULT_BIND, format_address
 from mesh.cli._common import (
     SECRETS_HELP,
@@ -80,6 +81,7 @@ def build_services(args: argparse.Namespace, config: Config,
     where they are constructed. ``spill_dir`` is the node's spill directory,
     where workers write large results and map large inputs."""
     return [ExecService(ProcessExecutor(args.workers, config=config, spill_dir=spill_dir)),
+            ActorService(),
             OpsService()]
 
 

@@ -122,6 +122,18 @@ class ExecCore:
             Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given,
             Keep: r.lineage.on_keep, Located: r.locality.on_located,
         }
+        self._client_handlers: dict[type, Callable[[int, Any, list], None]] = {}
+
+    def add_handlers(self, client: dict[type, Callable[[int, Any, list], None]],
+                     peer: dict[type, Callable[[Any], None]]) -> None:
+        """Let another layer (mesh.actors) handle its own records on the exec
+        channels; what they send goes through :attr:`table` like ours."""
+        self._client_handlers.update(client)
+        self._peer_handlers.update(peer)
+
+    def flush(self) -> list[Effect]:
+        """The effects another layer queued on the table outside our inputs."""
+        return self._effects()
 
     # ------------------------------------------------------- read-only views
     @property
@@ -215,6 +227,8 @@ class ExecCore:
                         self._flush_local()
                 elif type(msg) is Ping:
                     self.table.to_client(sid, Pong())  # keepalive: the client checks we live
+                elif (handler := self._client_handlers.get(type(msg))) is not None:
+                    handler(sid, msg, raw)  # another layer's record (mesh.actors)
         finally:
             self._flush_local()
         return self._effects()

@@ -194,6 +194,10 @@ class ExecService:
         return [format_address(a) for _, a in sorted(self._addrs.items())]
 
     # ------------------------------------------------------------- plumbing
+    def carry(self, effects: list[Effect]) -> None:
+        """Carry out effects another layer (mesh.actors) got from the core."""
+        self._carry(effects)
+
     def _carry(self, effects: list[Effect]) -> None:
         """Carry the core's effects out to their channels and feed the executor."""
         core = self.core

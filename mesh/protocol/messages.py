@@ -10,6 +10,12 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
   :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant`,
   :class:`Keep` and :class:`Located`.
 
+Actor records ride on the same two channels (:mod:`mesh.actors`):
+:class:`ActorOpen`, :class:`ActorCall`, :class:`ActorFind` and
+:class:`ActorClose` from a client (answered by :class:`Done`);
+:class:`ActorRelay`, :class:`ActorReply`, :class:`ActorState`,
+:class:`ActorAck` and :class:`ActorDrop` between peers.
+
 On the wire a message is a msgpack array whose first item is its operation
 code, then its fields in declaration order. Codes are append-only: a code
 never changes meaning, and the two channels have separate tables, so the same
@@ -29,11 +35,23 @@ from operator import attrgetter
 from typing import Any
 
 from mesh.errors import MeshError
+from mesh.protocol._actor_messages import (
+    ActorAck,
+    ActorCall,
+    ActorClose,
+    ActorDrop,
+    ActorFind,
+    ActorOpen,
+    ActorPull,
+    ActorRelay,
+    ActorReply,
+    ActorState,
+)
 
 __all__ = [
-    "MAX_REPLICAS", "Ack", "Confirm", "Done", "Grant", "Hold", "Keep", "Located", "Lost",
-    "Members",
-    "Need", "Ping", "Pong",
+    "MAX_REPLICAS", "Ack", "ActorAck", "ActorCall", "ActorClose", "ActorDrop", "ActorFind",
+    "ActorOpen", "ActorPull", "ActorRelay", "ActorReply", "ActorState", "Confirm", "Done",
+    "Grant", "Hold", "Keep", "Located", "Lost", "Members", "Need", "Ping", "Pong",
     "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
 ]
@@ -262,6 +280,24 @@ def _bytes(v: Any) -> bool:
     return type(v) is bytes
 
 
+def _count(v: Any) -> bool:
+    return type(v) is int and 0 <= v < 1 << 62
+
+
+def _applied(v: Any) -> bool:
+    return type(v) is dict and all(type(k) is str and _count(x) for k, x in v.items())
+
+
+def _answers(v: Any) -> bool:
+    return type(v) is list and all(
+        type(a) is list and len(a) == 4 and type(a[0]) is str and _count(a[1])
+        and type(a[2]) is int and type(a[3]) is bytes for a in v)
+
+
+def _wire(v: Any) -> bool:
+    return type(v) is list and bool(v) and type(v[0]) is str
+
+
 def _depvals(v: Any) -> bool:
     return type(v) is dict and all(
         type(k) is str and type(x) is list and len(x) == 2 and type(x[0]) is int
@@ -275,6 +311,10 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "targets": _str_list, "coord": _str, "confirmed": _bool, "holder": _str,
     "n": _int, "thief": _str, "depvals": _depvals, "replicas": _replicas,
     "locate": _bool, "nbytes": _retries,
+    "actor": _str, "durable": _bool, "caller": _str, "seq": _count,
+    "low": _count, "method": _str, "entry": _str, "msg": _wire, "term": _count,
+    "host": _str, "state": _bytes, "applied": _applied, "answers": _answers, "full": _bool,
+    "lows": _applied,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 
@@ -350,13 +390,17 @@ class _Channel:
 
 _ENCODERS: dict[type, tuple[str, Callable[[Any], Any] | None, int]] = {}
 
-CLIENT = _Channel("client", {"s": Submit, "x": Release, "p": Ping})
+CLIENT = _Channel("client", {"s": Submit, "x": Release, "p": Ping,
+                             "ao": ActorOpen, "ac": ActorCall, "af": ActorFind,
+                             "az": ActorClose})
 """Client to entry node."""
 CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l": Lost})
 """Entry node to client."""
 PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
     "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant, "kp": Keep, "lo": Located,
+    "ar": ActorRelay, "ad": ActorReply, "as": ActorState, "aa": ActorAck, "az": ActorDrop,
+    "ap": ActorPull,
 })
 """Node to node."""
 

@@ -95,10 +95,17 @@ def _datasets(sim: Simulation) -> Workload:
     return DatasetsWorkload(sim)
 
 
+def _actors(sim: Simulation) -> Workload:
+    from sim.workloads.actors import ActorsWorkload
+
+    return ActorsWorkload(sim)
+
+
 WORKLOADS: dict[str, Callable[[Simulation], Workload]] = {
     "gossip": GossipWorkload,
     "tasks": _tasks,
     "datasets": _datasets,
+    "actors": _actors,
 }
 
 

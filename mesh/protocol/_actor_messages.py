@@ -1,0 +1,118 @@
+"""The actor records (:mod:`mesh.actors`), carried on the exec channels.
+
+Their codes and field checks are in :mod:`mesh.protocol.messages`, with every
+other exec record's; they live here only to keep that module short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_record = dataclass(frozen=True, slots=True)
+
+
+
+@_record
+class ActorOpen:
+    """Client to entry node: make actor ``actor`` (unless it exists) from the
+    pickled class ``fn`` and its arguments; answered by :class:`Done` ``key``."""
+    key: str
+    actor: str
+    fn: bytes
+    akind: int
+    args: bytes
+    durable: bool
+    replicas: int
+
+
+@_record
+class ActorCall:
+    """Client to entry node: call ``method`` of ``actor``; ``caller`` and
+    ``seq`` (1, 2, ...) order and deduplicate calls; the caller still waits
+    for every call from ``low`` on. Answered by :class:`Done` ``key``."""
+    key: str
+    actor: str
+    caller: str
+    seq: int
+    low: int
+    method: str
+    akind: int
+    args: bytes
+    durable: bool
+
+
+@_record
+class ActorFind:
+    """Client to entry node: where is ``actor`` (:class:`Done` ``key`` carries
+    ``{"durable", "nodes"}``)?"""
+    key: str
+    actor: str
+
+
+@_record
+class ActorClose:
+    """Client to entry node: end ``actor`` and drop its state."""
+    key: str
+    actor: str
+
+
+@_record
+class ActorRelay:
+    """Entry node ``entry`` to an actor's host: a client's actor record
+    (``msg``, its wire array); the host answers with :class:`ActorReply`."""
+    entry: str
+    msg: list
+
+
+@_record
+class ActorReply:
+    """An actor's host to an entry node: the outcome of call ``key``."""
+    key: str
+    kind: int
+    payload: bytes
+
+
+@_record
+class ActorState:
+    """An actor's host to its replicas: the state at version ``(term, n)``,
+    with its constructor, the last sequence number applied per caller and the
+    answers callers may still ask for again (``[caller, seq, kind, payload]``):
+    all of them when ``full``, else those of version ``n`` alone (a replica
+    holding ``n - 1`` adds them and drops each caller's answers below ``lows``)."""
+    actor: str
+    term: int
+    n: int
+    host: str
+    fn: bytes
+    akind: int
+    args: bytes
+    durable: bool
+    replicas: int
+    state: bytes
+    applied: dict[str, int]
+    answers: list
+    full: bool
+    lows: dict[str, int]
+
+
+@_record
+class ActorAck:
+    """``holder`` keeps ``actor``'s state at version ``(term, n)``."""
+    actor: str
+    term: int
+    n: int
+    holder: str
+
+
+@_record
+class ActorDrop:
+    """``actor`` was closed: drop its state."""
+    actor: str
+
+
+@_record
+class ActorPull:
+    """Node ``sub`` hosts ``actor`` now and holds no copy (it restarted, or
+    its copy is on its way): send it yours."""
+    actor: str
+    sub: str
