@@ -82,7 +82,8 @@ class ExecService:
                              window=self.window, vnodes=cfg.placement_vnodes,
                              probes=cfg.placement_probes, max_points=cfg.placement_max_points,
                              orphan_grace=cfg.orphan_grace,
-                             stolen_patience=cfg.stolen_patience)
+                             stolen_patience=cfg.stolen_patience,
+                             recheck=cfg.subscription_recheck)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
         self._update_view()

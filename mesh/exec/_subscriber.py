@@ -11,7 +11,16 @@ from __future__ import annotations
 from mesh.exec._records import Session
 from mesh.exec._running import Running
 from mesh.exec._table import Table
-from mesh.protocol.messages import Done, Hold, Lost, Need, Result, Unsubscribe, Want
+from mesh.protocol.messages import (
+    Done,
+    Hold,
+    Lost,
+    Need,
+    Recheck,
+    Result,
+    Unsubscribe,
+    Want,
+)
 
 
 class Subscriber:
@@ -87,6 +96,14 @@ class Subscriber:
         self.t.pending.pop(key, None)
         for n in self.t.ring.pref(key):
             self.t.send(n, Unsubscribe(key, self.t.name))
+
+    def on_recheck(self, msg: Recheck) -> None:
+        """A holder keeps ``msg.keys`` for us: release, to it, each we no
+        longer need (our release never reached it)."""
+        t = self.t
+        for key in msg.keys:
+            if not self.needed(key) and not self.waits_for(key):
+                t.send(msg.holder, Unsubscribe(key, t.name))
 
     def request(self, key: str, spec: list | None) -> None:
         """Ask the key's holders for its result (submitting ``spec`` if known)."""

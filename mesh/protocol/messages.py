@@ -7,7 +7,8 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
   :class:`Pong`, :class:`Members` and :class:`Lost` down;
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
-  :class:`Unsubscribe`, :class:`Need`, :class:`Steal` and :class:`Grant`.
+  :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant` and
+  :class:`Recheck`.
 
 On the wire a message is a msgpack array whose first item is its operation
 code, then its fields in declaration order. Codes are append-only: a code
@@ -31,7 +32,7 @@ from mesh.errors import MeshError
 
 __all__ = [
     "Ack", "Confirm", "Done", "Grant", "Hold", "Lost", "Members", "Need", "Ping", "Pong",
-    "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
+    "ProtocolViolation", "Recheck", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
 ]
 
@@ -170,6 +171,14 @@ class Need:
 
 
 @_record
+class Recheck:
+    """``holder`` keeps ``keys`` for you: answer :class:`Unsubscribe` for each
+    you no longer need (a release that never reached ``holder``)."""
+    keys: list[str]
+    holder: str
+
+
+@_record
 class Steal:
     """Idle node ``thief`` asks for up to ``n`` queued tasks."""
     n: int
@@ -228,7 +237,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "retries": _retries, "kind": _int, "payload": _bytes, "addresses": _str_list,
     "spec": _spec, "subs": _str_list, "sent_to": _str_list, "sub": _str,
     "targets": _str_list, "coord": _str, "confirmed": _bool, "holder": _str,
-    "n": _int, "thief": _str, "depvals": _depvals,
+    "n": _int, "thief": _str, "depvals": _depvals, "keys": _str_list,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 
@@ -271,7 +280,7 @@ CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l"
 """Entry node to client."""
 PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
-    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant,
+    "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant, "c": Recheck,
 })
 """Node to node."""
 
