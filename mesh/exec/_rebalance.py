@@ -64,7 +64,9 @@ class ViewChanges:
         dead = old.names - new.names
         t.gone = (t.gone | dead) - new.names
         for key in list(t.pending):
-            if dead or old.pref(key) != new.pref(key):
+            was = old.pref(key)
+            if dead or was != new.pref(key):
+                t.asked.setdefault(key, set()).update(was)
                 self.subs.request(key, t.pending[key])
 
     def rebalancing(self) -> bool:

@@ -93,9 +93,14 @@ class Subscriber:
         """Unsubscribe from ``key``'s holders once nothing here needs it."""
         if self.needed(key):
             return
-        self.t.pending.pop(key, None)
-        for n in self.t.ring.pref(key):
-            self.t.send(n, Unsubscribe(key, self.t.name))
+        t = self.t
+        t.pending.pop(key, None)
+        targets = list(t.ring.pref(key))
+        earlier = t.asked.pop(key, None)
+        if earlier:  # holders asked in an earlier view (those still in ours)
+            targets += sorted((earlier & t.ring.names).difference(targets))
+        for n in targets:
+            t.send(n, Unsubscribe(key, t.name))
 
     def on_recheck(self, msg: Recheck) -> None:
         """A holder keeps ``msg.keys`` for us: release, to it, each we no

@@ -29,7 +29,8 @@ through public attributes and done callbacks, never by replacing methods):
   and closed, no node that is up holds a task, a result, a session's key, a
   subscription or a pending request. Work stops :func:`quiet_end` before the
   end; the verdict is ``inconclusive`` while the last fault ended less than
-  :func:`fault_settle` before it.
+  :func:`fault_settle`, or the last release less than :func:`quiet_end`,
+  before it.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class TasksWorkload:
         self.excused = 0
         self.unresolved: list[str] = []
         self.rounds_done = [0] * CLIENTS
+        self.last_release = 0.0
         self.finished = [False] * CLIENTS
         cfg = sim.config
         self.replicas = cfg.replicas
@@ -187,6 +189,7 @@ class TasksWorkload:
                 if not f.done():
                     self.unresolved.append(f.key)
                 f.release()
+            self.last_release = self.sim.loop.time()
             r += 1
             self.rounds_done[c] = r
             if late:
@@ -302,7 +305,7 @@ class TasksWorkload:
             held = {
                 "tasks": t.tasks, "results": t.results, "held": t.held, "watch": t.watch,
                 "pending": t.pending, "waiters": t.waiters, "interest": t.interest,
-                "orphan_wants": t.orphan_wants, "specs": t.specs,
+                "orphan_wants": t.orphan_wants, "specs": t.specs, "asked": t.asked,
             }
             for what, table in held.items():
                 if table:
@@ -339,13 +342,15 @@ class TasksWorkload:
                                  "a client did not finish its rounds"))
         else:
             left = self._leftovers()
-            status = "pass" if not left else "fail" if settled else "inconclusive"
+            quiet = self.last_release + quiet_end(self.sim.config) <= end
+            status = "pass" if not left else "fail" if settled and quiet else "inconclusive"
             out.append(Invariant(
                 "tasks_nothing_left", status,
                 f"{len(left)} table(s) not empty after every key was released"
                 + (f"; {left[0]}" if left else "")
-                + (f" (a fault ended {end - self._last_fault():.1f}s before the end, less "
-                   f"than the {settle:.1f}s orphans may take)"
+                + (f" (the last fault ended {end - self._last_fault():.1f}s and the last "
+                   f"release was {end - self.last_release:.1f}s before the end; orphans may "
+                   f"take {settle:.1f}s and {quiet_end(self.sim.config):.1f}s)"
                    if status == "inconclusive" else "")))
         return out
 
