@@ -338,3 +338,13 @@ def test_our_own_failed_probe_sends_the_suspect_nothing_more() -> None:
     a.receive(body(Alive(0, "b", B, {})), B, 0.0)
     out = a.receive(body(Suspect(0, "b", "a")), B, 1.0)  # as the prober's own suspicion
     assert Suspect(0, "b", "a") not in _sent_to(out, B)
+
+
+def test_nodes_in_one_process_that_believe_the_same_share_one_member_record() -> None:
+    """A simulator runs thousands of nodes in one process: equal beliefs are
+    one immutable record (mesh.gossip._intern.intern_member), not one each."""
+    c = ("10.0.0.3", 7946)
+    a, b = core("a", A), core("b", B)
+    for m in (a, b):
+        m.receive(body(Alive(3, "c", c, {"zone": "z"})), c, 0.0)
+    assert a.get("c") == b.get("c") and a.get("c") is b.get("c")

@@ -18,6 +18,7 @@ from mesh.config import Config
 from mesh.gossip._awareness import Awareness
 from mesh.gossip._dissemination import Dissemination
 from mesh.gossip._events import EventKind, MemberEvent, PushPull, Send
+from mesh.gossip._intern import intern_member
 from mesh.gossip._messages import (
     Ack,
     Alive,
@@ -264,7 +265,7 @@ class Membership:
         old = self._members.get(a.node)
         if old is not None and a.incarnation <= old.incarnation:
             return
-        new = Member(a.node, a.addr, a.incarnation, Status.ALIVE, a.meta)
+        new = intern_member(Member(a.node, a.addr, a.incarnation, Status.ALIVE, a.meta))
         if old is None or old.status.gone:
             kind: EventKind | None = EventKind.JOIN
         elif old.status is Status.SUSPECT or old.addr != new.addr or old.meta != new.meta:
