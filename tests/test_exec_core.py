@@ -370,19 +370,14 @@ def test_with_one_replica_the_result_reaches_an_entry_node_that_does_not_hold_it
     assert r.delivered("a")[key] == (P.OK_MSGPACK, 42)
 
 
-def _held_on_holders_after_a_lost_release(r: Router, key: str) -> list[str]:
-    """Submit ``key`` at "a", run it, and release it while its holders hear
-    nothing: they keep its result for "a"."""
+def _held_for_a(r: Router) -> tuple[str, list[str]]:
+    """A key submitted at "a", which is not one of its holders, and run."""
+    key = next(f"k{i}" for i in range(100) if "a" not in r.cores["a"].ring.pref(f"k{i}"))
     holders = list(r.cores["a"].ring.pref(key))
     r.submit("a", key, spec(7))
     r.run(holders[0])
     assert r.delivered("a")[key] == (P.OK_MSGPACK, 7)
-    r.down |= set(holders)
-    r.cores["a"].client_messages(1, [encode(Release(key))])
-    r.deliver()
-    r.down.clear()
-    assert all(key in r.cores[h].results for h in holders)
-    return holders
+    return key, holders
 
 
 def _recheck(r: Router, holders: list[str]) -> None:
@@ -394,8 +389,11 @@ def _recheck(r: Router, holders: list[str]) -> None:
 
 def test_a_release_lost_on_the_way_is_found_by_the_holders_recheck() -> None:
     r = Router(["a", "b", "c"])
-    key = next(f"k{i}" for i in range(100) if "a" not in r.cores["a"].ring.pref(f"k{i}"))
-    holders = _held_on_holders_after_a_lost_release(r, key)
+    key, holders = _held_for_a(r)
+    r.down |= set(holders)  # "a" releases while its holders hear nothing
+    r.cores["a"].client_messages(1, [encode(Release(key))])
+    r.deliver()
+    r.down.clear()
     for h in holders:
         r.cores[h].tick(0.0)
         r.cores[h].tick(10.0)  # within the recheck period: nobody is asked yet
@@ -407,10 +405,7 @@ def test_a_release_lost_on_the_way_is_found_by_the_holders_recheck() -> None:
 
 def test_a_restarted_subscriber_releases_what_its_previous_life_held() -> None:
     r = Router(["a", "b", "c"])
-    key = next(f"k{i}" for i in range(100) if "a" not in r.cores["a"].ring.pref(f"k{i}"))
-    holders = list(r.cores["a"].ring.pref(key))
-    r.submit("a", key, spec(7))
-    r.run(holders[0])
+    key, holders = _held_for_a(r)
     r.add("a")  # "a" restarts under the same name, with no state, unnoticed
     r.view(["a", "b", "c"])
     assert all(key in r.cores[h].results for h in holders)
@@ -420,9 +415,6 @@ def test_a_restarted_subscriber_releases_what_its_previous_life_held() -> None:
 
 def test_a_recheck_keeps_what_the_subscriber_still_holds() -> None:
     r = Router(["a", "b", "c"])
-    key = next(f"k{i}" for i in range(100) if "a" not in r.cores["a"].ring.pref(f"k{i}"))
-    holders = list(r.cores["a"].ring.pref(key))
-    r.submit("a", key, spec(7))
-    r.run(holders[0])
+    key, holders = _held_for_a(r)
     _recheck(r, holders)
     assert all(r.cores[h].results[key].subs == {"a"} for h in holders)
