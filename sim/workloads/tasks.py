@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 __all__ = ["TasksWorkload"]
 
 CLIENTS = 2
+ROUND_SLACK = 5.0
+"""Seconds a round usually takes to finish after it starts (its futures
+resolve, then it releases them)."""
 
 def quiet_end(cfg: Config) -> float:
     """Simulated seconds left without new work at the end: a release that was
@@ -135,7 +138,9 @@ class TasksWorkload:
         _, fault_end = sim.scenario.window()
         self.t0 = spread + 3.0
         quiet = quiet_end(cfg)
-        self.work_end = max(self.t0 + 5.0, min(fault_end + 5.0, sim.scenario.duration - quiet))
+        # the last round ends a few seconds after work_end (ROUND_SLACK)
+        self.work_end = max(self.t0 + 5.0, min(fault_end + 5.0,
+                                               sim.scenario.duration - quiet - ROUND_SLACK))
         self.round_timeout = max(20.0, sim.scenario.duration - quiet / 2 - self.t0)
         self.client_hosts = [sim.net.add_host((f"10.255.0.{c + 1}", 7000), f"client{c}")
                              for c in range(CLIENTS)]
