@@ -249,6 +249,9 @@ class Config:
     client whose entry node died can re-attach through another node (it
     reconnects within its reconnect timeout, 30 s by default)."""
 
+    subscription_recheck: float = 15.0
+    """Seconds between a holder's asking if its keys' subscribers still need them (docs/sim.md)."""
+
     stolen_patience: int = 3
     """Exec ticks a stolen task may go without a result before its owner runs
     it itself (the thief may never have received it)."""

@@ -173,11 +173,11 @@ def _crash_limit_ignored(orig: Callable[..., None]) -> Callable[..., None]:
     return crashed
 
 
-def _release_never_sent(orig: Callable[..., None]) -> Callable[..., None]:
-    def maybe_release(self: Subscriber, key: str) -> None:
-        return None  # nobody is told that a key is no longer wanted
+def _release_never_sent(orig: Callable[..., bool]) -> Callable[..., bool]:
+    def needed(self: Subscriber, key: str) -> bool:
+        return True  # no key is ever unneeded: no release, no answer to a recheck
 
-    return maybe_release
+    return needed
 
 
 def _release_while_needed(orig: Callable[..., None]) -> Callable[..., None]:
@@ -215,8 +215,9 @@ MUTANTS: list[Mutant] = [
            TASKS_SCENARIO),
     Mutant("crash_limit_ignored", "exec", (Running, "crashed"), _crash_limit_ignored,
            "a task that kills its worker is retried forever (no KilledWorker)", TASKS_SCENARIO),
-    Mutant("release_never_sent", "exec", (Subscriber, "maybe_release"), _release_never_sent,
-           "holders are never told a key was released", TASKS_SCENARIO),
+    Mutant("release_never_sent", "exec", (Subscriber, "needed"), _release_never_sent,
+           "holders are never told a key was released (nor answered when they recheck)",
+           TASKS_SCENARIO),
     Mutant("release_frees_needed_value", "exec", (Running, "release_deps"),
            _release_while_needed,
            "a node releases a dependency it still holds for a client", TASKS_SCENARIO),

@@ -45,6 +45,16 @@ from mesh.config import Config
 from mesh.errors import ConfigError
 from sim.network import NetConfig
 
+WORKLOAD_CONFIG: dict[str, dict[str, Any]] = {
+    "tasks": {"orphan_grace": 10.0, "subscription_recheck": 10.0},
+}
+"""Each workload's defaults for :class:`mesh.config.Config` (a scenario's
+``[config]`` overrides them). ``tasks``: a simulated client re-attaches
+within its 2 s connect timeout of losing its entry node, so a 10 s grace
+keeps an orphan long enough for it; the default 60 s covers a real client's
+30 s reconnect timeout, and would hold orphans past the end of a short run
+(``sim.workloads.tasks.quiet_end``); a 10 s recheck likewise."""
+
 MODES = ("liveness", "safety")
 
 KINDS = frozenset(
@@ -134,7 +144,8 @@ class Scenario:
         try:
             # a simulated mesh may be larger than Config.max_members allows a real one
             bound = max(Config().max_members, 2 * self.nodes)
-            return base.with_(**{"max_members": bound, **self.config})
+            return base.with_(**{"max_members": bound,
+                                 **WORKLOAD_CONFIG.get(self.workload, {}), **self.config})
         except TypeError as exc:
             raise ConfigError(f"scenario {self.name}: bad [config] entry: {exc}") from None
 

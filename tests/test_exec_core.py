@@ -368,3 +368,53 @@ def test_with_one_replica_the_result_reaches_an_entry_node_that_does_not_hold_it
     r.submit("a", key, spec(20, 22))
     r.run(r.cores["a"].table.ring.pref(key)[0])
     assert r.delivered("a")[key] == (P.OK_MSGPACK, 42)
+
+
+def _held_for_a(r: Router) -> tuple[str, list[str]]:
+    """A key submitted at "a", which is not one of its holders, and run."""
+    key = next(f"k{i}" for i in range(100) if "a" not in r.cores["a"].ring.pref(f"k{i}"))
+    holders = list(r.cores["a"].ring.pref(key))
+    r.submit("a", key, spec(7))
+    r.run(holders[0])
+    assert r.delivered("a")[key] == (P.OK_MSGPACK, 7)
+    return key, holders
+
+
+def _recheck(r: Router, holders: list[str]) -> None:
+    for now in (0.0, 16.0):  # the first tick starts the period, the next asks
+        for h in holders:
+            r.cores[h].tick(now)
+        r.deliver()
+
+
+def test_a_release_lost_on_the_way_is_found_by_the_holders_recheck() -> None:
+    r = Router(["a", "b", "c"])
+    key, holders = _held_for_a(r)
+    r.down |= set(holders)  # "a" releases while its holders hear nothing
+    r.cores["a"].client_messages(1, [encode(Release(key))])
+    r.deliver()
+    r.down.clear()
+    for h in holders:
+        r.cores[h].tick(0.0)
+        r.cores[h].tick(10.0)  # within the recheck period: nobody is asked yet
+    r.deliver()
+    assert all(key in r.cores[h].results for h in holders)
+    _recheck(r, holders)
+    assert not any(key in core.results or key in core.tasks for core in r.cores.values())
+
+
+def test_a_restarted_subscriber_releases_what_its_previous_life_held() -> None:
+    r = Router(["a", "b", "c"])
+    key, holders = _held_for_a(r)
+    r.add("a")  # "a" restarts under the same name, with no state, unnoticed
+    r.view(["a", "b", "c"])
+    assert all(key in r.cores[h].results for h in holders)
+    _recheck(r, holders)
+    assert not any(key in core.results for core in r.cores.values())
+
+
+def test_a_recheck_keeps_what_the_subscriber_still_holds() -> None:
+    r = Router(["a", "b", "c"])
+    key, holders = _held_for_a(r)
+    _recheck(r, holders)
+    assert all(r.cores[h].results[key].subs == {"a"} for h in holders)

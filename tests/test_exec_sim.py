@@ -55,16 +55,13 @@ def test_tasks_resolve_rightly_and_replicated_despite_crashes_restarts_and_parti
     assert any(r.kind == "crash" and not r.skipped for r in result.faults)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a release goes only to the holders its subscriber sees: a holder cut off by a "
-    "partition, or handed the key by a message that crossed it, keeps the subscription; "
-    "a restart nobody detected keeps its old ones (subscriptions are by node name); "
-    "orphans are kept for orphan_grace (60 s), longer than the workload's quiet end"))
 def test_nothing_is_left_after_release_when_nodes_crash_and_partitions_heal() -> None:
     bad = []
     for seed in range(4):
         _, verdicts, _ = run(seed, {"restart": 1, "partition": 1})
-        bad += failures(verdicts, ("tasks_nothing_left",))
+        v = verdicts["tasks_nothing_left"]
+        if v.status != "pass":
+            bad.append(f"seed {seed}: {v.status}: {v.detail}")
     assert not bad, bad
 
 

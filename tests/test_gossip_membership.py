@@ -298,3 +298,53 @@ def test_an_accusation_we_already_refuted_is_answered_with_our_alive(stale) -> N
             for m in decode_compound(msgpack.unpackb(e.body))]
     assert Alive(1, "a", A, {}) in to_b
     assert a.local.incarnation == 1  # not refuted again: nothing new to refute
+
+
+def _sent_to(out, addr) -> list:
+    return [m for e in out if isinstance(e, Send) and e.addr == addr
+            for m in decode_compound(msgpack.unpackb(e.body))]
+
+
+def test_a_suspicion_heard_from_others_is_told_to_the_suspect_and_its_answer_clears_it() -> None:
+    """A node that suspects a member only on others' word (and so never
+    probes it), and whose timer their confirmations shrink, may have missed
+    the member's refutation: it tells the suspect directly, once when the
+    suspicion starts and at each confirmation, alone in its datagram."""
+    a = core()
+    for name, addr in (("b", B), ("c", ("10.0.0.3", 7946)), ("d", ("10.0.0.4", 7946)),
+                       ("e", ("10.0.0.5", 7946))):
+        a.receive(body(Alive(0, name, addr, {})), addr, 0.0)
+    c_addr = ("10.0.0.3", 7946)
+    out = a.receive(body(Suspect(0, "b", "c")), c_addr, 1.0)
+    assert a.get("b").status is Status.SUSPECT
+    assert _sent_to(out, B) == [Suspect(0, "b", "a")]
+    out = a.receive(body(Suspect(0, "b", "d")), ("10.0.0.4", 7946), 2.0)  # a confirmation
+    assert _sent_to(out, B) == [Suspect(0, "b", "a")]
+    out = a.receive(body(Suspect(0, "b", "d")), ("10.0.0.4", 7946), 2.5)  # not a new one
+    assert _sent_to(out, B) == []
+    # b refuted long ago (incarnation 1): its answer clears the suspicion
+    b = core("b", B)
+    b.receive(body(Suspect(0, "b", "c")), c_addr, 0.5)
+    for step in range(1, 20):
+        b.tick(0.5 + 0.2 * step)
+    answer = _sent_to(b.receive(body(Suspect(0, "b", "a")), A, 3.0), A)
+    assert Alive(1, "b", B, {}) in answer
+    a.receive(body(*answer), B, 3.1)
+    assert a.get("b").status is Status.ALIVE and a.get("b").incarnation == 1
+
+
+def test_our_own_failed_probe_sends_the_suspect_nothing_more() -> None:
+    a = core()
+    a.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    out = a.receive(body(Suspect(0, "b", "a")), B, 1.0)  # as the prober's own suspicion
+    assert Suspect(0, "b", "a") not in _sent_to(out, B)
+
+
+def test_nodes_in_one_process_that_believe_the_same_share_one_member_record() -> None:
+    """A simulator runs thousands of nodes in one process: equal beliefs are
+    one immutable record (mesh.gossip._intern.intern_member), not one each."""
+    c = ("10.0.0.3", 7946)
+    a, b = core("a", A), core("b", B)
+    for m in (a, b):
+        m.receive(body(Alive(3, "c", c, {"zone": "z"})), c, 0.0)
+    assert a.get("c") == b.get("c") and a.get("c") is b.get("c")

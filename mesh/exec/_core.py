@@ -30,6 +30,10 @@ members, owner first, ``min(replicas, alive)`` long):
   they have waited on since the previous tick, and coordinators send stores
   that were not acknowledged again. A dependency nobody answers for is
   submitted again by the entry node that holds its spec (``n``).
+* Rechecks (``c``): every ``recheck`` seconds a holder asks the subscribers
+  of what it holds whether they still need it; each answers with an
+  unsubscribe for the keys it does not (a release it sent was lost, went to
+  the holders of another view, or died with its process).
 * Stealing: an idle node asks a loaded one (``st``, queue depths travel in
   gossip metadata) and receives queued tasks (``g``) that it runs and
   coordinates; the owner keeps them as ``STOLEN`` and runs them itself if the
@@ -81,6 +85,7 @@ from mesh.protocol.messages import (
     Ping,
     Pong,
     ProtocolViolation,
+    Recheck,
     Release,
     Result,
     Steal,
@@ -105,7 +110,8 @@ class ExecCore:
                  max_points: int = DEFAULT.placement_max_points,
                  orphan_grace: float = DEFAULT.orphan_grace,
                  stolen_patience: int = DEFAULT.stolen_patience,
-                 locality_bytes: int = DEFAULT.transfer_chunk) -> None:
+                 locality_bytes: int = DEFAULT.transfer_chunk,
+                 recheck: float = DEFAULT.subscription_recheck) -> None:
         ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes, max_points=max_points)
         self.table = t = Table(name, replicas, max_crashes, metrics, window, ring,
                                vnodes, probes, max_points, locality_bytes=locality_bytes)
@@ -114,12 +120,13 @@ class ExecCore:
         self.subscriber.running = self.running
         self.holder = Holder(t, self.subscriber, self.running)
         self.views = ViewChanges(t, self.subscriber, self.running,
-                                 orphan_grace=orphan_grace, stolen_patience=stolen_patience)
+                                 orphan_grace=orphan_grace, stolen_patience=stolen_patience,
+                                 recheck=recheck)
         h, r, sub = self.holder, self.running, self.subscriber
         self._peer_handlers: dict[type, Callable[[Any], None]] = {
             Hold: h.on_hold, Want: h.on_want, Store: h.on_store, Ack: h.on_ack,
             Result: sub.on_result, Confirm: h.on_confirm, Unsubscribe: h.on_unsubscribe,
-            Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given,
+            Need: sub.on_need, Steal: r.on_steal, Grant: r.on_given, Recheck: sub.on_recheck,
             Keep: r.lineage.on_keep, Located: r.locality.on_located,
         }
         self._client_handlers: dict[type, Callable[[int, Any, list], None]] = {}

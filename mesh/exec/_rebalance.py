@@ -11,7 +11,10 @@ from mesh.exec._records import HELD, KEPT, READY, RUNNING, STOLEN, WAITING, Stor
 from mesh.exec._ring import Ring
 from mesh.exec._running import Running
 from mesh.exec._table import Subscriptions, Table
-from mesh.protocol.messages import Confirm, Hold, Need, Store
+from mesh.protocol.messages import Confirm, Hold, Need, Recheck, Store
+
+_RECHECK_BATCH = 512
+"""Keys named in one :class:`Recheck` (a frame carries a few of them)."""
 
 
 class ViewChanges:
@@ -19,12 +22,16 @@ class ViewChanges:
 
     def __init__(self, table: Table, subs: Subscriptions, running: Running, *,
                  orphan_grace: float = DEFAULT.orphan_grace,
-                 stolen_patience: int = DEFAULT.stolen_patience) -> None:
+                 stolen_patience: int = DEFAULT.stolen_patience,
+                 recheck: float = DEFAULT.subscription_recheck) -> None:
         self.t = table
         self.subs = subs
         self.running = running
         self.orphan_grace = orphan_grace
         self.stolen_patience = stolen_patience
+        self.recheck = recheck
+        self._rechecked: float | None = None
+        """When the subscribers of every held key were last asked."""
         self._base: Ring | None = None
         """The ring in force when the current rebalancing pass began."""
         self._todo_tasks: list[str] = []
@@ -61,7 +68,9 @@ class ViewChanges:
         dead = old.names - new.names
         t.gone = (t.gone | dead) - new.names
         for key in list(t.pending):
-            if dead or old.pref(key) != new.pref(key):
+            was = old.pref(key)
+            if dead or was != new.pref(key):
+                t.asked.setdefault(key, set()).update(was)
                 self.subs.request(key, t.pending[key])
 
     def rebalancing(self) -> bool:
@@ -180,6 +189,11 @@ class ViewChanges:
         t.now = now
         self.ask_again()
         self.resend_unacknowledged()
+        if self._rechecked is None:
+            self._rechecked = now
+        elif now - self._rechecked >= self.recheck:
+            self._rechecked = now
+            self.recheck_subscribers()
         lost = []
         for task in t.tasks.values():
             if task.state == STOLEN:
@@ -224,6 +238,36 @@ class ViewChanges:
                                             t.name, False, st.replicas))
                     self.running.lineage.send_keep(key, st, subs)
                 st.stale = True
+
+    def recheck_subscribers(self) -> None:
+        """Ask the subscribers of every key held here whether they still
+        need it (:class:`Recheck`); each answers with an unsubscribe for what
+        it released. A subscriber that is not in the view is dropped, as at a
+        view change (a store or hold that was delayed can name one that died
+        before this node, restarted since, ever saw it); a key left held for
+        nobody is orphaned, so it expires after the grace."""
+        t = self.t
+        alive = t.ring.names
+        asks: dict[str, list[str]] = {}
+        held = [(k, st.subs) for k, st in t.results.items()]
+        held += [(k, task.subs) for k, task in t.tasks.items()
+                 if task.state != RUNNING and k not in t.results]
+        for key, subs in held:
+            subs.intersection_update(alive)
+            if not subs:
+                t.orphaned.setdefault(key, t.now)
+            for sub in subs:
+                asks.setdefault(sub, []).append(key)
+        for key, wants in list(t.orphan_wants.items()):
+            wants.intersection_update(alive)
+            if not wants:
+                del t.orphan_wants[key]
+            for sub in wants:
+                asks.setdefault(sub, []).append(key)
+        for sub in sorted(asks):
+            keys = sorted(set(asks[sub]))
+            for i in range(0, len(keys), _RECHECK_BATCH):
+                t.send(sub, Recheck(keys[i:i + _RECHECK_BATCH], t.name))
 
     def expire_orphans(self, now: float) -> None:
         """Drop results and tasks nobody re-attached to within the grace."""

@@ -11,7 +11,16 @@ from __future__ import annotations
 from mesh.exec._records import SPEC_REPLICAS, Session
 from mesh.exec._running import Running
 from mesh.exec._table import Table
-from mesh.protocol.messages import Done, Hold, Lost, Need, Result, Unsubscribe, Want
+from mesh.protocol.messages import (
+    Done,
+    Hold,
+    Lost,
+    Need,
+    Recheck,
+    Result,
+    Unsubscribe,
+    Want,
+)
 
 
 class Subscriber:
@@ -88,10 +97,23 @@ class Subscriber:
         """Unsubscribe from ``key``'s holders once nothing here needs it."""
         if self.needed(key):
             return
-        self.t.pending.pop(key, None)
-        self.t.locating.discard(key)
-        for n in self.t.ring.pref(key):
-            self.t.send(n, Unsubscribe(key, self.t.name))
+        t = self.t
+        t.pending.pop(key, None)
+        t.locating.discard(key)
+        targets = list(t.ring.pref(key))
+        earlier = t.asked.pop(key, None)
+        if earlier:  # holders asked in an earlier view (those still in ours)
+            targets += sorted((earlier & t.ring.names).difference(targets))
+        for n in targets:
+            t.send(n, Unsubscribe(key, t.name))
+
+    def on_recheck(self, msg: Recheck) -> None:
+        """A holder keeps ``msg.keys`` for us: release, to it, each we no
+        longer need (our release never reached it)."""
+        t = self.t
+        for key in msg.keys:
+            if not self.needed(key) and not self.waits_for(key):
+                t.send(msg.holder, Unsubscribe(key, t.name))
 
     def request(self, key: str, spec: list | None) -> None:
         """Ask the key's holders for its result (submitting ``spec`` if known)."""

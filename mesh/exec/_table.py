@@ -67,6 +67,9 @@ class Table:
     pending: dict[str, list | None] = field(default_factory=dict)
     """Keys this node waits for, with the spec when a client gave it (so it
     can submit again if every holder dies)."""
+    asked: dict[str, set[str]] = field(default_factory=dict)
+    """Holders of an earlier view that this node asked for a key it still
+    waited for when the key's list changed: its release goes to them too."""
     fns: dict[bytes, bytes] = field(default_factory=dict)
     to_peers: dict[str, list] = field(default_factory=dict)
     to_clients: dict[int, list] = field(default_factory=dict)

@@ -18,9 +18,11 @@ in place; gossip never does (a new value is a new dict, see
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["intern_addr", "intern_meta", "intern_name"]
+T = TypeVar("T")
+
+__all__ = ["intern_addr", "intern_member", "intern_meta", "intern_name"]
 
 #: Distinct addresses and metadata values kept before the table starts over.
 #: Far above the members of any one mesh; a bound, not a working size.
@@ -28,6 +30,7 @@ MAX_VALUES = 1 << 16
 
 _addrs: dict[tuple[str, int], tuple[str, int]] = {}
 _metas: dict[tuple[Any, ...], dict[str, Any]] = {}
+_members: dict[Any, Any] = {}
 
 
 def intern_name(name: str) -> str:
@@ -57,4 +60,18 @@ def intern_meta(meta: dict[str, Any]) -> dict[str, Any]:
         if len(_metas) >= MAX_VALUES:
             _metas.clear()
         got = _metas[key] = meta
+    return got
+
+
+def intern_member(member: T) -> T:
+    """The one shared member record equal to ``member`` (records are
+    immutable tuples; equality compares every field). In one process that
+    runs N nodes, the N records of a member that every node believes alive
+    at the same incarnation become one object: a warm 10,000-node cluster
+    holds 10^8 beliefs, but only about 10^4 distinct ones."""
+    got = _members.get(member)
+    if got is None:
+        if len(_members) >= MAX_VALUES:
+            _members.clear()
+        got = _members[member] = member
     return got

@@ -11,16 +11,15 @@ The protocol, step by step, is in the package docstring (:mod:`mesh.gossip`).
 
 from __future__ import annotations
 
-import bisect
 import random
 from typing import Any
 
 from mesh.config import Config
 from mesh.gossip._awareness import Awareness
-from mesh.gossip._broadcast import BroadcastQueue
+from mesh.gossip._dissemination import Dissemination
 from mesh.gossip._events import EventKind, MemberEvent, PushPull, Send
+from mesh.gossip._intern import intern_member
 from mesh.gossip._messages import (
-    COMPOUND_HEADER_MAX,
     Ack,
     Alive,
     Dead,
@@ -39,7 +38,6 @@ from mesh.gossip._state import Address, Member, Status
 from mesh.gossip._suspicion import Suspicion, Suspicions
 from mesh.gossip._table import MemberTable, check_meta
 from mesh.metrics import Metrics
-from mesh.wire import OVERHEAD
 
 
 class Membership:
@@ -73,9 +71,12 @@ class Membership:
         self._table.put(me)
         self._suspicions = Suspicions()
         self._awareness = Awareness(config.awareness_max_multiplier)
-        self._broadcasts = BroadcastQueue()
         self._events: list[MemberEvent] = []
         self._out: list[Send | PushPull] = []
+        self._spread = Dissemination(config, rng, self._table, self._out, self.num_live)
+        self._broadcasts = self._spread.broadcasts
+        self._send = self._spread.send
+        self._broadcast = self._spread.broadcast
         self._seq = 0
         self._leaving = False
         self._prober = Prober(
@@ -162,7 +163,7 @@ class Membership:
         if not self._leaving:
             self._prober.tick(now)
         if now >= self._next_gossip:
-            self._gossip(now)
+            self._spread.gossip(now)
             self._next_gossip = now + self.config.gossip_interval
         if now >= self._next_push_pull:
             # The early syncs of a fresh node repair its own view, so they
@@ -264,7 +265,7 @@ class Membership:
         old = self._members.get(a.node)
         if old is not None and a.incarnation <= old.incarnation:
             return
-        new = Member(a.node, a.addr, a.incarnation, Status.ALIVE, a.meta)
+        new = intern_member(Member(a.node, a.addr, a.incarnation, Status.ALIVE, a.meta))
         if old is None or old.status.gone:
             kind: EventKind | None = EventKind.JOIN
         elif old.status is Status.SUSPECT or old.addr != new.addr or old.meta != new.meta:
@@ -286,6 +287,7 @@ class Membership:
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
             if self._suspicions.confirm(s.node, s.sender):
                 self._broadcast(s)
+                self._tell_suspect(m)
             return
         self._set(m.with_(incarnation=s.incarnation, status=Status.SUSPECT), now, EventKind.SUSPECT)
         n = self.num_live()
@@ -296,6 +298,20 @@ class Membership:
         hi = self.config.suspicion_max_timeout_mult * lo
         self._suspicions.start(s.node, Suspicion(now, s.sender, k, lo, hi))
         self._broadcast(s)
+        if s.sender != self.name:
+            self._tell_suspect(m.with_(incarnation=s.incarnation))
+
+    def _tell_suspect(self, m: Member) -> None:
+        """We suspect ``m`` on others' word, or others just confirmed our
+        suspicion (shortening our timer): tell ``m`` directly, so that it
+        refutes to us, or sends us the alive we missed if it refuted already.
+        Otherwise a missed refutation is only repaired if we happen to probe
+        ``m`` (buddy system) before the timer runs out, and independent
+        confirmations from nodes cut off from ``m`` shrink that timer to the
+        minimum. Sent alone, so no queued broadcast spends a transmission on
+        a member that may not hear."""
+        self._out.append(Send(m.addr, compound([encode(Suspect(m.incarnation, m.name,
+                                                               self.name))])))
 
     def _on_dead(self, d: Dead, now: float, informer: Address | None = None) -> None:
         if d.node == self.name:
@@ -349,38 +365,6 @@ class Membership:
             return
         self._on_dead(Dead(m.incarnation, name, self.name), now)
 
-    # ----------------------------------------------------------- dissemination
-    def _gossip(self, now: float) -> None:
-        if not len(self._broadcasts):
-            return
-        # Targets are the live peers, then the recently gone (so they can
-        # learn of their death and refute). Drawn as indices into that
-        # sequence, which is never built: a sample depends only on its length.
-        live = self._live_peers()
-        gone = self._table.gone_names
-        first_recent = bisect.bisect_left(self._table.gone_at, now - self.config.gossip_to_dead)
-        total = len(live) + len(gone) - first_recent
-        k = min(self.config.gossip_nodes, total)
-        for i in self._rng.sample(range(total), k):
-            if not len(self._broadcasts):
-                break
-            name = live[i] if i < len(live) else gone[first_recent + i - len(live)]
-            self._send(self._members[name].addr, [])
-
-    def _send(self, addr: Address, prims: list[bytes]) -> None:
-        """Queue one datagram: ``prims`` first, then as many queued broadcasts
-        as fit. Nothing is sent if there is nothing to say."""
-        budget = (
-            self.config.max_datagram - OVERHEAD - COMPOUND_HEADER_MAX - sum(len(p) for p in prims)
-        )
-        limit = self.config.retransmit_limit(self.num_live())
-        extra = self._broadcasts.take(budget, limit)
-        if prims or extra:
-            self._out.append(Send(addr, compound(prims + extra)))
-
-    def _broadcast(self, msg: Alive | Suspect | Dead) -> None:
-        self._broadcasts.push(msg.node, encode(msg))
-
     # ------------------------------------------------------------- bookkeeping
     def _set(self, member: Member, now: float, kind: EventKind | None) -> None:
         self._table.set(member, now)
@@ -396,5 +380,6 @@ class Membership:
         return self._seq
 
     def _flush(self) -> list[Send | PushPull]:
-        out, self._out = self._out, []
+        out = self._out[:]
+        self._out.clear()
         return out

@@ -8,7 +8,7 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
   :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant`,
-  :class:`Keep` and :class:`Located`.
+  :class:`Recheck`, :class:`Keep` and :class:`Located`.
 
 Actor records ride on the same two channels (:mod:`mesh.actors`):
 :class:`ActorOpen`, :class:`ActorCall`, :class:`ActorFind` and
@@ -52,7 +52,8 @@ __all__ = [
     "MAX_REPLICAS", "Ack", "ActorAck", "ActorCall", "ActorClose", "ActorDrop", "ActorFind",
     "ActorOpen", "ActorPull", "ActorRelay", "ActorReply", "ActorState", "Confirm", "Done",
     "Grant", "Hold", "Keep", "Located", "Lost", "Members", "Need", "Ping", "Pong",
-    "ProtocolViolation", "Release", "Result", "Steal", "Store", "Submit", "Unsubscribe",
+    "ProtocolViolation", "Recheck", "Release", "Result", "Steal", "Store", "Submit",
+    "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
 ]
 
@@ -201,6 +202,14 @@ class Need:
 
 
 @_record
+class Recheck:
+    """``holder`` keeps ``keys`` for you: answer :class:`Unsubscribe` for each
+    you no longer need (a release that never reached ``holder``)."""
+    keys: list[str]
+    holder: str
+
+
+@_record
 class Steal:
     """Idle node ``thief`` asks for up to ``n`` queued tasks."""
     n: int
@@ -309,8 +318,8 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "retries": _retries, "kind": _int, "payload": _bytes, "addresses": _str_list,
     "spec": _spec, "subs": _str_list, "sent_to": _str_list, "sub": _str,
     "targets": _str_list, "coord": _str, "confirmed": _bool, "holder": _str,
-    "n": _int, "thief": _str, "depvals": _depvals, "replicas": _replicas,
-    "locate": _bool, "nbytes": _retries,
+    "n": _int, "thief": _str, "depvals": _depvals, "keys": _str_list,
+    "replicas": _replicas, "locate": _bool, "nbytes": _retries,
     "actor": _str, "durable": _bool, "caller": _str, "seq": _count,
     "low": _count, "method": _str, "entry": _str, "msg": _wire, "term": _count,
     "host": _str, "state": _bytes, "applied": _applied, "answers": _answers, "full": _bool,
@@ -400,7 +409,7 @@ PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
     "x": Unsubscribe, "n": Need, "st": Steal, "g": Grant, "kp": Keep, "lo": Located,
     "ar": ActorRelay, "ad": ActorReply, "as": ActorState, "aa": ActorAck, "az": ActorDrop,
-    "ap": ActorPull,
+    "ap": ActorPull, "c": Recheck,
 })
 """Node to node."""
 

@@ -1,49 +1,15 @@
-"""What the simulator checks, while the run goes and at its end.
-
-:class:`Observer` listens to every node's membership events and keeps, for each
-live node, what it believes about every other node (one byte per pair), next to
-the truth (which processes are up). From that it maintains, at O(1) per event:
-
-* ``wrong``: how many (observer, member) beliefs disagree with the truth. A
-  live member must be seen ``alive``; a crashed one ``dead``, ``left`` or not at
-  all. ``wrong == 0`` is convergence.
-* for every crashed node, how many survivors still think it is alive or
-  suspect; the crash is *detected* when that reaches zero.
-* every declaration of death about a node that is up, which is *false* unless
-  the node or its accuser was under a fault (crashed and restarted, paused,
-  slow, clogged, flapping, partitioned away) within ``window`` seconds before,
-  or the network's loss was above :data:`LOSS_THRESHOLD` in that time, or the
-  accuser's clock jumped forward within ``jump_window`` seconds before (see
-  :meth:`Observer.clock_jumped`).
-
-The invariants (:meth:`Observer.results`):
-
-``no_errors``
-    No exception escaped node code into the event loop or an HTTP handler.
-``no_false_dead``
-    See :data:`LOSS_THRESHOLD`.
-``crashes_detected`` (liveness)
-    Every node that crashed and stayed down is declared dead by every survivor
-    within ``Config.detection_bound(N)`` of the later of its crash and the end
-    of the fault phase.
-``converges`` (liveness)
-    Once faults stop, every live node sees exactly the live nodes as alive
-    within ``Config.detection_bound(N) + Config.push_pull_period(N)``.
-
-An invariant whose deadline lies beyond the end of the run and that has not
-held yet is ``inconclusive``: the run was too short to tell. It does not fail
-the run, and the report says so.
-"""
+"""The :class:`Observer`: every node's beliefs about every node, against the
+truth, kept at O(1) per membership event (see :mod:`sim.invariants`)."""
 
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass
 from typing import Any
 
 from mesh.config import Config
 from mesh.gossip import EventKind, MemberEvent
+from sim.invariants import verdicts
+from sim.invariants.record import _CODE, ALIVE, SUSPECT, Invariant
 from sim.trace import Trace
 
 LOSS_THRESHOLD = 0.15
@@ -68,19 +34,6 @@ SWIM needs the direct probe *and* all ``indirect_checks`` indirect probes to
 fail, and then every refutation to be lost for a whole suspicion timeout, so it
 tolerates a lot of loss before it errs; 15% is the last level that was clean.
 """
-
-UNKNOWN, ALIVE, SUSPECT, DEAD, LEFT = 0, 1, 2, 3, 4
-_CODE = {0: ALIVE, 1: SUSPECT, 2: DEAD, 3: LEFT}  # Status int -> view code
-
-
-@dataclass
-class Invariant:
-    name: str
-    status: str  # "pass" | "fail" | "inconclusive"
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "detail": self.detail}
 
 
 class Observer:
@@ -307,109 +260,15 @@ class Observer:
             "incarnation": inc,
         })
 
-    # --- results ---------------------------------------------------------------
+    # --- results (judged in sim.invariants.verdicts) ----------------------------
     def detect_summary(self) -> dict[str, Any]:
-        secs = sorted(d for _, _, d in self.detections)
-        out: dict[str, Any] = {"count": len(secs), "undetected": len(self._pending_detect)}
-        if secs:
-            out.update(min=round(secs[0], 6), median=round(statistics.median(secs), 6),
-                       max=round(secs[-1], 6))
-        else:
-            out.update(min=None, median=None, max=None)
-        return out
+        return verdicts.detect_summary(self)
 
     def results(self, mode: str, end: float, fault_end: float,
                 errors: list[str]) -> list[Invariant]:
         """Every invariant, judged at virtual time ``end``."""
-        out = [Invariant(
-            "no_errors", "fail" if errors else "pass",
-            f"{len(errors)} exception(s) escaped node code" + (f"; first: {errors[0]}"
-                                                               if errors else ""),
-        )]
-        fd = self.false_dead
-        out.append(Invariant(
-            "no_false_dead", "fail" if fd else "pass",
-            f"{len(fd)} live, reachable node(s) declared dead (loss <= {self.loss_threshold}); "
-            f"{self.excused_dead} declaration(s) excused by a fault"
-            + (f"; first: {fd[0]['member']} by {fd[0]['declared_by']} at {fd[0]['at']}s"
-               if fd else ""),
-        ))
-        inv = self.invented
-        out.append(Invariant(
-            "no_invented_incarnation", "fail" if inv else "pass",
-            f"{len(inv)} belief(s) in an incarnation a down node never had"
-            + (f"; first: {inv[0]}" if inv else "")))
-        if mode != "liveness":
-            return out
-        bound = self.config.detection_bound(self.n)
-        # A survivor under a fault (cut off, paused, restarted) while a death
-        # spreads may miss every retransmission of the rumour; it then detects
-        # the crash itself, which SWIM bounds by one full round of its probes.
-        slow_bound = bound + (self.n - 1) * self.config.probe_interval
-
-        def bound_for(m: int, c: float, until: float) -> float:
-            hit = any(s <= until and e >= c for i in range(self.n) if i != m
-                      for s, e in self._impaired[i])
-            return slow_bound if hit else bound
-
-        late = [(name, c, d) for name, c, d in self.detections
-                if c + d > max(c, fault_end) + bound_for(self.index[name], c, c + d)]
-        waiting = sorted(self._pending_detect.items())
-        overdue = [m for m, (c, _) in waiting
-                   if max(c, fault_end) + bound_for(m, c, end) <= end]
-        if late or overdue:
-            what = [f"{n} after {d:.1f}s" for n, _, d in late[:3]]
-            what += [f"{self.names[m]} never" for m in overdue[:3]]
-            out.append(Invariant("crashes_detected", "fail",
-                                 f"bound {bound:.1f}s ({slow_bound:.1f}s while a survivor "
-                                 f"was under a fault) exceeded: " + ", ".join(what)))
-        elif waiting:
-            out.append(Invariant("crashes_detected", "inconclusive",
-                                 f"{len(waiting)} crash(es) not yet detected by everyone; their "
-                                 f"{bound:.1f}s bound ends after the run"))
-        else:
-            out.append(Invariant("crashes_detected", "pass",
-                                 f"{len(self.detections)} crash(es), all detected by every "
-                                 f"survivor within {bound:.1f}s"))
-        cbound = bound + self.config.push_pull_period(self.n)
-        deadline = fault_end + cbound
-        if self.wrong == 0:
-            converged_at = self.last_converged if self.last_converged is not None else 0.0
-            since = max(0.0, converged_at - fault_end)
-            ok = converged_at <= deadline
-            out.append(Invariant(
-                "converges", "pass" if ok else "fail",
-                f"views agree with the truth {since:.1f}s after the fault phase "
-                f"(bound {cbound:.1f}s)",
-            ))
-        elif end >= deadline:
-            out.append(Invariant(
-                "converges", "fail",
-                f"{self.wrong} belief(s) still wrong {end - fault_end:.1f}s after the fault "
-                f"phase ended (bound {cbound:.1f}s); e.g. {self.example_wrong()}",
-            ))
-        else:
-            out.append(Invariant(
-                "converges", "inconclusive",
-                f"{self.wrong} belief(s) still wrong at the end; the {cbound:.1f}s bound ends "
-                f"after the run",
-            ))
-        return out
+        return verdicts.judge(self, mode, end, fault_end, errors)
 
     def example_wrong(self, limit: int = 3) -> str:
         """A few wrong beliefs, as text."""
-        words = {UNKNOWN: "unknown", ALIVE: "alive", SUSPECT: "suspect", DEAD: "dead",
-                 LEFT: "left"}
-        out = []
-        for o in range(self.n):
-            view = self.views[o]
-            if view is None:
-                continue
-            for m in range(self.n):
-                if m != o and self._bad(m, view[m]):
-                    truth = "up" if self.up[m] else "down"
-                    out.append(f"{self.names[o]} sees {self.names[m]} {words[view[m]]} "
-                               f"(it is {truth})")
-                    if len(out) >= limit:
-                        return "; ".join(out)
-        return "; ".join(out)
+        return verdicts.example_wrong(self, limit)
