@@ -333,6 +333,14 @@ class ExecCore:
             "orphan_wants": sorted(t.orphan_wants.get(key, ())),
         }
 
+    def counts(self) -> dict[str, object]:
+        """This node's exec figures for ``/v1/exec/stats``."""
+        t = self.table
+        return {"completed": t.completed, "queued": len(t.ready), "tasks": len(t.tasks),
+                "results": len(t.results), "sessions": len(t.sessions),
+                "waiting_for": len(t.pending), "waiters": len(t.waiters),
+                "orphan_wants": len(t.orphan_wants), "states": self.state_counts()}
+
     def state_counts(self) -> dict[str, int]:
         """How many held specs are in each state (for stats)."""
         counts = dict.fromkeys(STATE_NAMES, 0)

@@ -1,9 +1,8 @@
 """The exec service: the asyncio driver around :class:`~mesh.exec._core.ExecCore`.
 
 It serves ``/v1/exec/`` of a :class:`mesh.node.Node` (channels and first frames:
-:mod:`mesh.protocol.framing`) and ``/v1/exec/stats`` (``{"node", "completed",
-"queued", "tasks", "results", "workers", "sessions", "waiting_for", "waiters",
-"orphan_wants", "states"}``; ``{"key": k}`` adds where task ``k`` stands here,
+:mod:`mesh.protocol.framing`) and ``/v1/exec/stats`` (:meth:`ExecCore.counts`,
+the store's figures; ``{"key": k}`` adds where task ``k`` stands here,
 ``{"pending": true}`` the first keys it waits for).
 
 Every frame is opened with the node's HTTP codec before anything reads it; a
@@ -92,7 +91,7 @@ class ExecService:
                              locality_bytes=cfg.transfer_chunk,
                              recheck=cfg.subscription_recheck)
         self._views = ViewBuilds.configured(node.runtime.call_later, self._view_ready, cfg)
-        self.data = DataPlane(node, self.core, links=self._link, carry=self._carry,
+        self.data = DataPlane(node, self.core, links=self._link, carry=self.carry,
                               takes_values=getattr(self.executor, "spill_dir", None) is not None)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
@@ -107,11 +106,9 @@ class ExecService:
         for timer in (self._timer, self._steal_timer, self._view_timer):
             if timer is not None:
                 timer.cancel()
-        for task in list(self._tasks):
+        boxes = [*self._links.values(), *self._sessions.values()]
+        for task in [*self._tasks, *(b.task for b in boxes if b.task is not None)]:
             task.cancel()
-        for box in [*self._links.values(), *self._sessions.values()]:
-            if box.task is not None:
-                box.task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.data is not None:
             await self.data.stop()
@@ -126,7 +123,7 @@ class ExecService:
     def _tick(self) -> None:
         if self._stopped or self.node is None or self.core is None:
             return
-        self._carry(self.core.tick(self.node.runtime.now()))
+        self.carry(self.core.tick(self.node.runtime.now()))
         self.data.keep()  # type: ignore[union-attr]
         self._spawn(self.data.peers.tick())  # type: ignore[union-attr]
         self._timer = self.node.runtime.call_later(self.node.config.exec_tick, self._tick)
@@ -136,7 +133,7 @@ class ExecService:
         if self._stopped or self.node is None or self.core is None:
             return
         effects = self._stealer.tick(self.node, self.core, self.executor.capacity(), self._noise)
-        self._carry(effects)
+        self.carry(effects)
         self._steal_timer = self.node.runtime.call_later(self.node.config.steal_interval,
                                                          self._steal_tick)
 
@@ -181,26 +178,23 @@ class ExecService:
         members_msg = encode(Members(self.member_addresses()))
         for box in self._sessions.values():
             box.push([members_msg])
-        self._carry(effects)
+        self.carry(effects)
 
     async def _rebalance(self) -> None:
         """Run the core's rebalancing pass in slices, yielding to the loop."""
         assert self.node is not None and self.core is not None
         while self.core.rebalancing():
-            self._carry(self.core.rebalance_step(self.node.config.rebalance_slice))
+            self.carry(self.core.rebalance_step(self.node.config.rebalance_slice))
             await self.node.runtime.sleep(0)
-        self._carry([])
+        self.carry([])
 
     def member_addresses(self) -> list[str]:
         return [format_address(a) for _, a in sorted(self._addrs.items())]
 
     # ------------------------------------------------------------- plumbing
     def carry(self, effects: list[Effect]) -> None:
-        """Carry out effects another layer (mesh.actors) got from the core."""
-        self._carry(effects)
-
-    def _carry(self, effects: list[Effect]) -> None:
-        """Carry the core's effects out to their channels and feed the executor."""
+        """Carry the core's effects (ours, or another layer's such as
+        mesh.actors) out to their channels and feed the executor."""
         core = self.core
         assert core is not None
         data = self.data
@@ -241,7 +235,7 @@ class ExecService:
         if self.data.needs_values(outs):  # type: ignore[union-attr]
             outs = self.data.outcomes(outs)  # type: ignore[union-attr]
         self.tasklog.finished(outs, self.node.runtime.now())  # type: ignore[union-attr]
-        self._carry(self.core.outcomes(outs))
+        self.carry(self.core.outcomes(outs))
 
     def _open(self, frame: bytes, what: str) -> Any:
         assert self.node is not None and self._noise is not None
@@ -320,7 +314,7 @@ class ExecService:
                 for i in range(0, len(msgs), step):
                     if i:
                         await self.node.runtime.sleep(0)
-                    self._carry(self.core.peer_messages(src, msgs[i:i + step]))
+                    self.carry(self.core.peer_messages(src, msgs[i:i + step]))
             except ProtocolViolation as exc:
                 self.node.metrics.inc("exec_protocol_violation")
                 self._noise.warning("exec-peer-violation", "closing channel from %s: %s", src, exc)
@@ -354,14 +348,14 @@ class ExecService:
                 for i in range(0, len(msgs), step):
                     if i:
                         await node.runtime.sleep(0)
-                    self._carry(core.client_messages(sid, msgs[i:i + step]))
+                    self.carry(core.client_messages(sid, msgs[i:i + step]))
         except ProtocolViolation as exc:
             node.metrics.inc("exec_protocol_violation")
             self._noise.warning("exec-client-violation", "closing client channel: %s", exc)
         finally:
             del self._sessions[sid]
             box.task.cancel()
-            self._carry(core.close_session(sid))
+            self.carry(core.close_session(sid))
 
     async def _client_sender(self, channel: Channel, box: Outbox) -> None:
         node = self.node
@@ -395,12 +389,8 @@ class ExecService:
         if path != STATS_PATH:
             return 404, b""
         core = self.core
-        stats = {"node": self.node.name, "completed": core.completed,
-                 "queued": core.queue_depth(), "tasks": len(core.tasks),
-                 "results": len(core.results), "workers": self.executor.workers,
-                 "sessions": len(core.sessions), "waiting_for": len(core.pending),
-                 "waiters": len(core.table.waiters), "orphan_wants": len(core.table.orphan_wants),
-                 "states": core.state_counts(), **self.data.stats()}  # type: ignore[union-attr]
+        stats = {"node": self.node.name, "workers": self.executor.workers, **core.counts(),
+                 **self.data.stats()}  # type: ignore[union-attr]
         request = self.node.http_codec.open(body)
         if isinstance(request, dict) and isinstance(request.get("key"), str):
             stats["key"] = core.describe(request["key"])
