@@ -65,6 +65,11 @@ class SimExecutor:
     async def start(self, on_outcomes: OutcomeHandler) -> None:
         self._on = on_outcomes
 
+    @property
+    def takes_values(self) -> bool:
+        """With a spill directory, Value inputs are read as they are."""
+        return self._spill is not None
+
     def capacity(self, fn: bytes | None = None) -> int:
         return max(0, self.workers * self._depth - self._busy - len(self._queue))
 

@@ -23,6 +23,7 @@ from mesh.store._driver import NodeStore
 
 class _Executor:
     workers = 1
+    takes_values = False
 
     async def start(self, on_outcomes: Any) -> None:
         pass

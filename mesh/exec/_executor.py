@@ -43,6 +43,13 @@ class Executor(Protocol):
     workers: int
     """How many jobs can run at the same time (the node's placement weight)."""
 
+    @property
+    def takes_values(self) -> bool:
+        """Whether a Job's inputs may be :class:`mesh.store.Value` objects
+        (the executor hands them to its workers without a copy: a file name,
+        or the value itself in the simulator); otherwise the node passes each
+        as a pickle stream."""
+
     async def start(self, on_outcomes: OutcomeHandler) -> None: ...
 
     def capacity(self, fn: bytes | None = None) -> int:

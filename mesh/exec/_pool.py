@@ -154,6 +154,11 @@ class ProcessExecutor:
         target = self._cfg.pool_batch_seconds
         return max(1, min(self._max_batch, int(target / max(seconds, 1e-7))))
 
+    @property
+    def takes_values(self) -> bool:
+        """Workers map Value inputs from the spill directory themselves."""
+        return self._spill is not None
+
     def capacity(self, fn: bytes | None = None) -> int:
         free = sum(self._depth - len(w.batches) for w in self._pool)
         return max(0, free * self._batch_size(fn) - len(self._backlog) - len(self._solo))

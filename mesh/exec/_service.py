@@ -92,7 +92,7 @@ class ExecService:
                              recheck=cfg.subscription_recheck)
         self._views = ViewBuilds.configured(node.runtime.call_later, self._view_ready, cfg)
         self.data = DataPlane(node, self.core, links=self._link, carry=self.carry,
-                              takes_values=getattr(self.executor, "spill_dir", None) is not None)
+                              takes_values=self.executor.takes_values)
         node.set_meta({"workers": self.executor.workers})
         await self.executor.start(self._on_outcomes)
         self._update_view()
