@@ -111,12 +111,10 @@ class ActorsWorkload:
         rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
         rng = random.Random(f"{sim.seed}:actors:{c}")
         await rt.sleep(self.t0 + c * 0.5)
-        addrs = [f"{h}:{p}" for h, p in (sim.hosts[i].addr for i in range(sim.n))]
-        k = rng.randrange(sim.n)
-        client = AsyncClient(addrs[k:] + addrs[:k], secret=SECRET, runtime=rt,
-                             client_id=f"sim{sim.seed}a{c}", connect_timeout=2.0,
-                             reconnect_timeout=self.round_timeout)
-        await client.start()
+        from sim.workloads import connect_client
+
+        client = await connect_client(sim, rt, rng, f"sim{sim.seed}a{c}", SECRET,
+                                      self.round_timeout)
         self.clients.append(client)
         name = f"counter{c}"
         try:
