@@ -18,8 +18,10 @@ the client, against Dask.
   ``--transfer-mb`` (1024) MiB array. ``to_client_mb_per_s``: ``result()``
   on a client attached to the node that holds it, timed from the moment
   the node holds it until the array is in the client. ``node_to_node_mb_per_s``:
-  a task owned by the other node takes the value as its input; timed from
-  its submission until that node holds the whole value (its store's figure).
+  a task owned by the other node and restricted to it (``workers=``, so
+  locality does not send it to the value) takes the value as its input; timed
+  from its submission until that node holds the whole value (its store's
+  figure).
 * ``rss``: ``max_node_mb``, the largest peak resident memory (``VmHWM``)
   of a node of the transfer mesh over the whole round trip.
 """
@@ -166,7 +168,7 @@ def transfer(mb: int) -> tuple[dict[str, Any], float]:
                         if _stats(other, key=k)["key"]["pref"][0] == other_name)
             before = _stats(other)["store_values"]
             start = time.perf_counter()
-            sized = client.submit(np.size, fut, key=tkey)
+            sized = client.submit(np.size, fut, key=tkey, workers=other_name)
             _wait(lambda: _stats(other)["store_values"] > before, 600, "the transfer")
             node_to_node = mb * 1.048576 / (time.perf_counter() - start)
             assert sized.result(timeout=600) == n

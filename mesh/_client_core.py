@@ -166,10 +166,11 @@ class ClientCore:
     # ------------------------------------------------------------ submitting
     def build(self, func: Callable[..., Any], calls: Iterable[tuple[tuple, dict]], *,
               pure: bool, retries: int, key: str | None = None,
-              replicas: int | None = None) -> list[Future]:
+              replicas: int | None = None, workers: object = None) -> list[Future]:
         """Encode calls of ``func`` and queue them; returns one future each."""
         items = self.proto.build(func, calls, pure=pure, retries=retries, key=key,
-                                 own=lambda f: f._core is self, replicas=replicas)
+                                 own=lambda f: f._core is self, replicas=replicas,
+                                 workers=workers)
         return self.add(items)
 
     def add(self, items: list[tuple[str, list, list[Future]]]) -> list[Future]:

@@ -20,12 +20,46 @@ from mesh._client_future import CANCELLED, ERROR, FINISHED, PENDING, KeyState
 from mesh.addresses import parse_address
 from mesh.config import DEFAULT
 from mesh.protocol import payload as P
-from mesh.protocol.messages import MAX_REPLICAS, Done, Lost, Members, Release, Submit, encode
+from mesh.protocol.messages import (
+    MAX_NAME,
+    MAX_REPLICAS,
+    MAX_WORKERS,
+    Done,
+    Lost,
+    Members,
+    Release,
+    Submit,
+    encode,
+)
 from mesh.runtime import Address
 
 __all__ = ["ClientProtocol", "check_call_options"]
 
 _FN_CACHE = 128
+
+
+def check_workers(workers: object) -> list[str]:
+    """The node names of a ``workers=`` restriction, sorted (empty: none), or
+    ``TypeError``/``ValueError`` naming what is wrong."""
+    if workers is None:
+        return []
+    names = [workers] if isinstance(workers, str) else workers
+    if not isinstance(names, (list, tuple, set, frozenset)):
+        raise TypeError("workers must be a node name, a list of node names or None, not "
+                        f"{type(workers).__name__} {workers!r:.40}")
+    for n in names:
+        if type(n) is not str:
+            raise TypeError(f"workers must hold node names (str), not {type(n).__name__} "
+                            f"{n!r:.40}")
+        if not 0 < len(n) <= MAX_NAME:
+            raise ValueError(f"a node name in workers must be 1 to {MAX_NAME} characters, "
+                             f"not {n!r:.40}")
+    out = sorted(set(names))
+    if not out:
+        raise ValueError("workers must name at least one node (or be None: any node)")
+    if len(out) > MAX_WORKERS:
+        raise ValueError(f"workers may name at most {MAX_WORKERS} nodes, not {len(out)}")
+    return out
 
 
 def check_call_options(*, pure: object, retries: object, key: object,
@@ -70,15 +104,17 @@ class ClientProtocol:
     # ------------------------------------------------------------ submitting
     def build(self, func: Callable[..., Any], calls: Iterable[tuple[tuple, dict]], *,
               pure: bool, retries: int, key: str | None,
-              own: Callable[[Any], bool],
-              replicas: int | None = None) -> list[tuple[str, list, list[Any]]]:
+              own: Callable[[Any], bool], replicas: int | None = None,
+              workers: object = None) -> list[tuple[str, list, list[Any]]]:
         """Encode calls of ``func``: ``(key, spec, dependency futures)`` each.
         ``own(future)`` says whether a future in the arguments is ours;
-        ``replicas`` None leaves the count to the entry node (``--replicas``)."""
+        ``replicas`` None leaves the count to the entry node (``--replicas``);
+        ``workers`` (names) restricts where they run (None: anywhere)."""
         if not callable(func):
             raise TypeError(f"the first argument must be callable, not {type(func).__name__}")
         check_call_options(pure=pure, retries=retries, key=key, replicas=replicas)
         r = replicas or 0
+        names = check_workers(workers)
         fn, fn_digest, name = self._function(func)
         items = []
         for args, kwargs in calls:
@@ -104,7 +140,7 @@ class ClientProtocol:
                 k = f"{name}-{h.hexdigest()}"
             else:
                 k = f"{name}-{self.client_id}-{next(self._counter)}"
-            items.append((k, [fn, akind, payload, deps, retries, r], dep_futs))
+            items.append((k, [fn, akind, payload, deps, retries, r, names], dep_futs))
         return items
 
     def _function(self, func: Callable[..., Any]) -> tuple[bytes, bytes, str]:

@@ -83,22 +83,26 @@ class _Api:
 
     def submit(self, func: Callable[..., Any], *args: Any, key: str | None = None,
                pure: bool = True, retries: int = 0, replicas: int | None = None,
-               **kwargs: Any) -> Future:
+               workers: str | Iterable[str] | None = None, **kwargs: Any) -> Future:
         """Run ``func(*args, **kwargs)`` on the mesh. Futures among the
         arguments (at any depth) are replaced by their results first.
         ``retries``: run again up to this many times if it raises.
         ``replicas``: how many nodes keep the result (default: the nodes'
         ``--replicas``); below that, a lost result is computed again from its
-        spec (lineage), which its nodes keep."""
+        spec (lineage), which its nodes keep.
+        ``workers``: a node name (``mesh join --name``) or names it must run
+        on, whatever locality or stealing would choose; it fails with
+        ``TaskFailed`` if none of them is alive when it is to run."""
         return self._core.build(func, [(args, kwargs)], pure=pure, retries=retries, key=key,
-                                replicas=replicas)[0]
+                                replicas=replicas, workers=workers)[0]
 
     def map(self, func: Callable[..., Any], *iterables: Iterable[Any], pure: bool = True,
-            retries: int = 0, replicas: int | None = None) -> list[Future]:
+            retries: int = 0, replicas: int | None = None,
+            workers: str | Iterable[str] | None = None) -> list[Future]:
         """``submit(func, *items)`` for each item tuple of ``iterables``,
         sent in batches."""
         return self._core.build(func, _calls(iterables), pure=pure, retries=retries,
-                                replicas=replicas)
+                                replicas=replicas, workers=workers)
 
     def compute(self, collection: Any, optimize_graph: bool = True) -> Future:
         """Run a Dask collection's graph; a Future of its computed value."""

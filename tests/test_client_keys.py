@@ -87,7 +87,7 @@ def test_a_key_the_node_says_is_lost_is_submitted_again_while_held() -> None:
 
     proto = ClientProtocol([("127.0.0.1", 9)], "c", 1 << 20)
     proto.connected({"window": 4}, ("127.0.0.1", 9), 0.0)
-    spec = [b"fn", P.ARGS_MSGPACK, b"\x90", [], 0]
+    spec = [b"fn", P.ARGS_MSGPACK, b"\x90", [], 0, 0, []]
     held, _ = proto.state("held", list(spec), [])
     gone, _ = proto.state("gone", list(spec), [])
     held.refs = gone.refs = 1

@@ -122,7 +122,7 @@ def test_a_second_offer_of_a_key_joins_the_first_fetch() -> None:
         net = _Net()
         arr, value = _value()
         await net.offer("a", _store("k", value))
-        spec = [b"f", 0, b"", ["k"], 0, 1]
+        spec = [b"f", 0, b"", ["k"], 0, 1, []]
         await net.offer("b", Grant("t", spec, [], {"k": [P.OK_VALUE, value]}))
         assert len(net.inbound.fetches) == 1
         await net.pump("a")

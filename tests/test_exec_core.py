@@ -25,8 +25,10 @@ from mesh.protocol.messages import (
 FN = b"fn"  # the core never looks inside a function
 
 
-def spec(*args: int, deps: list[str] | None = None, retries: int = 0, replicas: int = 0) -> list:
-    return [FN, P.ARGS_MSGPACK, msgpack.packb(list(args)), deps or [], retries, replicas]
+def spec(*args: int, deps: list[str] | None = None, retries: int = 0, replicas: int = 0,
+         workers: list[str] | None = None) -> list:
+    return [FN, P.ARGS_MSGPACK, msgpack.packb(list(args)), deps or [], retries, replicas,
+            workers or []]
 
 
 _INPUTS = {"set_view", "rebalance_step", "tick", "client_messages", "peer_messages",

@@ -16,7 +16,7 @@ from mesh.metrics import Metrics
 from mesh.protocol import messages as M
 from mesh.protocol.messages import ProtocolViolation, encode
 
-SPEC = [b"fn", 0, b"\x90", ["dep"], 1, 2]
+SPEC = [b"fn", 0, b"\x90", ["dep"], 1, 2, ["n1"]]
 SAMPLES = {
     "client": [M.Submit("k", b"fn", 0, b"\x90", ["dep"], 2), M.Release("k"), M.Ping()],
     "client reply": [M.Done("k", 0, b"\x01"), M.Pong(), M.Members(["[::1]:7000"])],
@@ -52,13 +52,17 @@ def test_records_are_frozen_and_slotted() -> None:
     (["zz"], "unknown"),
     ([["s"]], "unknown"),
     (["s", "k"], "fields"),
-    (["s", 1, b"f", 0, b"", [], 0, 0], "bad key"),
-    (["s", "k", b"f", 0, b"", [], "2", 0], "bad retries"),
-    (["s", "k", b"f", 0, b"", [], -1, 0], "bad retries"),
-    (["s", "k", b"f", 0, b"", [1], 0, 0], "bad deps"),
-    (["s", "k", b"f", 0, b"", [], 0, -1], "bad replicas"),
-    (["s", "k", b"f", 0, b"", [], 0, M.MAX_REPLICAS + 1], "bad replicas"),
-    (["s", "k", b"f", 0, b"", [], 0, True], "bad replicas"),
+    (["s", 1, b"f", 0, b"", [], 0, 0, []], "bad key"),
+    (["s", "k", b"f", 0, b"", [], "2", 0, []], "bad retries"),
+    (["s", "k", b"f", 0, b"", [], -1, 0, []], "bad retries"),
+    (["s", "k", b"f", 0, b"", [1], 0, 0, []], "bad deps"),
+    (["s", "k", b"f", 0, b"", [], 0, -1, []], "bad replicas"),
+    (["s", "k", b"f", 0, b"", [], 0, M.MAX_REPLICAS + 1, []], "bad replicas"),
+    (["s", "k", b"f", 0, b"", [], 0, True, []], "bad replicas"),
+    (["s", "k", b"f", 0, b"", [], 0, 0, "n1"], "bad workers"),
+    (["s", "k", b"f", 0, b"", [], 0, 0, [""]], "bad workers"),
+    (["s", "k", b"f", 0, b"", [], 0, 0, ["n" * (M.MAX_NAME + 1)]], "bad workers"),
+    (["s", "k", b"f", 0, b"", [], 0, 0, ["n"] * (M.MAX_WORKERS + 1)], "bad workers"),
 ])
 def test_an_ill_shaped_client_message_names_what_is_wrong(bad: object, why: str) -> None:
     with pytest.raises(ProtocolViolation, match=why):

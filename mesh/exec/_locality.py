@@ -21,6 +21,13 @@ The rule (``locality_bytes`` is ``Config.transfer_chunk``, 4 MiB):
 * An idle node that steals is given the queued tasks with the fewest input
   bytes first (:meth:`mesh.exec._running.Running.on_steal`).
 
+A task restricted to named nodes (``submit(..., workers=...)``, the spec's
+``workers``) skips the rule: its owner runs it when the owner is named, and
+hands it otherwise to the named alive node with the shortest queue (ties by
+name), which fetches its inputs. Nobody steals it but a named node; taken
+back from a dead runner, it goes to another named node. If no named node is
+alive when it is to run, it fails (``TaskFailed`` naming them).
+
 Sans-IO, over the shared :class:`~mesh.exec._table.Table`.
 """
 
@@ -29,7 +36,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mesh.config import DEFAULT
-from mesh.exec._records import WAITING, Task, move
+from mesh.exec._records import SPEC_WORKERS, WAITING, Task, move
 from mesh.exec._table import Table
 from mesh.protocol import payload as P
 from mesh.protocol.messages import Grant, Located, Result, Want
@@ -111,10 +118,17 @@ class Locality:
         if not waiting:
             del t.waiters[key]
 
-    def runner(self, task: Task) -> str:
+    def runner(self, task: Task) -> str | None:
         """The node that holds most of ``task``'s input bytes, if it is to run
-        it (see the module's rule); this node's name otherwise."""
+        it (see the module's rule); this node's name otherwise. For a task
+        restricted to named nodes, one of them (None if none is alive)."""
         t = self.t
+        named = task.spec[SPEC_WORKERS]
+        if named:
+            if t.name in named:
+                return t.name
+            alive = [n for n in named if n in t.ring.names]
+            return min(alive, key=lambda n: (t.depths.get(n, 0), n)) if alive else None
         by: dict[str, int] = {t.name: input_bytes(task)}
         for n, holder in (task.where or {}).values():
             by[holder] = by.get(holder, 0) + n
@@ -130,8 +144,15 @@ class Locality:
         """Every input of ``task`` is known: run it where they are, or fetch."""
         t = self.t
         where = task.where or {}
-        runner = self.runner(task) if where else t.name
+        runner = self.runner(task) if where or task.spec[SPEC_WORKERS] else t.name
         task.where = None
+        if runner is None:
+            t.metrics.inc("exec_tasks_no_worker")
+            named = ", ".join(task.spec[SPEC_WORKERS])
+            self.running.complete(task, P.FAILED, (
+                f"task {task.key!r} may run only on {named} (workers=), and none of them is "
+                f"a live member of the mesh as seen from {t.name!r}").encode())
+            return
         if runner != t.name:
             move(task, "give")
             task.thief = runner
@@ -139,4 +160,7 @@ class Locality:
             t.metrics.inc("exec_tasks_placed_by_locality")
             t.send(runner, Grant(task.key, task.spec, sorted(task.subs), dict(task.depvals)))
             return
-        self.running.await_deps(task, sorted(where), count=False, locate=False)
+        if where:
+            self.running.await_deps(task, sorted(where), count=False, locate=False)
+        else:
+            self.running.queue(task, "deps_ready")

@@ -69,10 +69,12 @@ def move(task: Task, event: str) -> None:
     task.state = new
 
 
-SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES, SPEC_REPLICAS = range(6)
+SPEC_FN, SPEC_AKIND, SPEC_ARGS, SPEC_DEPS, SPEC_RETRIES, SPEC_REPLICAS, SPEC_WORKERS = range(7)
 """Indexes into a spec: ``[function bytes, args kind, args payload, dependency
-keys, retries, replicas]``; ``replicas`` is the number of nodes that keep the
-result (0 from a client: the entry node's ``--replicas``)."""
+keys, retries, replicas, workers]``; ``replicas`` is the number of nodes that
+keep the result (0 from a client: the entry node's ``--replicas``);
+``workers`` the node names it may run on (empty: any,
+:mod:`mesh.exec._locality`)."""
 
 
 @dataclass(slots=True, eq=False)

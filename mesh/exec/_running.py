@@ -17,6 +17,7 @@ from mesh.exec._records import (
     SPEC_DEPS,
     SPEC_FN,
     SPEC_RETRIES,
+    SPEC_WORKERS,
     STOLEN,
     WAITING,
     Stored,
@@ -88,16 +89,19 @@ class Running:
 
     def inputs_known(self, task: Task) -> None:
         """No input of ``task`` is missing: run it here, or where its located
-        inputs are (:mod:`mesh.exec._locality`)."""
-        if task.where:
+        inputs are (:mod:`mesh.exec._locality`), or on a node it is restricted to."""
+        if task.where or task.spec[SPEC_WORKERS]:
             self.locality.decide(task)
         else:
             self.queue(task, "deps_ready")
 
     def reclaim(self, task: Task) -> None:
         """Run a task an idle or nearer node took back here (it died or
-        stayed silent); inputs it was given elsewhere are fetched first."""
-        if all(d in task.depvals for d in task.spec[SPEC_DEPS]):
+        stayed silent); inputs it was given elsewhere are fetched first. A
+        task restricted to named nodes goes to one of them again."""
+        named = task.spec[SPEC_WORKERS]
+        if all(d in task.depvals for d in task.spec[SPEC_DEPS]) and (
+                not named or self.t.name in named):
             self.queue(task, "reclaim")
         else:
             move(task, "regain")
@@ -179,7 +183,8 @@ class Running:
             if task is None or task.state != READY:
                 continue
             scanned.append(key)
-            if not task.crashes:  # a crash suspect stays under our eye
+            named = task.spec[SPEC_WORKERS]  # a restricted task goes to a named node only
+            if not task.crashes and (not named or thief in named):  # a crash suspect stays
                 cands.append((input_bytes(task), len(scanned), key))
         chosen = {key for _, _, key in sorted(cands)[:limit]}
         for _, _, key in sorted(cands)[:limit]:

@@ -27,6 +27,12 @@ MAX_REPLICAS = 64
 """The most nodes a client may ask to keep one result (``replicas=``); a bound
 on the wire like any other (a mesh with fewer nodes keeps it on all of them)."""
 
+MAX_WORKERS = 64
+"""The most node names a task may be restricted to (``workers=``)."""
+
+MAX_NAME = 255
+"""The longest node name a ``workers=`` restriction may carry."""
+
 
 
 
@@ -40,9 +46,18 @@ def _str_list(v: Any) -> bool:
 
 
 def _spec(v: Any) -> bool:
-    return (type(v) is list and len(v) == 6 and type(v[0]) is bytes and _int(v[1])
+    return (type(v) is list and len(v) == 7 and type(v[0]) is bytes and _int(v[1])
             and type(v[2]) is bytes and _str_list(v[3]) and _retries(v[4])
-            and _replicas(v[5]))
+            and _replicas(v[5]) and _workers(v[6]))
+
+
+def _workers(v: Any) -> bool:
+    if type(v) is not list or len(v) > MAX_WORKERS:
+        return False
+    for x in v:  # noqa: SIM110 - a loop, not all(...): no generator per call
+        if type(x) is not str or not 0 < len(x) <= MAX_NAME:
+            return False
+    return True
 
 
 def _int(v: Any) -> bool:
@@ -103,7 +118,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "actor": _str, "durable": _bool, "caller": _str, "seq": _count,
     "low": _count, "method": _str, "entry": _str, "msg": _wire, "term": _count,
     "host": _str, "state": _bytes, "applied": _applied, "answers": _answers, "full": _bool,
-    "lows": _applied,
+    "lows": _applied, "workers": _workers,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 

@@ -29,7 +29,7 @@ wrong; no other exception escapes them, whatever the input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.protocol._actor_messages import (
@@ -44,10 +44,18 @@ from mesh.protocol._actor_messages import (
     ActorReply,
     ActorState,
 )
-from mesh.protocol._decode import _ENCODERS, MAX_REPLICAS, ProtocolViolation, _Channel
+from mesh.protocol._decode import (
+    _ENCODERS,
+    MAX_NAME,
+    MAX_REPLICAS,
+    MAX_WORKERS,
+    ProtocolViolation,
+    _Channel,
+)
 
 __all__ = [
-    "MAX_REPLICAS", "Ack", "ActorAck", "ActorCall", "ActorClose", "ActorDrop", "ActorFind",
+    "MAX_NAME", "MAX_REPLICAS", "MAX_WORKERS", "Ack", "ActorAck", "ActorCall", "ActorClose",
+    "ActorDrop", "ActorFind",
     "ActorOpen", "ActorPull", "ActorRelay", "ActorReply", "ActorState", "Confirm", "Done",
     "Grant", "Hold", "Keep", "Located", "Lost", "Members", "Need", "Ping", "Pong",
     "ProtocolViolation", "Recheck", "Release", "Result", "Steal", "Store", "Submit",
@@ -58,7 +66,7 @@ __all__ = [
 
 Spec = list
 """A task spec: ``[function bytes, args kind, args payload, dependency keys,
-retries, replicas]`` (indexes in :mod:`mesh.exec._records`)."""
+retries, replicas, workers]`` (indexes in :mod:`mesh.exec._records`)."""
 
 _record = dataclass(frozen=True, slots=True)
 
@@ -76,9 +84,12 @@ class Submit:
     retries: int
     replicas: int = 0
     """Nodes that keep the result; 0: the entry node's ``--replicas``."""
+    workers: list[str] = field(default_factory=list)
+    """Node names the task may run on; empty: any node."""
 
     def spec(self) -> Spec:
-        return [self.fn, self.akind, self.args, self.deps, self.retries, self.replicas]
+        return [self.fn, self.akind, self.args, self.deps, self.retries, self.replicas,
+                self.workers]
 
 
 @_record
