@@ -296,34 +296,85 @@ class ClientCore:
                 cb()
             except Exception:  # a user callback's bug must not stop result delivery
                 log.exception("future callback failed")
-        if self.proto.credit and self.proto.unsent:
+        if self.proto.credit and (self.proto.unsent or self.proto.fetches):
             self._wake()
 
     # ------------------------------------------------------- the sync bridge
-    def wait_states(self, states: Sequence[KeyState], timeout: float | None) -> None:
-        """Block the calling (user) thread until every state is done. The
-        user's thread lives in real time, so its deadline does too."""
+    def wait_states(self, states: Sequence[KeyState], timeout: float | None,
+                    values: bool = False) -> None:
+        """Block the calling (user) thread until every state is done and,
+        with ``values``, until the values of ``REMOTE`` results arrived (all
+        asked for at once). The user's thread lives in real time, so its
+        deadline does too."""
         if threading.get_ident() == self.loop_thread:
             raise RuntimeError("result() would block the client's event loop; "
                                "use `await future` in async code")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.cond:
-            for st in states:
-                while not st.done:
-                    if deadline is None:
-                        self.cond.wait()
-                        continue
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(
-                            f"task {st.key!r} did not finish within {timeout} s; it keeps "
-                            "running, call result() again to keep waiting")
-                    self.cond.wait(remaining)
+            self._wait(states, lambda st: not st.done, deadline, timeout)
+            if values:
+                self.want_values(states)
+                self._wait(states, lambda st: st.remote, deadline, timeout)
+
+    def _wait(self, states: Sequence[KeyState], waiting: Callable[[KeyState], bool],
+              deadline: float | None, timeout: float | None) -> None:
+        for st in states:
+            while waiting(st):
+                if deadline is None:
+                    self.cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"task {st.key!r} did not finish within {timeout} s; it keeps "
+                        "running, call result() again to keep waiting")
+                self.cond.wait(remaining)
+
+    def want_values(self, states: Sequence[KeyState]) -> None:
+        """Ask for the values of the ``REMOTE`` results among ``states``."""
+        with self.cond:
+            asked = [self.proto.want(st) for st in states if st.remote]
+        if any(asked):
+            self._wake()
 
     async def wait_async(self, st: KeyState) -> Any:
         """Wait for ``st`` on the client loop; its value (or raise its error)."""
         await self.wait_done(st)
+        if st.remote:
+            await self.wait_values([st])
         return st.value()
+
+    async def wait_values(self, states: Sequence[KeyState]) -> None:
+        """Fetch the values of the done ``REMOTE`` results among ``states``."""
+        assert self.loop is not None
+        futs = []
+        with self.cond:
+            for st in states:
+                if st.remote:
+                    fut = self.loop.create_future()
+                    if st.afuts is None:
+                        st.afuts = []
+                    st.afuts.append(fut)
+                    futs.append(fut)
+        self.want_values(states)
+        for fut in futs:
+            await fut
+
+    def on_value(self, st: KeyState, cb: Callable[[], None]) -> None:
+        """Call ``cb()`` once ``st`` is done with its value here (on the
+        client's loop thread if not at once)."""
+        with self.cond:
+            if not st.done or st.remote:
+                if st.callbacks is None:
+                    st.callbacks = []
+                st.callbacks.append(lambda: self.on_value(st, cb))
+                ready = False
+            else:
+                ready = True
+        if ready:
+            cb()
+        elif st.done:
+            self.want_values([st])
 
     async def wait_done(self, st: KeyState) -> None:
         """Wait until ``st`` is done, without looking at its outcome."""

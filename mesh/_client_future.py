@@ -32,8 +32,8 @@ class KeyState:
     """What the client knows about one key. Mutated on the client loop only,
     under the core's condition lock."""
 
-    __slots__ = ("afuts", "callbacks", "deps", "key", "kind", "payload", "refs", "sent",
-                 "spec", "status")
+    __slots__ = ("afuts", "callbacks", "deps", "fetch", "key", "kind", "payload", "refs",
+                 "sent", "spec", "status")
 
     def __init__(self, key: str, spec: list, deps: list[KeyState]) -> None:
         self.key = key
@@ -46,6 +46,13 @@ class KeyState:
         self.sent = False
         self.callbacks: list[Callable[[], None]] | None = None
         self.afuts: list[asyncio.Future[None]] | None = None
+        self.fetch = 0
+        """For a ``REMOTE`` result: 1 once its value is wanted, 2 once asked for."""
+
+    @property
+    def remote(self) -> bool:
+        """Done, with its value still on the mesh (fetched when wanted)."""
+        return self.kind == P.REMOTE
 
     @property
     def done(self) -> bool:
@@ -55,6 +62,9 @@ class KeyState:
         """The result, or raise the task's error."""
         st = self.status
         if st == FINISHED:
+            if self.kind == P.REMOTE:
+                raise RuntimeError(f"mesh: the value of {self.key!r} was not fetched; "
+                                   "this is a bug in mesh's client")
             if self.kind == P.OK_VALUE:  # a value streamed in chunks (mesh.store)
                 from mesh.store import loads
 
@@ -119,9 +129,10 @@ class Future:
         """The task's return value. Re-raises the task's exception (with the
         remote traceback as its cause), :class:`~mesh.KilledWorker`,
         ``CancelledError``, or ``TimeoutError`` after ``timeout`` seconds."""
-        if not self._state.done:
-            self._core.wait_states([self._state], timeout)
-        return self._state.value()
+        st = self._state
+        if not st.done or st.remote:
+            self._core.wait_states([st], timeout, values=True)
+        return st.value()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if not self._state.done:

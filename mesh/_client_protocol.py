@@ -25,6 +25,7 @@ from mesh.protocol.messages import (
     MAX_REPLICAS,
     MAX_WORKERS,
     Done,
+    Fetch,
     Lost,
     Members,
     Release,
@@ -95,6 +96,8 @@ class ClientProtocol:
         self.states: dict[str, KeyState] = {}
         self.unsent: deque[KeyState] = deque()
         self.releases: list[str] = []
+        self.fetches: deque[KeyState] = deque()
+        """``REMOTE`` results whose values are wanted, to ask for."""
         self.credit = 0
         self.window = 0
         self.last_rx = 0.0
@@ -185,7 +188,23 @@ class ClientProtocol:
             st.sent = True
             self.credit -= 1
             msgs.append(encode(Submit(st.key, *st.spec)))
+        fetches = self.fetches
+        while fetches and self.credit > 0 and not unsent:  # after their resubmissions
+            st = fetches.popleft()
+            if st.fetch == 1 and st.remote and st.refs > 0:
+                st.fetch = 2
+                self.credit -= 1
+                msgs.append(encode(Fetch(st.key)))
         return msgs
+
+    def want(self, st: KeyState) -> bool:
+        """The value of ``st`` (a ``REMOTE`` result) is wanted: ask for it
+        with the next messages. True if it was not asked for yet."""
+        if st.fetch or not st.remote:
+            return False
+        st.fetch = 1
+        self.fetches.append(st)
+        return True
 
     # ------------------------------------------------------------- receiving
     def connected(self, welcome: dict, addr: Address, now: float) -> None:
@@ -200,6 +219,9 @@ class ClientProtocol:
         for st in self.unsent:
             st.sent = False
         self.releases.clear()
+        self.fetches = deque(st for st in self.states.values() if st.fetch and st.remote)
+        for st in self.fetches:
+            st.fetch = 1  # asked of the node we lost: ask the new one
 
     def learn(self, members: list[str], first: Address | None = None) -> None:
         """Member addresses, ``first`` first, then the ones we knew."""
@@ -220,8 +242,11 @@ class ClientProtocol:
             if type(m) is Done:
                 credit += 1
                 st = states.get(m.key)
-                if st is not None and st.status == PENDING:
-                    kind = m.kind
+                if st is None:
+                    continue
+                kind = m.kind
+                if st.status == PENDING or (st.remote and st.fetch and kind != P.REMOTE):
+                    st.fetch = 0  # a REMOTE result's value arrived: it resolves again, whole
                     resolve(st, ERROR if P.is_failure(kind) else FINISHED, kind, m.payload)
                     finished.append(st)
             elif type(m) is Members:

@@ -115,6 +115,19 @@ async def read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _unmasked(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Send this client websocket's frames unmasked. RFC 6455 masks a
+    client's frames so that a browser's script cannot make a proxy's cache
+    read attacker-chosen bytes; between mesh processes every frame is sealed
+    (random-looking ciphertext) and no browser writes to the channel, while
+    masking costs two copies of every chunk of a transfer. aiohttp's reader
+    accepts unmasked frames (it unmasks only frames that say they are
+    masked)."""
+    writer = getattr(ws, "_writer", None)
+    if writer is not None and hasattr(writer, "use_mask"):
+        writer.use_mask = False
+
+
 class WebSocketChannel:
     """A :class:`~mesh.runtime.Channel` over one websocket (server or client
     side). Binary messages only: a text message from the peer closes it."""
@@ -356,6 +369,7 @@ class Client:
             raise Unreachable(f"{where} did not accept a channel within {timeout:g}s") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise Unreachable(f"{where} refused a channel: {describe(exc)}") from None
+        _unmasked(ws)
         channel = WebSocketChannel(ws)
         if token is not None:  # the gate's answer is the first message
             try:

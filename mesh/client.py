@@ -195,7 +195,7 @@ class Client(_Api):
         if isinstance(futures, Future):
             return futures.result(timeout)
         futs = list(futures)
-        self._core.wait_states([f._state for f in futs], timeout)
+        self._core.wait_states([f._state for f in futs], timeout, values=True)
         return _collect(futs, errors)
 
     def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
@@ -273,6 +273,7 @@ class AsyncClient(_Api):
             for f in futs:
                 if not f._state.done:
                     await self._core.wait_done(f._state)
+            await self._core.wait_values([f._state for f in futs])
 
         await asyncio.wait_for(wait_all(), timeout)
         return _collect(futs, errors)
@@ -331,7 +332,8 @@ class MeshExecutor(concurrent.futures.Executor):
         with self._lock:
             self._outstanding[cf] = mesh_future
 
-        def settle(f: Future) -> None:  # on the client's loop thread
+        def settle() -> None:  # on the client's loop thread, with the value here
+            f = mesh_future
             with self._lock:
                 self._outstanding.pop(cf, None)
             if cf.done():
@@ -350,7 +352,7 @@ class MeshExecutor(concurrent.futures.Executor):
                 mesh_future.cancel()
 
         cf.add_done_callback(forward_cancel)
-        mesh_future.add_done_callback(settle)
+        self._client._core.on_value(mesh_future._state, settle)
         return cf
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -90,15 +91,17 @@ def test_kill_9_of_the_sender_mid_transfer_still_gives_the_right_value(
     with Client([a.bind]) as owner:
         fut = owner.submit(_filled, n, 3.0, key=key)
         fut.result(timeout=300)  # held on n1 and n2, not on n3
-        with Client([c.bind]) as reader:
-            later = reader.submit(_filled, n, 3.0, key=key)  # n3 fetches it from a holder
+        with Client([c.bind]) as reader, ThreadPoolExecutor(1) as pool:
+            later = reader.submit(_filled, n, 3.0, key=key)
+            # result() asks n3 for the value: n3 fetches it from a holder
+            got_later = pool.submit(later.result, timeout=300)
 
             def sending() -> str | None:
                 return _stats(c)["fetching"].get(key)
             src = wait_until(sending, 120, "n3 to fetch the value", interval=0.01)
             victim = {"n1": a, "n2": b}[src]
             os.kill(victim.popen.pid, signal.SIGKILL)
-            got = later.result(timeout=300)
+            got = got_later.result(timeout=300)
     assert got.shape == (n,) and got[0] == 3.0 and got.sum() == 3.0 * n
     counters = api(c.addr, "/v1/metrics")
     assert counters.get("transfer_resumed", 0) >= 1, counters  # taken up from the other holder

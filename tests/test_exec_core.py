@@ -14,6 +14,7 @@ from mesh.protocol import payload as P
 from mesh.protocol.messages import (
     Ack,
     Done,
+    Fetch,
     Lost,
     Release,
     Submit,
@@ -65,6 +66,8 @@ class Router:
                                          window=window)) for n in names}
         self.down: set[str] = set()
         self.client_msgs: dict[str, list] = {n: [] for n in names}
+        self.fetch_remote = True
+        """Whether the clients fetch ``REMOTE`` results at once (as ``result()`` does)."""
         self.view(names)
 
     def add(self, name: str) -> None:
@@ -80,6 +83,8 @@ class Router:
         self.deliver()
 
     def deliver(self) -> None:
+        """Carry every message; a client told a result is ``REMOTE`` fetches
+        its value, as the real client does when ``result()`` needs it."""
         moved = True
         while moved:
             moved = False
@@ -88,8 +93,13 @@ class Router:
                 effects, core.effects = core.effects, []
                 for eff in effects:
                     if isinstance(eff, ToClient):
-                        self.client_msgs[name] += [
-                            decode_client_reply(encode(m)) for m in eff.msgs]
+                        got = [decode_client_reply(encode(m)) for m in eff.msgs]
+                        self.client_msgs[name] += got
+                        fetch = [encode(Fetch(m.key)) for m in got
+                                 if isinstance(m, Done) and m.kind == P.REMOTE]
+                        if fetch and self.fetch_remote:
+                            core.client_messages(eff.sid, fetch)
+                            moved = True
                         continue
                     assert isinstance(eff, ToPeer) and eff.dest != name
                     if eff.dest in self.down:
@@ -123,7 +133,7 @@ class Router:
     def delivered(self, entry: str) -> dict[str, tuple[int, object]]:
         out = {}
         for m in self.client_msgs[entry]:
-            if isinstance(m, Done):
+            if isinstance(m, Done) and m.kind != P.REMOTE:
                 assert m.key not in out, f"{m.key} delivered twice"
                 value = msgpack.unpackb(m.payload) if m.kind == P.OK_MSGPACK else m.payload
                 out[m.key] = (m.kind, value)

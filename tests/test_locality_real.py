@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from mesh.client import Client
+from mesh.errors import TaskFailed
 from tests.procs import FAST, Cluster, MeshProc, api, metrics
 from tests.test_client_real import owner_of, start_mesh
 
@@ -30,7 +33,7 @@ def holds(p: MeshProc, key: str) -> bool:
 
 def test_a_task_consuming_a_large_result_runs_on_the_node_holding_it(
         cluster: Cluster) -> None:
-    procs = start_mesh(cluster, 3, config={**FAST, "transfer_chunk": CHUNK})
+    procs = start_mesh(cluster, 3, config={**FAST, "locality_bytes": CHUNK})
     by_name = {p.name: p for p in procs}
     entry = procs[0]
     with Client([entry.bind]) as client:
@@ -50,3 +53,23 @@ def test_a_task_consuming_a_large_result_runs_on_the_node_holding_it(
         small = client.submit(blob, 1000, key=f"{kb}-small", replicas=1)
         _size, pid = client.submit(measure, small, key=f"{ku}-small").result(30)
         assert pid == by_name[owner_of(f"{ku}-small", procs)[0]].popen.pid
+
+
+def test_a_task_restricted_with_workers_runs_on_the_named_node_and_fetches_its_input(
+        cluster: Cluster) -> None:
+    procs = start_mesh(cluster, 3, config={**FAST, "locality_bytes": CHUNK})
+    entry = procs[0]
+    with Client([entry.bind]) as client:
+        big = client.submit(blob, 2 * CHUNK, key="pinned-big", replicas=1)
+        big.result(30)
+        (holder,) = [p for p in procs if holds(p, "pinned-big")]
+        named = next(p for p in procs if p is not holder)
+        size, pid = client.submit(measure, big, key="pinned-use", workers=named.name).result(30)
+        assert size == 2 * CHUNK
+        assert pid == named.popen.pid, "it ran on the named node, not where its input is"
+        pids = {client.submit(measure, b"x", key=f"pinned-{i}", workers=[named.name])
+                .result(30)[1] for i in range(8)}
+        assert pids == {named.popen.pid}
+        gone = client.submit(measure, b"x", key="pinned-nowhere", workers="no-such-node")
+        with pytest.raises(TaskFailed, match="may run only on no-such-node"):
+            gone.result(30)

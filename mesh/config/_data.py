@@ -34,6 +34,15 @@ class DataDefaults:
     message waits behind at most one chunk: about 7 ms at 600 MB/s. Well
     under ``max_http_body``."""
 
+    locality_bytes: int = 1 << 20
+    """A result of at least this many bytes is located, not moved, until a
+    node needs its bytes: a task whose inputs are this large runs where they
+    are (:mod:`mesh.exec._locality`), and a client is told it is done
+    (``REMOTE``) and fetches it only when ``result()`` needs it, as Dask's
+    client gathers from workers. Moving 1 MiB costs about 1-2 ms here (copy,
+    seal, digest at 0.6-1 GB/s); handing a task over costs one message round
+    trip (well under 1 ms on a LAN), so from here on running it there wins."""
+
     transfer_window: int = 4
     """Chunks a sender may have in flight before the receiver grants more
     credit: 16 MiB, more than a LAN carries in one round trip at 1 GB/s

@@ -77,6 +77,7 @@ from mesh.metrics import Metrics
 from mesh.protocol.messages import (
     Ack,
     Confirm,
+    Fetch,
     Grant,
     Hold,
     Keep,
@@ -110,7 +111,7 @@ class ExecCore:
                  max_points: int = DEFAULT.placement_max_points,
                  orphan_grace: float = DEFAULT.orphan_grace,
                  stolen_patience: int = DEFAULT.stolen_patience,
-                 locality_bytes: int = DEFAULT.transfer_chunk,
+                 locality_bytes: int = DEFAULT.locality_bytes,
                  recheck: float = DEFAULT.subscription_recheck) -> None:
         ring = Ring([(name, 1)], replicas, vnodes=vnodes, probes=probes, max_points=max_points)
         self.table = t = Table(name, replicas, max_crashes, metrics, window, ring,
@@ -232,6 +233,11 @@ class ExecCore:
                         # Our own unsubscription goes first: a Submit of the same key
                         # later in this batch must not find a result about to go.
                         self._flush_local()
+                elif type(msg) is Fetch:
+                    if sess.inflight >= sess.window:
+                        raise ProtocolViolation(
+                            f"client fetched beyond its credit of {sess.window} tasks")
+                    sub.fetch(sess, msg.key)
                 elif type(msg) is Ping:
                     self.table.to_client(sid, Pong())  # keepalive: the client checks we live
                 elif (handler := self._client_handlers.get(type(msg))) is not None:

@@ -26,6 +26,7 @@ class Holder:
         t = self.t
         key, spec, sent_to = msg.key, msg.spec, msg.sent_to
         subs = t.subscribers(msg.subs)
+        self.running.locality.note_located(key, [s for s in msg.located if s in subs])
         if self.attach(key, subs):
             if key in t.results:
                 self.running.lineage.adopt(key, spec, subs)
@@ -40,7 +41,8 @@ class Holder:
         pref = t.spec_list(key, t.replicas_of(spec))
         missed = [n for n in pref if n not in sent_to and n != t.name]
         if missed:  # our views differ: make sure the holders we see get it too
-            fwd = Hold(key, spec, sorted(subs), sorted({*sent_to, *pref}))
+            fwd = Hold(key, spec, sorted(subs), sorted({*sent_to, *pref}),
+                       self.running.locality.located_subs(key))
             for n in missed:
                 t.send(n, fwd)
         if pref and pref[0] == t.name:

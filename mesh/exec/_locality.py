@@ -1,7 +1,7 @@
 """Locality: a task whose inputs are large runs where most of its input bytes
 are, not where its key is owned.
 
-The rule (``locality_bytes`` is ``Config.transfer_chunk``, 4 MiB):
+The rule (``locality_bytes`` is ``Config.locality_bytes``, 1 MiB):
 
 * The owner asks a dependency's holders to *locate* it (``Want`` with
   ``locate``) unless a client attached here waits for that value itself. A
@@ -74,6 +74,17 @@ class Locality:
         else:
             self.forget(msg.key, msg.sub)
 
+    def note_located(self, key: str, subs: list[str]) -> None:
+        """``subs`` want only the location of ``key``'s result (a
+        :class:`Hold` or :class:`Grant` said so)."""
+        if subs:
+            self.t.locators.setdefault(key, set()).update(subs)
+
+    def located_subs(self, key: str) -> list[str]:
+        """The subscribers of ``key`` that want only its location, for a
+        message that hands its task to another node."""
+        return sorted(self.t.locators.get(key, ()))
+
     def forget(self, key: str, sub: str) -> None:
         subs = self.t.locators.get(key)
         if subs is not None:
@@ -93,15 +104,21 @@ class Locality:
 
     # ------------------------------------------------------------- owner side
     def locates(self, dep: str) -> bool:
-        """Whether an owner asks to locate ``dep`` (no client here waits for it)."""
-        return dep not in self.t.watch
+        """Whether an owner asks to locate ``dep`` rather than fetch it: unless
+        a client attached here asked for its value (a client waiting only to
+        learn it is done is told ``REMOTE``, :meth:`Subscriber.done`)."""
+        return dep not in self.t.fetch
 
     def on_located(self, msg: Located) -> None:
         t, key = self.t, msg.key
         if key not in t.locating:
             return  # we fetch it now: its value follows
+        if t.watch.get(key):  # clients attached here hold it: it is done, kept there
+            self.running.subs.located(key, msg.nbytes)
         waiting = t.waiters.get(key)
         if not waiting:
+            if key not in t.fetch:
+                t.pending.pop(key, None)  # answered: no need to ask again at the next tick
             return
         t.pending.pop(key, None)  # answered: no need to ask again at the next tick
         for tkey in list(waiting):
@@ -158,7 +175,8 @@ class Locality:
             task.thief = runner
             task.stale = 0
             t.metrics.inc("exec_tasks_placed_by_locality")
-            t.send(runner, Grant(task.key, task.spec, sorted(task.subs), dict(task.depvals)))
+            t.send(runner, Grant(task.key, task.spec, sorted(task.subs), dict(task.depvals),
+                                 self.located_subs(task.key)))
             return
         if where:
             self.running.await_deps(task, sorted(where), count=False, locate=False)

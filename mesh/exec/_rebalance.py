@@ -133,7 +133,8 @@ class ViewChanges:
         if oldp == newp:
             return
         self.hand_over(oldp, newp, alive,
-                       Hold(key, task.spec, sorted(task.subs), list(newp)))
+                       Hold(key, task.spec, sorted(task.subs), list(newp),
+                            self.running.locality.located_subs(key)))
         if task.state == KEPT:  # the newcomers keep the spec rather than run it
             self.hand_over(oldp, newp, alive, Confirm(key))
         if newp[0] == me:

@@ -192,7 +192,8 @@ class Running:
             move(task, "give")
             task.thief = thief
             task.stale = 0
-            t.send(thief, Grant(key, task.spec, sorted(task.subs), task.depvals))
+            t.send(thief, Grant(key, task.spec, sorted(task.subs), task.depvals,
+                                self.locality.located_subs(key)))
         ready.extend(reversed([k for k in scanned if k not in chosen]))
         if chosen:
             t.metrics.inc("exec_tasks_given", len(chosen))
@@ -203,6 +204,7 @@ class Running:
         key, spec, subs, depvals = msg.key, msg.spec, msg.subs, msg.depvals
         if key in t.results:
             return
+        self.locality.note_located(key, msg.located)
         task = t.tasks.get(key)
         subs = t.subscribers(subs)
         if task is None:

@@ -88,7 +88,7 @@ class ExecService:
                              probes=cfg.placement_probes, max_points=cfg.placement_max_points,
                              orphan_grace=cfg.orphan_grace,
                              stolen_patience=cfg.stolen_patience,
-                             locality_bytes=cfg.transfer_chunk,
+                             locality_bytes=cfg.locality_bytes,
                              recheck=cfg.subscription_recheck)
         self._views = ViewBuilds.configured(node.runtime.call_later, self._view_ready, cfg)
         self.data = DataPlane(node, self.core, links=self._link, carry=self.carry,

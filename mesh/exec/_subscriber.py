@@ -8,9 +8,15 @@ protocol) over the shared :class:`~mesh.exec._table.Table`; it implements
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgpack
+
+from mesh.exec._locality import nbytes as value_size
 from mesh.exec._records import SPEC_REPLICAS, Session
 from mesh.exec._running import Running
 from mesh.exec._table import Table
+from mesh.protocol import payload as P
 from mesh.protocol.messages import (
     Done,
     Hold,
@@ -53,7 +59,7 @@ class Subscriber:
             held.add(sess.sid)
         st = t.results.get(key)
         if st is not None and st.confirmed:
-            t.to_client(sess.sid, Done(key, st.kind, st.payload))
+            t.to_client(sess.sid, self.done(key, st.kind, st.payload))
             sess.inflight -= 1
             if t.name not in st.subs:  # we hold a copy for others: subscribe, to keep it
                 self.request(key, spec)
@@ -66,7 +72,52 @@ class Subscriber:
             watchers.add(sess.sid)
         if key not in t.pending or t.pending[key] is None:
             t.pending[key] = spec
+            if key not in t.waiters:  # no task here needs the value: its location will do
+                t.locating.add(key)
             self.request(key, spec)
+
+    def fetch(self, sess: Session, key: str) -> None:
+        """A client attached here wants the value of ``key``, a held key it
+        was told is done and kept on the mesh (``REMOTE``)."""
+        t = self.t
+        sess.inflight += 1  # a fetch takes one credit, as a submit does
+        st = t.results.get(key)
+        if key not in sess.keys or (st is not None and st.confirmed):
+            t.to_client(sess.sid, Done(key, st.kind, st.payload) if key in sess.keys
+                        else Done(key, P.FAILED, b"mesh: fetch of a key this client does "
+                                                 b"not hold (released, or never submitted)"))
+            sess.inflight -= 1
+            return
+        fetchers = t.fetch.get(key)
+        if fetchers is None:
+            t.fetch[key] = {sess.sid}
+        else:
+            fetchers.add(sess.sid)
+        t.locating.discard(key)
+        if key not in t.pending:
+            t.pending[key] = None
+        self.request(key, None)  # a holder that only located it sends it now
+
+    def done(self, key: str, kind: int, payload: Any) -> Done:
+        """What tells a client that ``key`` finished: its result, or ``REMOTE``
+        for a value of ``locality_bytes`` or more, which stays on the mesh
+        until the client fetches it."""
+        if kind == P.OK_VALUE and (n := value_size(payload)) >= self.t.locality_bytes:
+            return Done(key, P.REMOTE, msgpack.packb([n]))
+        return Done(key, kind, payload)
+
+    def located(self, key: str, nbytes: int) -> None:
+        t = self.t
+        watchers = t.watch.pop(key, None)
+        if not watchers:
+            return
+        t.specs.pop(key, None)  # done: its client keeps the spec
+        msg = Done(key, P.REMOTE, msgpack.packb([nbytes]))
+        for sid in sorted(watchers):
+            t.to_client(sid, msg)
+            sess = t.sessions.get(sid)
+            if sess is not None:
+                sess.inflight -= 1
 
     def session_release(self, sid: int, key: str) -> None:
         """Session ``sid`` no longer holds ``key``."""
@@ -77,21 +128,22 @@ class Subscriber:
             if not held:
                 del t.held[key]
                 t.specs.pop(key, None)
-        watchers = t.watch.get(key)
-        if watchers is not None and sid in watchers:
-            watchers.discard(sid)
-            sess = t.sessions.get(sid)
-            if sess is not None:
-                sess.inflight -= 1
-            if not watchers:
-                del t.watch[key]
+        for waiting in (t.watch, t.fetch):
+            sids = waiting.get(key)
+            if sids is not None and sid in sids:
+                sids.discard(sid)
+                sess = t.sessions.get(sid)
+                if sess is not None:
+                    sess.inflight -= 1
+                if not sids:
+                    del waiting[key]
         self.maybe_release(key)
 
     def needed(self, key: str) -> bool:
         """Whether a client or a local task here still needs ``key``."""
         t = self.t
         return bool(key in t.held or t.interest.get(key) or key in t.watch
-                    or key in t.waiters)
+                    or key in t.waiters or key in t.fetch)
 
     def maybe_release(self, key: str) -> None:
         """Unsubscribe from ``key``'s holders once nothing here needs it."""
@@ -120,8 +172,9 @@ class Subscriber:
         t = self.t
         if spec is not None:
             pref = t.spec_list(key, t.replicas_of(spec))
+            msg = Hold(key, spec, [t.name], list(pref), [t.name] if key in t.locating else [])
             for n in pref:
-                t.send(n, Hold(key, spec, [t.name], list(pref)))
+                t.send(n, msg)
         else:
             msg = Want(key, t.name, key in t.locating)
             for n in t.ring.pref(key):
@@ -129,7 +182,7 @@ class Subscriber:
 
     def waits_for(self, key: str) -> bool:
         t = self.t
-        return key in t.watch or key in t.waiters or key in t.pending
+        return key in t.watch or key in t.waiters or key in t.pending or key in t.fetch
 
     # ---------------------------------------------------------------- delivery
     def deliver(self, key: str, kind: int, payload: bytes) -> None:
@@ -137,10 +190,12 @@ class Subscriber:
         t = self.t
         t.pending.pop(key, None)
         t.specs.pop(key, None)  # a held key costs its result; its client keeps the spec
-        watchers = t.watch.pop(key, None)
-        if watchers:
-            msg = Done(key, kind, payload)
-            for sid in sorted(watchers):
+        for waiting in (t.watch, t.fetch):
+            sids = waiting.pop(key, None)
+            if not sids:
+                continue
+            msg = self.done(key, kind, payload) if waiting is t.watch else Done(key, kind, payload)
+            for sid in sorted(sids):
                 t.to_client(sid, msg)
                 sess = t.sessions.get(sid)
                 if sess is not None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mesh.config import DEFAULT
 from mesh.exec._records import SPEC_REPLICAS, Session, Stored, Task
 from mesh.exec._ring import Ring
 from mesh.metrics import Metrics
@@ -55,6 +56,9 @@ class Table:
     sessions: dict[int, Session] = field(default_factory=dict)
     watch: dict[str, set[int]] = field(default_factory=dict)
     """Sessions waiting for a key's result."""
+    fetch: dict[str, set[int]] = field(default_factory=dict)
+    """Sessions waiting for the value of a key whose result they were told
+    is kept on the mesh (``REMOTE``, :class:`~mesh.protocol.messages.Fetch`)."""
     held: dict[str, set[int]] = field(default_factory=dict)
     """Sessions holding a key (until they release it)."""
     waiters: dict[str, list[str]] = field(default_factory=dict)
@@ -81,7 +85,7 @@ class Table:
     """Keys this node asked to locate rather than fetch."""
     depths: dict[str, int] = field(default_factory=dict)
     """Peers' queue depths, from gossip metadata (locality avoids a busy node)."""
-    locality_bytes: int = 4 << 20
+    locality_bytes: int = DEFAULT.locality_bytes
     """Inputs of at least this many bytes are run next to rather than fetched."""
 
     def send(self, dest: str, msg: object) -> None:
@@ -156,3 +160,7 @@ class Subscriptions(Protocol):
 
     def maybe_release(self, key: str) -> None:
         """Unsubscribe from ``key`` if nothing here needs it any more."""
+
+    def located(self, key: str, nbytes: int) -> None:
+        """``key``'s result is a large value kept elsewhere: tell the clients
+        waiting here it is done (``REMOTE``) without fetching it."""

@@ -3,7 +3,7 @@
 Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
 
 * the **client** channel between a client and its entry node:
-  :class:`Submit`, :class:`Release` and :class:`Ping` up; :class:`Done`,
+  :class:`Submit`, :class:`Release`, :class:`Fetch` and :class:`Ping` up; :class:`Done`,
   :class:`Pong`, :class:`Members` and :class:`Lost` down;
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
@@ -57,7 +57,7 @@ __all__ = [
     "MAX_NAME", "MAX_REPLICAS", "MAX_WORKERS", "Ack", "ActorAck", "ActorCall", "ActorClose",
     "ActorDrop", "ActorFind",
     "ActorOpen", "ActorPull", "ActorRelay", "ActorReply", "ActorState", "Confirm", "Done",
-    "Grant", "Hold", "Keep", "Located", "Lost", "Members", "Need", "Ping", "Pong",
+    "Fetch", "Grant", "Hold", "Keep", "Located", "Lost", "Members", "Need", "Ping", "Pong",
     "ProtocolViolation", "Recheck", "Release", "Result", "Steal", "Store", "Submit",
     "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
@@ -95,6 +95,13 @@ class Submit:
 @_record
 class Release:
     """Client to entry node: the client no longer holds ``key``."""
+    key: str
+
+
+@_record
+class Fetch:
+    """Client to entry node: send the value of ``key``, a held key whose
+    result came as ``REMOTE`` (answered by :class:`Done` with the value)."""
     key: str
 
 
@@ -141,6 +148,9 @@ class Hold:
     spec: Spec
     subs: list[str]
     sent_to: list[str]
+    located: list[str] = field(default_factory=list)
+    """The subscribers that want only the location of a large result
+    (answered by :class:`Located`, as a locating :class:`Want` is)."""
 
 
 @_record
@@ -222,6 +232,8 @@ class Grant:
     spec: Spec
     subs: list[str]
     depvals: dict[str, list]
+    located: list[str] = field(default_factory=list)
+    """The subscribers that want only the location of a large result."""
 
 
 @_record
@@ -248,7 +260,7 @@ class Located:
 
 CLIENT = _Channel("client", {"s": Submit, "x": Release, "p": Ping,
                              "ao": ActorOpen, "ac": ActorCall, "af": ActorFind,
-                             "az": ActorClose})
+                             "az": ActorClose, "f": Fetch})
 """Client to entry node."""
 CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l": Lost})
 """Entry node to client."""

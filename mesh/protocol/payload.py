@@ -48,6 +48,12 @@ one bytes object on a node; it moves between nodes as a chunked transfer.
 ``Value.source`` names the spill-directory file that holds its bytes, when one
 does (a worker's result, a received transfer), so a worker maps it."""
 
+REMOTE = 7
+"""Entry node to client only: the result is a value of at least
+``Config.transfer_chunk`` bytes kept on the mesh, not sent; the payload is
+msgpack ``[nbytes]``. The client asks for the value (:class:`Fetch`) when
+``result()`` needs it, as Dask's client gathers from workers."""
+
 FAILED_KINDS = frozenset({ERROR, KILLED, FAILED})
 """Result kinds that fail a future (and every task that depends on it)."""
 
