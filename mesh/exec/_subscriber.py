@@ -65,11 +65,7 @@ class Subscriber:
                 self.request(key, spec)
             t.specs.pop(key, None)  # delivered: the client keeps the spec
             return
-        watchers = t.watch.get(key)
-        if watchers is None:
-            t.watch[key] = {sess.sid}
-        else:
-            watchers.add(sess.sid)
+        _add(t.watch, key, sess.sid)
         if key not in t.pending or t.pending[key] is None:
             t.pending[key] = spec
             if key not in t.waiters:  # no task here needs the value: its location will do
@@ -88,11 +84,7 @@ class Subscriber:
                                                  b"not hold (released, or never submitted)"))
             sess.inflight -= 1
             return
-        fetchers = t.fetch.get(key)
-        if fetchers is None:
-            t.fetch[key] = {sess.sid}
-        else:
-            fetchers.add(sess.sid)
+        _add(t.fetch, key, sess.sid)
         t.locating.discard(key)
         if key not in t.pending:
             t.pending[key] = None
@@ -238,3 +230,12 @@ class Subscriber:
                 sess.lost.add(key)  # its next Submit of key is taken
                 t.metrics.inc("exec_lost_keys_returned")
                 t.to_client(sid, Lost(key))
+
+
+def _add(sessions: dict[str, set[int]], key: str, sid: int) -> None:
+    """Add session ``sid`` to those waiting for ``key``."""
+    waiting = sessions.get(key)
+    if waiting is None:
+        sessions[key] = {sid}
+    else:
+        waiting.add(sid)
