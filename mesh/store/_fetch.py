@@ -63,6 +63,8 @@ class _Fetch:
     alternates: list[tuple[str, Offer]] = field(default_factory=list)
     waiting: list[_Waiting] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    scratch: bytearray = field(default_factory=bytearray)
+    """Where each chunk is decrypted (under ``lock``) before the sink copies it."""
 
 
 class Inbound:
@@ -182,7 +184,9 @@ class Inbound:
         codec = self.codec
 
         def absorb(receiver: Receiver, now: float) -> list:
-            _, seq, data = codec.open_chunk(frame)
+            if len(fetch.scratch) < len(frame):
+                fetch.scratch = bytearray(len(frame))
+            _, seq, data = codec.open_chunk(frame, into=fetch.scratch)
             tid = int.from_bytes(stream, "big")
             return receiver.handle(Chunk(tid, seq, (memoryview(data),)), now)
         async with fetch.lock:

@@ -253,13 +253,22 @@ class Codec:
         aes.encrypt_into(nonce, data, aad, memoryview(out)[len(aad):end])
         return out
 
-    def open_chunk(self, frame: Buffer) -> tuple[bytes, int, bytes]:
+    def open_chunk(self, frame: Buffer, into: bytearray | None = None
+                   ) -> tuple[bytes, int, Buffer]:
         """``(stream, index, data)`` of one chunk frame sealed by
         :meth:`seal_chunk`; raises :class:`WireError` as :meth:`open_body`.
-        Replays are the channel's business: a chunk frame carries no
-        envelope, and a bound channel refuses a repeated or moved message."""
+        With ``into`` (at least the frame's payload long), the data is
+        decrypted into it and returned as a view of it: a receiver reuses one
+        buffer rather than fault in fresh pages for every chunk. Replays are
+        the channel's business: a chunk frame carries no envelope, and a bound
+        channel refuses a repeated or moved message."""
         F.check_header(frame, PURPOSES["chunk"], self.max_size, F.CHUNK_OVERHEAD)
         stream, index, _flags = F.CHUNK_HEADER.unpack_from(frame, F.HEADER_LEN)
+        n = len(frame) - F.CHUNK_OVERHEAD
+        if into is not None and len(into) >= n:
+            view = memoryview(into)[:n]
+            F.decrypt(self._ring, frame, PURPOSES["chunk"], F.CHUNK_HEADER_LEN, into=view)
+            return stream, index, view
         plain = F.decrypt(self._ring, frame, PURPOSES["chunk"], F.CHUNK_HEADER_LEN)
         assert plain is not None
         return stream, index, plain
