@@ -34,7 +34,7 @@ EVERY_FAULT: dict[str, int] = {
     "skew": 1, "swizzle": 1, "flap": 1,
 }
 NETWORK = {"loss": 0.08, "duplicate": 0.02, "reorder": 0.05}
-SIZES = {"gossip": (40, 120.0), "tasks": (10, 90.0), "datasets": (8, 90.0)}
+SIZES = {"gossip": (40, 120.0), "tasks": (10, 90.0), "datasets": (8, 90.0), "data": (6, 60.0)}
 
 
 def scenario(workload: str, seed: int, nodes: int | None = None,

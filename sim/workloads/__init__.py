@@ -11,8 +11,8 @@ through four calls, and checks its own invariants:
 It observes the cluster through the harness's hooks (``Simulation.on_start``,
 ``Simulation.on_crash``) and the public surface of the code under test, never
 by replacing methods. ``gossip`` runs nothing but membership; ``tasks`` is in
-:mod:`sim.workloads.tasks`. The data, dataset and actor workloads add
-themselves to :data:`WORKLOADS`.
+:mod:`sim.workloads.tasks`, ``data`` (large values) in :mod:`sim.workloads.data`.
+The dataset and actor workloads add themselves to :data:`WORKLOADS`.
 """
 
 from __future__ import annotations
@@ -95,6 +95,12 @@ def _datasets(sim: Simulation) -> Workload:
     return DatasetsWorkload(sim)
 
 
+def _data(sim: Simulation) -> Workload:
+    from sim.workloads.data import DataWorkload
+
+    return DataWorkload(sim)
+
+
 def _actors(sim: Simulation) -> Workload:
     from sim.workloads.actors import ActorsWorkload
 
@@ -105,6 +111,7 @@ WORKLOADS: dict[str, Callable[[Simulation], Workload]] = {
     "gossip": GossipWorkload,
     "tasks": _tasks,
     "datasets": _datasets,
+    "data": _data,
     "actors": _actors,
 }
 
