@@ -122,6 +122,7 @@ class DataPlane:
         """Release the values the core no longer needs."""
         needed = self.needed
         peers = self.peers
+        peers.drop_idle(needed)
         for key in [k for k in self.values if not needed(k) and not peers.wanted(k)]:
             del self.values[key]
         self.store.keep(lambda k: k in self.values)

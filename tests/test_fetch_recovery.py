@@ -1,0 +1,70 @@
+"""A fetch whose source restarted, forgot its transfer or died is taken up
+again or given up (mesh.store._fetch.Inbound), found by the simulator's
+``data`` workload (``mesh sim --workload data``): before, such a fetch
+waited for chunks that never came, holding its value and its messages
+forever (seeds 1, 2, 4 and 5 of ``tests/test_sim_large_values.py``'s
+scenario)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from mesh.store import loads
+from mesh.store._channel import CANCEL, Outbound
+from tests.test_dataplane_fetch import _Net, _store, _value
+
+
+def test_a_restarted_source_that_offers_again_is_taken_up_when_the_old_transfer_stalls(
+        ) -> None:
+    async def main() -> None:
+        net = _Net()
+        arr, value = _value()
+        await net.offer("a", _store("k", value))
+        await net.pump("a", limit=2)
+        # "a" restarts (its senders are gone) before anyone saw it die, and
+        # sends the message again: a new offer from the same source joins.
+        net.outs["a"] = Outbound()
+        await net.offer("a", _store("k", value))
+        assert net.delivered == [] and len(net.inbound.fetches) == 1
+        net.rt.t += 6.0  # past stall_after: the old transfer stalls
+        await net.inbound.tick()
+        await asyncio.sleep(0)  # the switch takes the new offer up in a task of its own
+        await net.pump("a")
+        assert [m.key for _, m in net.delivered] == ["k", "k"]
+        got = net.delivered[0][1].payload
+        assert np.array_equal(loads(got.header, got.buffers), arr)
+        assert not net.inbound.fetches
+    asyncio.run(main())
+
+
+def test_a_fetch_nobody_needs_whose_source_died_is_given_up_and_its_source_told() -> None:
+    async def main() -> None:
+        net = _Net()
+        _, value = _value()
+        await net.offer("a", _store("k", value))
+        await net.pump("a", limit=2)
+        net.inbound.source_gone("a")  # no alternate: it waits for a new offer
+        assert net.inbound.drop_idle(lambda key: True) == []  # still needed: kept
+        assert net.inbound.wanted("k")
+        assert net.inbound.drop_idle(lambda key: False) == ["k"]
+        assert not net.inbound.wanted("k") and net.delivered == []
+        assert net.control["a"][-1][0] == CANCEL
+    asyncio.run(main())
+
+
+def test_a_stalled_fetch_is_given_up_only_after_two_stalls_without_a_chunk() -> None:
+    async def main() -> None:
+        net = _Net()
+        _, value = _value()
+        await net.offer("a", _store("k", value))
+        await net.pump("a", limit=2)
+        net.outs["a"] = Outbound()  # the sender forgot the transfer; the source lives
+        net.rt.t += 6.0
+        await net.inbound.tick()
+        assert net.inbound.drop_idle(lambda key: False) == []  # one stall: wait
+        net.rt.t += 6.0
+        await net.inbound.tick()
+        assert net.inbound.drop_idle(lambda key: False) == ["k"]
+    asyncio.run(main())
