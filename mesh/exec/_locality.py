@@ -91,12 +91,19 @@ class Locality:
 
     def on_located(self, msg: Located) -> None:
         t, key = self.t, msg.key
+        watched = key in t.watch
+        if watched:
+            # A client here waits for the value itself, and the holder has us
+            # down as a locator (we asked to locate before the client came, or
+            # for a task of ours): ask for the value, and keep asking until it comes.
+            t.send(msg.holder, Want(key, t.name, False))
         if key not in t.locating:
             return  # we fetch it now: its value follows
         waiting = t.waiters.get(key)
         if not waiting:
             return
-        t.pending.pop(key, None)  # answered: no need to ask again at the next tick
+        if not watched:
+            t.pending.pop(key, None)  # answered: no need to ask again at the next tick
         for tkey in list(waiting):
             task = t.tasks.get(tkey)
             if task is None or task.state != WAITING or key not in task.missing:

@@ -91,6 +91,16 @@ def total(*digests: str) -> str:
     return hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
 
 
+def _client_view(client: AsyncClient, key: str) -> str:
+    """Where a future the client still waits for stands, for the trace."""
+    core = client._core
+    fetch = core._values.fetches.get(key)
+    got = "no transfer" if fetch is None else (
+        f"transfer from {fetch.src or 'nobody'} at chunk {fetch.receiver.next_seq} of "
+        f"{fetch.receiver.nchunks}")
+    return f"client on {core.node}, {got}"
+
+
 class DataWorkload:
     name = "data"
 
@@ -201,6 +211,8 @@ class DataWorkload:
             for f in futs:
                 if not f.done():
                     self.checks.unresolved.append(f.key)
+                    self.sim.trace.note(sim.loop.time(), "data-stuck", f.key,
+                                        _client_view(client, f.key))
                 f.release()
             self.last_release = sim.loop.time()
             r += 1
@@ -286,4 +298,5 @@ class DataWorkload:
         why = (f"the last fault ended {end - last:.1f}s and the last release was "
                f"{end - self.last_release:.1f}s before the end; orphans may take "
                f"{settle:.1f}s and {quiet_end(cfg):.1f}s")
-        return self.checks.invariants(settled, left, quiet, why)
+        return self.checks.invariants(settled, left, quiet, why,
+                                      safety=self.sim.scenario.mode == "safety")

@@ -1,9 +1,18 @@
-"""A fetch whose source restarted, forgot its transfer or died is taken up
-again or given up (mesh.store._fetch.Inbound), found by the simulator's
-``data`` workload (``mesh sim --workload data``): before, such a fetch
-waited for chunks that never came, holding its value and its messages
-forever (seeds 1, 2, 4 and 5 of ``tests/test_sim_large_values.py``'s
-scenario)."""
+"""Large values that a crash cut off still reach whoever needs them; each
+case was found by the simulator's ``data`` workload (``mesh sim --workload
+data``, ``tests/test_sim_large_values.py``):
+
+* a fetch whose source restarted, forgot its transfer or died is taken up
+  again from a new offer, or given up when nobody needs it
+  (``mesh.store._fetch.Inbound``); it waited for chunks that never came,
+  holding its value (``data_freed``, seeds 1, 4 and 5 of
+  ``tests/test_sim_large_values.py``'s ``scenario()``);
+* a node whose client waits for a value that the node also asked to
+  *locate* (for a task of its own) asks for the value itself when the
+  holder answers with its location (``mesh.exec._locality``); its client
+  waited forever (``data_resolve``, seeds 12, 22, 30, 32 and 33 of
+  ``python -m sim.campaign --workload data --duration 90``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +22,10 @@ import numpy as np
 
 from mesh.store import loads
 from mesh.store._channel import CANCEL, Outbound
+from mesh.protocol import payload as P
 from tests.test_dataplane_fetch import _Net, _store, _value
+from tests.test_exec_core import spec
+from tests.test_exec_locality import BIG, setup
 
 
 def test_a_restarted_source_that_offers_again_is_taken_up_when_the_old_transfer_stalls(
@@ -68,3 +80,10 @@ def test_a_stalled_fetch_is_given_up_only_after_two_stalls_without_a_chunk() -> 
         await net.inbound.tick()
         assert net.inbound.drop_idle(lambda key: False) == ["k"]
     asyncio.run(main())
+
+
+def test_a_client_on_a_node_that_located_a_value_gets_the_value_itself() -> None:
+    r, big, use, holder = setup(5 * BIG)  # c owns use: it located big on b, and gave use to b
+    assert r.cores["c"].tasks[use].thief == holder
+    r.submit("c", big, spec(0, replicas=1))  # now a client on c wants big itself
+    assert r.delivered("c").get(big) == (P.OK_MSGPACK, "x" * (5 * BIG))
