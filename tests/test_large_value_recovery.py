@@ -20,9 +20,9 @@ import asyncio
 
 import numpy as np
 
+from mesh.protocol import payload as P
 from mesh.store import loads
 from mesh.store._channel import CANCEL, Outbound
-from mesh.protocol import payload as P
 from tests.test_dataplane_fetch import _Net, _store, _value
 from tests.test_exec_core import spec
 from tests.test_exec_locality import BIG, setup
