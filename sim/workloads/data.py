@@ -163,8 +163,8 @@ class DataWorkload:
         """Crash a node while it sends a value to another, :data:`KILLS` times."""
         sim = self.sim
         rng = random.Random(f"{sim.seed}:data:killer")
-        await asyncio.sleep(self.t0 + rng.uniform(2.0, 8.0))
-        while len(self.kills) < KILLS and sim.loop.time() < self.fault_end - 5.0:
+        await asyncio.sleep(self.t0 + rng.uniform(0.5, 3.0))
+        while len(self.kills) < KILLS and sim.loop.time() < self.fault_end:
             victim = self._sender_mid_transfer()
             if victim is None or sum(map(sim.is_up, range(sim.n))) < sim.n - 1:
                 await asyncio.sleep(KILL_AFTER)
@@ -174,7 +174,7 @@ class DataWorkload:
                                          nodes=[victim]))
             self.kills.append(f"{victim} at {at:.2f}s")
             sim.trace.note(at, "data-kill", victim)
-            await asyncio.sleep(rng.uniform(5.0, 15.0))
+            await asyncio.sleep(rng.uniform(2.0, 8.0))
 
     def _sender_mid_transfer(self) -> str | None:
         """A node another node is receiving a value from, partly received."""
