@@ -11,7 +11,12 @@ data``, ``tests/test_sim_large_values.py``):
   *locate* (for a task of its own) asks for the value itself when the
   holder answers with its location (``mesh.exec._locality``); its client
   waited forever (``data_resolve``, seeds 12, 22, 30, 32 and 33 of
-  ``python -m sim.campaign --workload data --duration 90``).
+  ``python -m sim.campaign --workload data --duration 90``);
+* a node that runs a task for its owner (stolen, or placed by locality)
+  and coordinates its result does not take a spec holder's ``Confirm`` for
+  its own targets' acknowledgements (``mesh.exec._holder``): it marked the
+  result confirmed without telling the subscribers, and a client waited
+  forever (``data_resolve``, seed 17 of ``tests/test_sim_large_values.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import asyncio
 import numpy as np
 
 from mesh.protocol import payload as P
+from mesh.protocol.messages import Confirm, encode
 from mesh.store import loads
 from mesh.store._channel import CANCEL, Outbound
 from tests.test_dataplane_fetch import _Net, _store, _value
 from tests.test_exec_core import spec
-from tests.test_exec_locality import BIG, setup
+from tests.test_exec_locality import BIG, run_all, setup
 
 
 def test_a_restarted_source_that_offers_again_is_taken_up_when_the_old_transfer_stalls(
@@ -87,3 +93,15 @@ def test_a_client_on_a_node_that_located_a_value_gets_the_value_itself() -> None
     assert r.cores["c"].tasks[use].thief == holder
     r.submit("c", big, spec(0, replicas=1))  # now a client on c wants big itself
     assert r.delivered("c").get(big) == (P.OK_MSGPACK, "x" * (5 * BIG))
+
+
+def test_a_confirm_from_a_spec_holder_leaves_a_runners_result_to_its_own_targets() -> None:
+    r, _, use, runner = setup(5 * BIG)  # c owns use and gave it to b, where big is
+    r.down.add("c")  # the owner, a target of use, dies before it holds the result
+    assert run_all(r, runner, {}) == [use]
+    assert not r.cores[runner].results[use].confirmed
+    r.cores[runner].peer_messages("a", [encode(Confirm(use))])  # a spec holder's word
+    r.deliver()
+    assert not r.cores[runner].results[use].confirmed and use not in r.delivered("a")
+    r.view(["a", "b"])  # c leaves the view: the runner confirms and tells the subscribers
+    assert r.delivered("a")[use] == (P.OK_MSGPACK, 1 + 5 * BIG)

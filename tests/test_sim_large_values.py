@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from sim.network import NetConfig
@@ -33,22 +34,28 @@ def scenario() -> Scenario:
                     rolling={"crash": 1, "restart": 1, "partition": 1, "pause": 1})
 
 
+def play(seed: int) -> tuple[list[str], dict[str, int]]:
+    """One seed: what failed (or was inconclusive), and the workload's figures."""
+    sim = Simulation(scenario(), seed)
+    result = sim.run()
+    verdicts = {i.name: i for i in result.invariants}
+    bad = [f"{n}: {verdicts[n].status}: {verdicts[n].detail}" for n in DATA
+           if verdicts[n].status != "pass"]
+    bad += [f"{i.name}: {i.detail}" for i in result.invariants
+            if i.status == "fail" and i.name not in DATA]
+    return bad, sim.workload.figures()
+
+
 def test_fifty_seeds_of_large_value_graphs_with_crashes_lose_nothing() -> None:
-    failed: list[str] = []
-    figures: dict[str, int] = {}
-    for seed in SEEDS:
-        sim = Simulation(scenario(), seed)
-        result = sim.run()
-        verdicts = {i.name: i for i in result.invariants}
-        bad = [f"{n}: {verdicts[n].status}: {verdicts[n].detail}" for n in DATA
-               if verdicts[n].status != "pass"]
-        bad += [f"{i.name}: {i.detail}" for i in result.invariants if i.status == "fail"
-                and i.name not in DATA]
-        if bad:
-            failed.append(f"seed {seed}: {bad}")
-        for k, v in sim.workload.figures().items():
-            figures[k] = figures.get(k, 0) + v
+    with ProcessPoolExecutor(2) as pool:  # each seed is independent and deterministic
+        outcomes = list(pool.map(play, SEEDS))
+    failed = [f"seed {seed}: {bad}" for seed, (bad, _) in zip(SEEDS, outcomes, strict=True)
+              if bad]
     assert not failed, failed
+    figures: dict[str, int] = {}
+    for _, got in outcomes:
+        for k, v in got.items():
+            figures[k] = figures.get(k, 0) + v
     # the data path really ran: chunked transfers between nodes, taken up
     # again after their source died, values recomputed from lineage, tasks
     # placed where their inputs are and stolen, values spilled, holders
@@ -56,7 +63,7 @@ def test_fifty_seeds_of_large_value_graphs_with_crashes_lose_nothing() -> None:
     for name in ("transfer_values_received", "transfer_resumed", "exec_lineage_recomputed",
                  "exec_tasks_placed_by_locality", "exec_tasks_taken", "store_spilled",
                  "kills_mid_transfer"):
-        assert figures[name] >= 5, (name, figures)
+        assert figures[name] >= 20, (name, figures)
     assert figures["large_values_right"] >= 1000, figures
 
 
