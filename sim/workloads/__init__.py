@@ -8,6 +8,11 @@ through four calls, and checks its own invariants:
 * :meth:`Workload.stop` -- close its clients (before the nodes stop);
 * :meth:`Workload.invariants` -- its verdicts, judged at the end of the run.
 
+A workload whose executors write values into the node's spill directory (as
+``mesh join`` shares ``--spill-dir`` with its workers) names each node life's
+directory in an optional ``spill_of`` dict, ``{(i, life): SpillDir}``, filled
+by :meth:`Workload.services`; the harness gives it to that node.
+
 It observes the cluster through the harness's hooks (``Simulation.on_start``,
 ``Simulation.on_crash``) and the public surface of the code under test, never
 by replacing methods. ``gossip`` runs nothing but membership; ``tasks`` is in
