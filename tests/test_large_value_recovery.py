@@ -5,8 +5,9 @@ data``, ``tests/test_sim_large_values.py``):
 * a fetch whose source restarted, forgot its transfer or died is taken up
   again from a new offer, or given up when nobody needs it
   (``mesh.store._fetch.Inbound``); it waited for chunks that never came,
-  holding its value (``data_freed``, seeds 1, 4 and 5 of
-  ``tests/test_sim_large_values.py``'s ``scenario()``);
+  holding its value (``data_freed``, seeds 1, 4 and 5 of ``mesh sim
+  --workload data --nodes 6 --duration 100 --loss 0.05 --dup 0.02 --crash 1
+  --restart 1 --partition 1 --pause 1``, faults until 25 s);
 * a node whose client waits for a value that the node also asked to
   *locate* (for a task of its own) asks for the value itself when the
   holder answers with its location (``mesh.exec._locality``); its client
