@@ -48,10 +48,11 @@ def add_parser(subparsers: Any) -> None:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", metavar="FILE", help="a scenario TOML file "
                    "(flags given as well override its values)")
-    p.add_argument("--workload", choices=("gossip", "tasks", "datasets", "actors"),
+    p.add_argument("--workload", choices=("gossip", "tasks", "datasets", "actors", "data"),
                    help="what the nodes run: gossip (membership only, the default) or "
                    "tasks (simulated clients submit tasks, maps and graphs) or datasets "
-                   "(simulated clients run word counts and sorts against their references)")
+                   "(simulated clients run word counts and sorts against their references) or data "
+                   "(graphs of large values, chunked between nodes, holders killed mid-transfer)")
     p.add_argument("--nodes", type=int, help="cluster size (default 50)")
     p.add_argument("--warm", action="store_true", default=None,
                    help="start every node at time 0 already joined (through the real "

@@ -2,7 +2,8 @@
 
 ``python -m sim.mutants [--json] [--seeds N] [--only NAME] [--seed S]``
 
-Each mutant is a one-line bug planted from outside the production code: its
+Each mutant is a one-line bug planted from outside the production code (in
+gossip, exec, and the data plane): its
 ``plant`` function replaces ONE named attribute (a method of a class or a
 module constant) with a broken version, and returns the function that puts the
 original back. Nothing under ``mesh/`` knows about it. For each mutant the
@@ -37,6 +38,8 @@ from mesh.gossip._membership import Membership
 from mesh.gossip._messages import Alive
 from mesh.gossip._state import Status
 from mesh.protocol.messages import Unsubscribe
+from mesh.store._driver import NodeStore
+from mesh.store._transfer import COMPLETE, Complete, Credit, Receiver
 from sim.network import NetConfig
 from sim.scenario import Scenario
 
@@ -58,6 +61,16 @@ TASKS_SCENARIO: dict[str, Any] = {
 unmutated exec layer leaves results behind when subscribers crash or are
 partitioned away (see docs/sim.md), so membership faults would make
 ``tasks_nothing_left`` fail without any mutant."""
+
+
+DATA_SCENARIO: dict[str, Any] = {
+    "workload": "data", "nodes": 4, "duration": 56.0, "fault_end": 12.0,
+    "network": {"loss": 0.05, "duplicate": 0.02, "reorder": 0.02},
+    "rolling": {"crash": 1, "restart": 1, "partition": 1, "pause": 1},
+}
+"""Faults every data-plane mutant plays under: those of
+``tests/test_sim_large_values.py`` (faults end at 12 s, so that
+``data_freed`` is conclusive by 56 s)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,29 @@ def _release_while_needed(orig: Callable[..., None]) -> Callable[..., None]:
     return release_deps
 
 
+# --- data plane ----------------------------------------------------------------------
+def _complete_before_last_chunk(orig: Callable[..., None]) -> Callable[..., None]:
+    def _maybe_complete(self: Receiver, out: list) -> None:
+        offer = self.offer
+        assert offer is not None and self.sink is not None
+        if self.next_seq < self.nchunks - 1:  # one chunk early, and no digest check
+            return
+        self.value = self.sink.value()
+        self.sink = None
+        self.state = COMPLETE
+        out.append(Credit(offer.tid, self.nchunks, self.nchunks))
+        out.append(Complete(offer.tid, self.value))
+
+    return _maybe_complete
+
+
+def _store_never_frees(orig: Callable[..., None]) -> Callable[..., None]:
+    def release(self: NodeStore, key: str) -> None:
+        return None  # a value no one needs stays in memory (or on disk) forever
+
+    return release
+
+
 MUTANTS: list[Mutant] = [
     Mutant("refutation_ignored", "gossip", (Membership, "_refute"), _no_refute,
            "an accused live node never refutes", GOSSIP_SCENARIO),
@@ -221,13 +257,18 @@ MUTANTS: list[Mutant] = [
     Mutant("release_frees_needed_value", "exec", (Running, "release_deps"),
            _release_while_needed,
            "a node releases a dependency it still holds for a client", TASKS_SCENARIO),
+    Mutant("value_used_before_last_chunk", "data", (Receiver, "_maybe_complete"),
+           _complete_before_last_chunk,
+           "a received value is handed over before its last chunk, unchecked", DATA_SCENARIO),
+    Mutant("store_never_frees", "data", (NodeStore, "release"), _store_never_frees,
+           "a node's store keeps every value it was given, released or not", DATA_SCENARIO),
 ]
 
 
 def scenario(spec: dict[str, Any]) -> Scenario:
     sc = Scenario(name="mutants", workload=spec["workload"], nodes=spec["nodes"],
                   duration=spec["duration"], network=NetConfig(**spec["network"]),
-                  rolling=dict(spec["rolling"]))
+                  rolling=dict(spec["rolling"]), fault_end=spec.get("fault_end"))
     sc.validate()
     return sc
 

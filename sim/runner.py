@@ -166,8 +166,11 @@ class Simulation:
         rt = SimRuntime(self.net, host, node_rng(self.seed, name, life))
         warm = self.scenario.warm and life == 0
         seeds = [] if warm else self._seeds_for(i)
+        services = self.workload.services(i, rt, life)
+        # a workload that hands its executors the node's spill directory names it
+        spill = getattr(self.workload, "spill_of", {}).get((i, life))
         node = Node(rt, self.config, name, host.addr, seeds=seeds, secret=SECRET,
-                    meta={"zone": host.zone}, services=self.workload.services(i, rt, life))
+                    meta={"zone": host.zone}, services=services, spill=spill)
         if warm:
             # Joined long ago: the whole table arrives through the real
             # push-pull merge, as the answer to a join would bring it.

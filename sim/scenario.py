@@ -47,13 +47,20 @@ from sim.network import NetConfig
 
 WORKLOAD_CONFIG: dict[str, dict[str, Any]] = {
     "tasks": {"orphan_grace": 10.0, "subscription_recheck": 10.0},
+    "data": {"orphan_grace": 10.0, "subscription_recheck": 10.0, "transfer_chunk": 4096,
+             "locality_bytes": 4096, "oob_threshold": 4096, "memory_limit": 1 << 20,
+             "transfer_stall": 3.0},
 }
 """Each workload's defaults for :class:`mesh.config.Config` (a scenario's
 ``[config]`` overrides them). ``tasks``: a simulated client re-attaches
 within its 2 s connect timeout of losing its entry node, so a 10 s grace
 keeps an orphan long enough for it; the default 60 s covers a real client's
 30 s reconnect timeout, and would hold orphans past the end of a short run
-(``sim.workloads.tasks.quiet_end``); a 10 s recheck likewise."""
+(``sim.workloads.tasks.quiet_end``); a 10 s recheck likewise.
+``data`` as ``tasks``, with a data plane shrunk so that a 20-200 KiB value
+is 5-50 chunks (4 KiB each, which is also the locality threshold), values
+from 4 KiB up, a 1 MiB memory budget (values spill)
+and a 3 s stall timeout (a simulated run is short)."""
 
 MODES = ("liveness", "safety")
 

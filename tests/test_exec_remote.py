@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgpack
 
 from mesh.protocol import payload as P
-from mesh.protocol.messages import Done, Fetch, encode
+from mesh.protocol.messages import Done, Fetch, Lost, encode
 from tests.test_exec_core import spec
 from tests.test_exec_locality import BIG, router, run_all
 
@@ -69,3 +69,22 @@ def test_a_dependent_task_on_the_entry_still_fetches_a_value_its_client_was_told
     r.submit("a", use, spec(1, deps=[big]))
     assert run_all(r, "a", {}) == [use]
     assert r.delivered("a")[use] == (P.OK_MSGPACK, 1 + BIG // 2)
+
+
+def test_a_client_fetching_a_value_whose_every_copy_died_is_told_to_resubmit_it() -> None:
+    r = router(["a", "b", "c", "d"])
+    r.fetch_remote = False
+    key = owned_by(r, "b", "big")
+    holders = list(r.cores["a"].ring.pref(key))
+    r.submit("a", key, spec(0))
+    run_all(r, holders[0], {key: "x" * (5 * BIG)})
+    assert done_msgs(r, "a", key)[0].kind == P.REMOTE
+    for h in holders:
+        r.down.add(h)
+    r.view(sorted({"a", "b", "c", "d"} - set(holders)))
+    r.cores["a"].client_messages(1, [encode(Fetch(key))])
+    r.deliver()
+    for now in (1.0, 2.0, 3.0):  # unanswered for two ticks: nobody holds it
+        r.cores["a"].tick(now)
+        r.deliver()
+    assert any(isinstance(m, Lost) and m.key == key for m in r.client_msgs["a"])

@@ -21,14 +21,16 @@ CATCHES = {  # mutant -> (seed, invariant), from `python -m sim.mutants`
     "crash_limit_ignored": (0, "tasks_resolve"),
     "release_never_sent": (0, "tasks_nothing_left"),
     "release_frees_needed_value": (0, "tasks_replicated"),
+    "value_used_before_last_chunk": (0, "data_whole_inputs"),
+    "store_never_frees": (0, "data_freed"),
 }
 
 BASELINE = _Baseline()
 
 
-def test_at_least_ten_mutants_across_gossip_and_exec() -> None:
+def test_at_least_ten_mutants_across_gossip_exec_and_the_data_plane() -> None:
     assert len(MUTANTS) >= 10 and sorted(CATCHES) == sorted(m.name for m in MUTANTS)
-    assert {m.layer for m in MUTANTS} == {"gossip", "exec"}
+    assert {m.layer for m in MUTANTS} == {"gossip", "exec", "data"}
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)

@@ -96,9 +96,10 @@ class DataPlane:
 
     def needed(self, key: str) -> bool:
         """Does the core still use ``key``'s value (a result held here, an
-        input of a local task, a key this node waits for)?"""
+        input of a local task, a key this node or a client of it waits for)?"""
         t = self.core.table
-        return key in t.results or t.interest.get(key, 0) > 0 or key in t.pending
+        return (key in t.results or t.interest.get(key, 0) > 0 or key in t.pending
+                or key in t.watch or key in t.fetch)
 
     async def stop(self) -> None:
         self.stopped = True
@@ -122,6 +123,7 @@ class DataPlane:
         """Release the values the core no longer needs."""
         needed = self.needed
         peers = self.peers
+        peers.drop_idle(needed)
         for key in [k for k in self.values if not needed(k) and not peers.wanted(k)]:
             del self.values[key]
         self.store.keep(lambda k: k in self.values)

@@ -140,6 +140,12 @@ class Holder:
                 self.running.lineage.stored(task)
             return
         if not st.confirmed:
+            if st.coord == self.t.name:
+                # We coordinate this result (a thief's or a locality runner's):
+                # a spec holder's Confirm does not say our targets hold it, and
+                # confirming here would skip telling the subscribers.
+                self.running.check_confirmed(key, st)
+                return
             st.confirmed = True
             if self.subs.waits_for(key):
                 self.subs.deliver(key, st.kind, st.payload)

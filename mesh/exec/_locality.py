@@ -111,16 +111,20 @@ class Locality:
 
     def on_located(self, msg: Located) -> None:
         t, key = self.t, msg.key
+        fetched = key in t.fetch
+        if fetched:
+            # A client here asked for the value itself, and the holder still has
+            # us down as a locator (its answer crossed our fetch): ask it again.
+            t.send(msg.holder, Want(key, t.name, False))
         if key not in t.locating:
             return  # we fetch it now: its value follows
         if t.watch.get(key):  # clients attached here hold it: it is done, kept there
             self.running.subs.located(key, msg.nbytes)
+        if not fetched:
+            t.pending.pop(key, None)  # answered: no need to ask again at the next tick
         waiting = t.waiters.get(key)
         if not waiting:
-            if key not in t.fetch:
-                t.pending.pop(key, None)  # answered: no need to ask again at the next tick
             return
-        t.pending.pop(key, None)  # answered: no need to ask again at the next tick
         for tkey in list(waiting):
             task = t.tasks.get(tkey)
             if task is None or task.state != WAITING or key not in task.missing:

@@ -216,6 +216,8 @@ class ViewChanges:
             spec = t.pending[key]
             self.subs.request(key, spec)
             if spec is None:
+                if key in t.fetch:  # a client here waits for its bytes: every copy
+                    self.subs.on_need(Need(key))  # may be gone; its client resubmits
                 # A dependency nobody answered for: its holders may all have
                 # died. Ask the dependents' subscribers, who may hold its spec.
                 for tkey in t.waiters.get(key, ()):

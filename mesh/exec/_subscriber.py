@@ -68,7 +68,7 @@ class Subscriber:
         _add(t.watch, key, sess.sid)
         if key not in t.pending or t.pending[key] is None:
             t.pending[key] = spec
-            if key not in t.waiters:  # no task here needs the value: its location will do
+            if key not in t.waiters and key not in t.fetch:  # its location will do
                 t.locating.add(key)
             self.request(key, spec)
 

@@ -18,6 +18,7 @@ from mesh.config import DEFAULT
 from mesh.exec._records import SPEC_REPLICAS, Session, Stored, Task
 from mesh.exec._ring import Ring
 from mesh.metrics import Metrics
+from mesh.protocol.messages import Need
 
 _MAX_FUNCTIONS = 1024
 """Distinct pickled functions interned at once (one copy each, however many
@@ -160,6 +161,10 @@ class Subscriptions(Protocol):
 
     def maybe_release(self, key: str) -> None:
         """Unsubscribe from ``key`` if nothing here needs it any more."""
+
+    def on_need(self, msg: Need) -> None:
+        """Nobody answers for ``key``: submit it again from its spec, or ask
+        the clients that hold it to."""
 
     def located(self, key: str, nbytes: int) -> None:
         """``key``'s result is a large value kept elsewhere: tell the clients

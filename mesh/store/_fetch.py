@@ -65,6 +65,8 @@ class _Fetch:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     scratch: bytearray = field(default_factory=bytearray)
     """Where each chunk is decrypted (under ``lock``) before the sink copies it."""
+    stalls: int = 0
+    """Stalls since the last chunk arrived."""
 
 
 class Inbound:
@@ -161,8 +163,11 @@ class Inbound:
         await self._effects(fetch, effects)
 
     def _switch(self, fetch: _Fetch) -> bool:
-        """Take up an alternate source, if one is left."""
-        alive = [a for a in fetch.alternates if a[0] != fetch.src]
+        """Take up an alternate source, if one is left: another node's offer
+        first, else a new offer of the same node (it restarted, or sent the
+        message again), whose sender is alive where the old one may not be."""
+        alive = ([a for a in fetch.alternates if a[0] != fetch.src]
+                 or [a for a in fetch.alternates if a[1].tid != fetch.tid])
         if not alive:
             return False
         src, offer = alive[0]
@@ -197,6 +202,8 @@ class Inbound:
     async def _effects(self, fetch: _Fetch, effects: list) -> None:
         for eff in effects:
             if isinstance(eff, Credit):
+                if not eff.rewind:
+                    fetch.stalls = 0  # a chunk (or an offer) was taken
                 self.send(fetch.offers.get(eff.tid, fetch.src),
                           [CREDIT, eff.tid, eff.next_seq, eff.limit, eff.rewind])
             elif isinstance(eff, Cancel):
@@ -209,6 +216,7 @@ class Inbound:
                 self._switch(fetch)
             elif isinstance(eff, Stalled):
                 self.metrics.inc("transfer_stalled")
+                fetch.stalls += 1
                 self._switch(fetch)
 
     def _complete(self, fetch: _Fetch, value: Value) -> None:
@@ -241,6 +249,25 @@ class Inbound:
             fetch.alternates = [a for a in fetch.alternates if a[0] != src]
             if fetch.src == src and not self._switch(fetch):
                 fetch.src = ""  # the next offer of this key is taken up at once
+
+    def drop_idle(self, needed: Callable[[str], bool], stalls: int = 2) -> list[str]:
+        """Give up the fetches of values this side no longer needs that lost
+        their source or stalled ``stalls`` times in a row: a sender that died
+        or forgot its transfer never sends again, and the messages waiting
+        for it are sent again by whoever still needs them (a new offer, a new
+        fetch). Their sources are told (``vx``). The keys given up."""
+        gone = [f for k, f in self.fetches.items()
+                if not needed(k) and (not f.src or f.stalls >= stalls)]
+        for fetch in gone:
+            self._forget(fetch)
+            for tid, src in fetch.offers.items():
+                self.send(src, [CANCEL, tid])
+            for src, offer in fetch.alternates:
+                self.send(src, [CANCEL, offer.tid])
+            if fetch.receiver.sink is not None:
+                fetch.receiver.sink.discard()
+            self.metrics.inc("transfer_abandoned")
+        return [f.vkey for f in gone]
 
     async def tick(self) -> None:
         """Ask stalled sources again, or take up an alternate."""

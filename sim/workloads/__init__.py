@@ -8,11 +8,16 @@ through four calls, and checks its own invariants:
 * :meth:`Workload.stop` -- close its clients (before the nodes stop);
 * :meth:`Workload.invariants` -- its verdicts, judged at the end of the run.
 
+A workload whose executors write values into the node's spill directory (as
+``mesh join`` shares ``--spill-dir`` with its workers) names each node life's
+directory in an optional ``spill_of`` dict, ``{(i, life): SpillDir}``, filled
+by :meth:`Workload.services`; the harness gives it to that node.
+
 It observes the cluster through the harness's hooks (``Simulation.on_start``,
 ``Simulation.on_crash``) and the public surface of the code under test, never
 by replacing methods. ``gossip`` runs nothing but membership; ``tasks`` is in
-:mod:`sim.workloads.tasks`. The data, dataset and actor workloads add
-themselves to :data:`WORKLOADS`.
+:mod:`sim.workloads.tasks`, ``data`` (large values) in :mod:`sim.workloads.data`.
+The dataset and actor workloads add themselves to :data:`WORKLOADS`.
 """
 
 from __future__ import annotations
@@ -95,6 +100,12 @@ def _datasets(sim: Simulation) -> Workload:
     return DatasetsWorkload(sim)
 
 
+def _data(sim: Simulation) -> Workload:
+    from sim.workloads.data import DataWorkload
+
+    return DataWorkload(sim)
+
+
 def _actors(sim: Simulation) -> Workload:
     from sim.workloads.actors import ActorsWorkload
 
@@ -105,6 +116,7 @@ WORKLOADS: dict[str, Callable[[Simulation], Workload]] = {
     "gossip": GossipWorkload,
     "tasks": _tasks,
     "datasets": _datasets,
+    "data": _data,
     "actors": _actors,
 }
 
