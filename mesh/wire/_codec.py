@@ -29,7 +29,7 @@ from mesh.wire._replay import ReplayGuard
 
 Buffer = bytes | bytearray | memoryview
 
-__all__ = ["Codec", "Identity", "Source", "StreamReader", "replay_guard"]
+__all__ = ["Codec", "Identity", "Source", "StreamReader", "replay_guard", "unpack"]
 
 
 class Source(Protocol):
@@ -90,6 +90,8 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 def unpack(body: Buffer) -> Any:
+    """Parse an authenticated msgpack body (no extension types); raises
+    :class:`WireError` (``malformed``) for anything msgpack refuses."""
     try:
         return msgpack.unpackb(body, raw=False, strict_map_key=True, ext_hook=_no_ext)
     except WireError:
