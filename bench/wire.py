@@ -65,6 +65,16 @@ def _datagram_body(limit: int) -> bytes:
         pad -= len(body) - limit
 
 
+def _hundred(open_: Callable[[bytes], object], seal: Callable[[bytes], bytes],
+             body: bytes) -> Callable[[], int]:
+    """A round of 100 frames of ``body`` sealed and opened."""
+    def run() -> int:
+        for _ in range(100):
+            open_(seal(body))
+        return 100
+    return run
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.wire")
     parser.add_argument("--rounds", type=int, default=5)
@@ -100,16 +110,6 @@ def main(argv: list[str] | None = None) -> None:
     dold = HmacCodec(secret, DEFAULT.max_datagram)
     sizes = (len(dtx.seal_body(dgram_new)), len(dold.seal_body(dgram_old)))
 
-    def new_dgram() -> int:
-        for _ in range(100):
-            drx.open(dtx.seal_body(dgram_new))
-        return 100
-
-    def old_dgram() -> int:
-        for _ in range(100):
-            dold.open(dold.seal_body(dgram_old))
-        return 100
-
     small = msgpack.packb([["s", "noop-" + "0" * 32, [b"f" * 60, 0, b"a" * 40, [], 0, 0]]])
     ring = KeyRing(secret)
     kid = ring.key_ids[0]
@@ -117,20 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     ctx, crx = ChannelCipher(kid, up, down, 4 * MIB), ChannelCipher(kid, down, up, 4 * MIB)
     stx, srx = Codec(secret, 4 * MIB), Codec(secret, 4 * MIB)
 
-    def new_small() -> int:
-        for _ in range(100):
-            unpack(crx.open(ctx.seal(small)))
-        return 100
-
-    def codec_small() -> int:
-        for _ in range(100):
-            srx.open(stx.seal_body(small))
-        return 100
-
-    def old_small() -> int:
-        for _ in range(100):
-            old.open(old.seal_body(small))
-        return 100
+    new_dgram = _hundred(drx.open, dtx.seal_body, dgram_new)
+    old_dgram = _hundred(dold.open, dold.seal_body, dgram_old)
+    new_small = _hundred(lambda f: unpack(crx.open(f)), ctx.seal, small)
+    codec_small = _hundred(srx.open, stx.seal_body, small)
+    old_small = _hundred(old.open, old.seal_body, small)
 
     r, s = args.rounds, args.seconds
     new_mb, old_mb = _rate(new_big, r, s) / 1e6, _rate(old_big, r, s) / 1e6
