@@ -13,7 +13,15 @@ Prints ONE JSON line:
 * ``datagrams_per_s`` -- 1,400-byte datagrams (a msgpack body that fills
   ``max_datagram``) sealed and opened per CPU second; ``hmac.datagrams_per_s``
   likewise.
-* ``speedup`` -- new over old for both.
+* ``channel_frames_per_s`` -- small exec frames (a 150-byte msgpack body, a
+  task's submission) sealed and opened per CPU second on a bound channel
+  (:class:`mesh.wire.ChannelCipher`: per-connection keys, a counter nonce),
+  the frames of exec traffic between clients and nodes;
+  ``codec_frames_per_s`` the same body as a codec frame (envelope and replay
+  check: what HTTP bodies and datagrams carry); ``hmac.small_frames_per_s``
+  the HMAC framing. Each includes msgpack decoding of the body.
+* ``speedup`` -- new over old for each (``channel_frames``: channel frames
+  over HMAC frames).
 
 Each figure is the best of ``--rounds`` rounds of ``--seconds`` CPU seconds
 (``time.process_time``), so other load on the machine slows it less.
@@ -30,7 +38,7 @@ import msgpack
 
 from bench._hmac_framing import Codec as HmacCodec
 from mesh.config import DEFAULT
-from mesh.wire import OVERHEAD, Codec
+from mesh.wire import OVERHEAD, ChannelCipher, Codec, KeyRing, unpack
 
 MIB = 1 << 20
 
@@ -55,6 +63,16 @@ def _datagram_body(limit: int) -> bytes:
         if len(body) <= limit:
             return body + b"\xc0" * (limit - len(body)) if len(body) == limit else body
         pad -= len(body) - limit
+
+
+def _hundred(open_: Callable[[bytes], object], seal: Callable[[bytes], bytes],
+             body: bytes) -> Callable[[], int]:
+    """A round of 100 frames of ``body`` sealed and opened."""
+    def run() -> int:
+        for _ in range(100):
+            open_(seal(body))
+        return 100
+    return run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,27 +110,36 @@ def main(argv: list[str] | None = None) -> None:
     dold = HmacCodec(secret, DEFAULT.max_datagram)
     sizes = (len(dtx.seal_body(dgram_new)), len(dold.seal_body(dgram_old)))
 
-    def new_dgram() -> int:
-        for _ in range(100):
-            drx.open(dtx.seal_body(dgram_new))
-        return 100
+    small = msgpack.packb([["s", "noop-" + "0" * 32, [b"f" * 60, 0, b"a" * 40, [], 0, 0]]])
+    ring = KeyRing(secret)
+    kid = ring.key_ids[0]
+    up, down = ring.connection_keys(kid, bytes(16), bytes(range(16)))
+    ctx, crx = ChannelCipher(kid, up, down, 4 * MIB), ChannelCipher(kid, down, up, 4 * MIB)
+    stx, srx = Codec(secret, 4 * MIB), Codec(secret, 4 * MIB)
 
-    def old_dgram() -> int:
-        for _ in range(100):
-            dold.open(dold.seal_body(dgram_old))
-        return 100
+    new_dgram = _hundred(drx.open, dtx.seal_body, dgram_new)
+    old_dgram = _hundred(dold.open, dold.seal_body, dgram_old)
+    new_small = _hundred(lambda f: unpack(crx.open(f)), ctx.seal, small)
+    codec_small = _hundred(srx.open, stx.seal_body, small)
+    old_small = _hundred(old.open, old.seal_body, small)
 
     r, s = args.rounds, args.seconds
     new_mb, old_mb = _rate(new_big, r, s) / 1e6, _rate(old_big, r, s) / 1e6
     stream_mb = _rate(stream, r, s) / 1e6
     new_dps, old_dps = _rate(new_dgram, r, s), _rate(old_dgram, r, s)
+    chan_fps, codec_fps = _rate(new_small, r, s), _rate(codec_small, r, s)
+    old_fps = _rate(old_small, r, s)
     print(json.dumps({
         "seal_open_mb_per_s": round(new_mb),
         "stream_mb_per_s": round(stream_mb),
         "datagrams_per_s": round(new_dps),
-        "hmac": {"seal_open_mb_per_s": round(old_mb), "datagrams_per_s": round(old_dps)},
+        "channel_frames_per_s": round(chan_fps),
+        "codec_frames_per_s": round(codec_fps),
+        "hmac": {"seal_open_mb_per_s": round(old_mb), "datagrams_per_s": round(old_dps),
+                 "small_frames_per_s": round(old_fps)},
         "speedup": {"seal_open": round(new_mb / old_mb, 2),
-                    "datagrams": round(new_dps / old_dps, 2)},
+                    "datagrams": round(new_dps / old_dps, 2),
+                    "channel_frames": round(chan_fps / old_fps, 2)},
         "datagram_frame_bytes": list(sizes), "body_bytes": len(big),
     }))
 

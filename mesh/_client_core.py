@@ -36,12 +36,12 @@ from mesh._client_protocol import ClientProtocol, check_call_options
 from mesh.addresses import format_address, parse_address
 from mesh.config import DEFAULT
 from mesh.errors import MeshUnavailable, WireError
-from mesh.protocol.framing import CLIENT_PATH, encode_frames
+from mesh.protocol.framing import CLIENT_PATH, encode_frames, pack
 from mesh.protocol.messages import Ping, ProtocolViolation, decode_client_reply, encode
 from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
 from mesh.store._channel import CONTROL_FRAME, is_chunk_frame
 from mesh.store._fetch import values_inbound
-from mesh.wire import Codec, Secrets
+from mesh.wire import Codec, Secrets, unpack
 
 __all__ = ["ClientCore", "check_call_options"]
 
@@ -106,8 +106,7 @@ class ClientCore:
         from mesh.wire._transport import SecureRuntime  # tokens and bound channels
 
         self._runtime = SecureRuntime(self._runtime, self.codec, unauth_body=0)
-        self._values = values_inbound(self._runtime, self.codec, self._on_messages,
-                                      self._send_control)
+        self._values = values_inbound(self._runtime, self._on_messages, self._send_control)
         try:
             await self._connect(self.proto.addresses, self.connect_timeout)
         except BaseException:
@@ -141,8 +140,8 @@ class ClientCore:
             for addr in addresses:
                 try:
                     ch = await rt.connect(addr, CLIENT_PATH, self.connect_timeout)
-                    await ch.send(self.codec.seal({"client": self.proto.client_id}))
-                    welcome = self.codec.open(await ch.recv())
+                    await ch.send(pack({"client": self.proto.client_id}))
+                    welcome = unpack(await ch.recv())
                 except (Unreachable, ChannelClosed, WireError) as exc:
                     last = exc
                     continue
@@ -214,10 +213,10 @@ class ClientCore:
             ctl, self._control = self._control, []
             try:
                 if ctl:
-                    await ch.send(self.codec.seal([CONTROL_FRAME, *ctl]))
+                    await ch.send(pack([CONTROL_FRAME, *ctl]))
                 if msgs:
-                    for frame in encode_frames(self.codec, msgs, self.max_body):
-                        await ch.send(frame)
+                    for body in encode_frames(msgs, self.max_body):
+                        await ch.send(body)
             except ChannelClosed:
                 continue  # the reader notices and reconnects
 
@@ -230,7 +229,7 @@ class ClientCore:
                 if is_chunk_frame(raw):
                     await self._values.on_chunk(node, raw)
                     continue
-                frame = self.codec.open(raw)
+                frame = unpack(raw)
                 if type(frame) is not list:
                     raise ProtocolViolation("a frame from the node must be a list of messages")
                 if frame and frame[0] == CONTROL_FRAME:
@@ -261,7 +260,7 @@ class ClientCore:
                 await ch.close()  # the reader sees the end and reconnects
             elif action == "ping" and ch is not None:
                 with contextlib.suppress(ChannelClosed):
-                    await ch.send(self.codec.seal([encode(Ping())]))
+                    await ch.send(pack([encode(Ping())]))
 
     async def _reconnect(self) -> None:
         addrs = self.proto.addresses

@@ -16,7 +16,7 @@ from mesh.protocol.messages import Grant, ProtocolViolation, Store, decode_peer
 from mesh.store import MemorySink, Value, dumps, loads
 from mesh.store._channel import CANCEL, CREDIT, Offers, Outbound
 from mesh.store._fetch import Inbound
-from mesh.wire import Codec
+from mesh.wire import ChannelCipher
 
 CHUNK = 1 << 16
 
@@ -40,7 +40,9 @@ class _Net:
 
     def __init__(self, have: dict[str, Value] | None = None) -> None:
         self.rt = _Runtime()
-        self.codec = Codec(b"s3cret", 1 << 24)
+        # the two ends of one bound channel (keys as a handshake would give)
+        self.tx = ChannelCipher(b"kid0", b"u" * 32, b"d" * 32, 1 << 24)
+        self.rx = ChannelCipher(b"kid0", b"d" * 32, b"u" * 32, 1 << 24)
         self.outs: dict[str, Outbound] = {}
         self.offers = {src: Offers(self.rt, chunk=CHUNK, window=2) for src in ("a", "b")}
         self.offers["b"]._next += 1 << 16  # tids are drawn at random on real nodes
@@ -50,7 +52,7 @@ class _Net:
         self.chunks_sent: dict[str, int] = {"a": 0, "b": 0}
         held = have or {}
         self.inbound = Inbound(
-            self.rt, self.codec, decode=decode_peer, send=lambda s, m: self.control[s].append(m),
+            self.rt, decode=decode_peer, send=lambda s, m: self.control[s].append(m),
             deliver=lambda s, m: self.delivered.append((s, m)),
             make_sink=lambda: (MemorySink, []), have=held.get,
             landed=self._landed, window=2, stall_after=5.0, metrics=Metrics())
@@ -76,8 +78,8 @@ class _Net:
             chunk = out.next_chunk()
             if chunk is None:
                 return
-            frame = self.codec.seal_chunk(chunk.tid.to_bytes(8, "big"), chunk.seq, chunk.parts)
-            await self.inbound.on_chunk(src, memoryview(frame))
+            frame = self.tx.seal_chunk(chunk.tid.to_bytes(8, "big"), chunk.seq, chunk.parts)
+            await self.inbound.on_chunk(src, self.rx.open(bytes(frame)))
             sent += 1
             self.chunks_sent[src] += 1
 

@@ -1,17 +1,15 @@
-"""The frame format, the key ring, replay windows, streams and bound channels,
-driven directly (no sockets): every rejection names its reason."""
+"""The frame format, the key ring, replay windows and streams, driven
+directly (no sockets): every rejection names its reason. Bound channels:
+``tests/test_wire_channel.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import pytest
 
 from mesh.errors import WireError
-from mesh.runtime import ChannelClosed
 from mesh.wire import CHUNK_OVERHEAD, OVERHEAD, Codec, Identity, KeyRing, ReplayGuard
-from mesh.wire._transport import BoundChannel, _binding_key
 
 
 class Clock:
@@ -143,52 +141,3 @@ def test_a_stream_of_out_of_band_buffers_arrives_whole_and_in_order_only() -> No
     second = rx.open_stream(other[0], max_total=1 << 20)
     assert reason(second.feed, frames[1]) == "malformed"  # a chunk of another stream
     assert reason(rx.open_stream, tx.seal_stream({}, [a]).__next__(), 10) == "oversized"
-
-
-class Pipe:
-    """Two in-memory channel ends."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self.peer: Pipe | None = None
-        self.closed = False
-
-    async def send(self, data: bytes) -> None:
-        assert self.peer is not None
-        self.peer.queue.put_nowait(bytes(data))
-
-    async def recv(self) -> bytes:
-        if self.closed:
-            raise ChannelClosed("closed")
-        return await self.queue.get()
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-def test_a_bound_frame_moved_into_another_connection_closes_it() -> None:
-    async def main() -> None:
-        tx, _ = pair()
-        drops: list[str] = []
-        ends = []
-        for nonces in ((b"c" * 16, b"s" * 16), (b"C" * 16, b"S" * 16)):
-            a, b = Pipe(), Pipe()
-            a.peer, b.peer = b, a
-            key = _binding_key(*nonces)
-            ends.append((BoundChannel(a, key, True, drops.append),
-                         BoundChannel(b, key, False, drops.append), a, b))
-        (c1, s1, _, raw1), (_, s2, _, raw2) = ends
-        frame = tx.seal("submit")
-        await c1.send(frame)
-        wire = await raw1.queue.get()  # recorded on connection 1
-        raw1.queue.put_nowait(wire)
-        assert bytes(await s1.recv()) == frame
-        raw2.queue.put_nowait(wire)  # replayed into connection 2
-        with pytest.raises(ChannelClosed):
-            await s2.recv()
-        raw1.queue.put_nowait(wire)  # or again into connection 1
-        with pytest.raises(ChannelClosed):
-            await s1.recv()
-        assert drops == ["binding", "binding"]
-
-    asyncio.run(main())

@@ -70,7 +70,7 @@ class DataPlane:
         """Values held here by key (maps of spill files on a real node)."""
         self.offers = Offers(node.runtime, chunk=cfg.transfer_chunk, window=cfg.transfer_window)
         self.peers = Inbound(
-            node.runtime, node.http_codec, decode=decode_peer, send=self._to_peer,
+            node.runtime, decode=decode_peer, send=self._to_peer,
             deliver=self._deliver, make_sink=self.store.sink_factory, have=self.values.get,
             landed=self.landed, window=cfg.transfer_window, stall_after=cfg.transfer_stall,
             metrics=node.metrics,

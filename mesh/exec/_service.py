@@ -5,7 +5,7 @@ It serves ``/v1/exec/`` of a :class:`mesh.node.Node` (channels and first frames:
 the store's figures; ``{"key": k}`` adds where task ``k`` stands here,
 ``{"pending": true}`` the first keys it waits for).
 
-Every frame is opened with the node's HTTP codec before anything reads it; a
+Every frame is sealed and opened by its bound channel (:mod:`mesh.wire`); a
 frame that fails to open or breaks the protocol closes its channel (counted,
 logged). Effects go to per-destination buffers, sent as one frame per buffer
 whenever the channel is free; values travel as chunked transfers between
@@ -32,10 +32,12 @@ from mesh.exec._steal import Stealer
 from mesh.metrics import RateLimitedLog
 from mesh.ops._tasklog import TaskLog
 from mesh.placement import member_weight
-from mesh.protocol.framing import CLIENT_PATH, PEER_PATH, PREFIX, STATS_PATH, encode_frames
+from mesh.protocol import framing as FR
+from mesh.protocol.framing import CLIENT_PATH, PEER_PATH, PREFIX, STATS_PATH
 from mesh.protocol.messages import Members, ProtocolViolation, encode
 from mesh.runtime import Channel, ChannelClosed, Unreachable
 from mesh.store._channel import CONTROL_FRAME, drain, is_chunk_frame
+from mesh.wire import unpack
 
 if TYPE_CHECKING:
     from mesh.gossip import MemberEvent
@@ -237,10 +239,10 @@ class ExecService:
         self.tasklog.finished(outs, self.node.runtime.now())  # type: ignore[union-attr]
         self.carry(self.core.outcomes(outs))
 
-    def _open(self, frame: bytes, what: str) -> Any:
+    def _open(self, body: Any, what: str) -> Any:  # a body our bound channel opened
         assert self.node is not None and self._noise is not None
         try:
-            return self.node.http_codec.open(frame)
+            return unpack(body)  # a chunk here is refused as malformed
         except WireError as exc:
             self.node.metrics.inc(f"wire_dropped_{exc.reason}")
             self._noise.warning(f"exec-{what}-{exc.reason}", "dropping %s channel: %s", what, exc)
@@ -265,13 +267,12 @@ class ExecService:
             box.broken = False
             watch = self._spawn(self._watch_link(ch, box))
             try:
-                await ch.send(node.http_codec.seal({"from": node.name}))
+                await ch.send(FR.pack({"from": node.name}))
                 while True:
                     await box.wake.wait()
                     if box.broken:
                         raise ChannelClosed("the peer closed the channel")
-                    await drain(box, ch, node.http_codec, encode_frames, self._limit,
-                                node.config.frame_target,
+                    await drain(box, ch, FR.encode_frames, self._limit, node.config.frame_target,
                                 partial(node.metrics.inc, "exec_peer_bytes_sent"))
             except ChannelClosed:
                 node.metrics.inc("exec_peer_channel_lost")
@@ -301,7 +302,7 @@ class ExecService:
         while True:
             frame = await channel.recv()
             if is_chunk_frame(frame):
-                await data.peers.on_chunk(src, frame)
+                await data.peers.on_chunk(src, frame)  # one that fails ends the channel
                 continue
             msgs = self._open(frame, "peer")
             try:
@@ -328,7 +329,7 @@ class ExecService:
         if not isinstance(hello, dict) or "client" not in hello:
             node.metrics.inc("exec_protocol_violation")
             return
-        await channel.send(node.http_codec.seal({
+        await channel.send(FR.pack({
             "node": node.name, "window": self.window, "members": self.member_addresses()}))
         self._next_sid += 1
         sid = self._next_sid
@@ -363,8 +364,7 @@ class ExecService:
         try:
             while True:
                 await box.wake.wait()
-                await drain(box, channel, node.http_codec, encode_frames, self._limit,
-                            node.config.frame_target,
+                await drain(box, channel, FR.encode_frames, self._limit, node.config.frame_target,
                             partial(node.metrics.inc, "exec_client_bytes_sent"))
         except ChannelClosed:
             await channel.close()

@@ -13,8 +13,8 @@ message of its own in the channel's ordinary frames::
 in a :class:`Grant`). The receiver answers each value with credit or a
 cancel, on its own channel back (``["vc", tid, next_seq, limit, rewind]``,
 ``["vx", tid]``), and the sender sends chunks as *chunk frames*
-(:meth:`mesh.wire.Codec.seal_chunk`: AES-GCM per chunk, the stream id is
-the tid, the index the chunk's sequence number) between the batches of small
+(:meth:`mesh.wire.ChannelCipher.seal_chunk`: sealed with the channel's
+keys, the stream id is the tid, the index the chunk's sequence number) between the batches of small
 messages: a small message waits behind at most one chunk
 (:func:`drain`). The inner message reaches the core only once every value it
 carries arrived whole and matched its digest
@@ -30,12 +30,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import msgpack
+
 from mesh.protocol.messages import Done, Grant, ProtocolViolation, Result, Store, encode
 from mesh.store._chunks import value_digest
 from mesh.store._interleave import Interleaver
 from mesh.store._transfer import Cancel, Chunk, Credit, Sender
 from mesh.store._values import Value
-from mesh.wire._transport import BINDING_LEN
+from mesh.wire import CHANNEL_OVERHEAD, SealedChunk
 
 __all__ = ["CANCEL", "CONTROL", "CONTROL_FRAME", "CREDIT", "OFFER", "Offers", "Outbound",
            "carries_value", "drain", "fill", "is_chunk_frame", "offered_keys_fit", "values_of"]
@@ -46,13 +48,13 @@ OFFER, CREDIT, CANCEL = "vo", "vc", "vx"
 CONTROL_FRAME = "V"
 """First item of a frame of control messages (offers, credits, cancels)."""
 CONTROL = frozenset({OFFER, CREDIT, CANCEL})
-_CHUNK_PURPOSE = 4
-"""``mesh.wire.PURPOSES["chunk"]``: byte 3 of every frame names its purpose."""
 _CARRIERS = (Store, Result, Done)
 
 
 def is_chunk_frame(frame: Any) -> bool:
-    return len(frame) > 4 and frame[3] == _CHUNK_PURPOSE
+    """What a bound channel's ``recv`` returned is a chunk (still sealed),
+    not a message body."""
+    return type(frame) is SealedChunk
 
 
 def carries_value(msg: Any) -> bool:
@@ -177,30 +179,30 @@ class Offers:
         return [OFFER, encode(stripped), entries]
 
 
-async def drain(box: Any, ch: Any, codec: Any, encode_frames: Callable[..., list[bytes]],
+async def drain(box: Any, ch: Any, encode_frames: Callable[..., list[bytes]],
                 limit: int, target: int, on_sent: Callable[[int], None]) -> None:
-    """Send what ``box`` (an :class:`~mesh.exec._outbox.Outbox`) holds:
+    """Send what ``box`` (an :class:`~mesh.exec._outbox.Outbox`) holds on
+    ``ch`` (a :class:`~mesh.wire._transport.BoundChannel`, which seals):
     every waiting control and core message, then one chunk, until nothing
-    is left. Control messages go in frames of their own (``["V", ...]``)."""
+    is left. Control messages go in frames of their own (``["V", ...]``).
+    ``on_sent`` gets each frame's size."""
     out: Outbound = box.out
     while True:
         ctl = box.take_control()
         for i in range(0, len(ctl), 256):
-            frame = codec.seal([CONTROL_FRAME, *ctl[i:i + 256]])
-            await ch.send(frame)
-            on_sent(len(frame))
+            body = msgpack.packb([CONTROL_FRAME, *ctl[i:i + 256]], use_bin_type=True)
+            await ch.send(body)
+            on_sent(len(body) + CHANNEL_OVERHEAD)
         msgs = box.take()
         if msgs:
-            for frame in encode_frames(codec, msgs, limit, target):
-                await ch.send(frame)
-                on_sent(len(frame))
+            for body in encode_frames(msgs, limit, target):
+                await ch.send(body)
+                on_sent(len(body) + CHANNEL_OVERHEAD)
         chunk = out.next_chunk()
         if chunk is None:
             if not box.buf and not box.ctl:
                 return
             continue
-        buf = codec.seal_chunk(_stream(chunk.tid), chunk.seq, chunk.parts, reserve=BINDING_LEN)
-        await ch.send_reserved(buf)
-        on_sent(len(buf))
+        on_sent(await ch.send_chunk(_stream(chunk.tid), chunk.seq, chunk.parts))
 
 

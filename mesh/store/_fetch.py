@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mesh.errors import WireError
 from mesh.metrics import Metrics
 from mesh.protocol.messages import ProtocolViolation
 from mesh.store._channel import CANCEL, CREDIT, fill, int_list, offered_keys_fit
@@ -35,6 +36,7 @@ from mesh.store._transfer import (
     Stalled,
 )
 from mesh.store._values import Value
+from mesh.wire import SealedChunk
 
 __all__ = ["Inbound", "values_inbound"]
 
@@ -63,8 +65,6 @@ class _Fetch:
     alternates: list[tuple[str, Offer]] = field(default_factory=list)
     waiting: list[_Waiting] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    scratch: bytearray = field(default_factory=bytearray)
-    """Where each chunk is decrypted (under ``lock``) before the sink copies it."""
     stalls: int = 0
     """Stalls since the last chunk arrived."""
 
@@ -78,7 +78,7 @@ class Inbound:
     of each value received (``name``: its file in the spill directory).
     """
 
-    def __init__(self, runtime: Any, codec: Any, *, decode: Callable[[Any], Any],
+    def __init__(self, runtime: Any, *, decode: Callable[[Any], Any],
                  send: Callable[[str, list], None], deliver: Callable[[str, Any], None],
                  make_sink: Callable[[], tuple[Callable[[Sequence[int]], Sink],
                                                list[str | None]]],
@@ -86,7 +86,6 @@ class Inbound:
                  window: int, stall_after: float, metrics: Metrics,
                  max_value: int = 1 << 62) -> None:
         self.runtime = runtime
-        self.codec = codec
         self.decode = decode
         self.send = send
         self.deliver = deliver
@@ -178,24 +177,32 @@ class Inbound:
         return True
 
     # ------------------------------------------------------------- chunks
-    async def on_chunk(self, src: str, frame: Any) -> None:
-        """A chunk frame from ``src`` (opened, placed and hashed off the loop).
-        Raises :class:`~mesh.errors.WireError` for a forged frame."""
-        stream = bytes(frame[20:28])
-        fetch = self._by_tid.get((src, int.from_bytes(stream, "big")))
-        if fetch is None or fetch.receiver.offer is None:
-            self.metrics.inc("transfer_chunks_stale")
-            return
-        codec = self.codec
+    async def on_chunk(self, src: str, frame: SealedChunk) -> None:
+        """A chunk frame from ``src``, as its bound channel received it
+        (opened, placed and hashed off the loop). Raises
+        :class:`~mesh.errors.WireError` for a frame that does not open: its
+        channel must end."""
+        tid = int.from_bytes(frame.stream, "big")
+        fetch = self._by_tid.get((src, tid))
+        live = fetch is not None and fetch.receiver.offer is not None
 
-        def absorb(receiver: Receiver, now: float) -> list:
-            if len(fetch.scratch) < len(frame):
-                fetch.scratch = bytearray(len(frame))
-            _, seq, data = codec.open_chunk(frame, into=fetch.scratch)
-            tid = int.from_bytes(stream, "big")
-            return receiver.handle(Chunk(tid, seq, (memoryview(data),)), now)
-        async with fetch.lock:
-            effects = await self.runtime.run_blocking(absorb, fetch.receiver, self.runtime.now())
+        def absorb(receiver: Receiver | None, now: float) -> list:
+            data = frame.open()  # a stale chunk too: authenticated, then dropped
+            if receiver is None:
+                return []
+            return receiver.handle(Chunk(tid, frame.index, (memoryview(data),)), now)
+        try:
+            if not live:
+                await self.runtime.run_blocking(absorb, None, 0.0)
+                self.metrics.inc("transfer_chunks_stale")
+                return
+            assert fetch is not None
+            async with fetch.lock:
+                effects = await self.runtime.run_blocking(absorb, fetch.receiver,
+                                                          self.runtime.now())
+        except WireError as exc:
+            self.metrics.inc(f"wire_dropped_{exc.reason}")
+            raise
         self.metrics.inc("transfer_bytes_received", len(frame))
         await self._effects(fetch, effects)
 
@@ -302,7 +309,7 @@ class _ClientInbound(Inbound):
             await self.on_offer(node, raw)
 
 
-def values_inbound(runtime: Any, codec: Any, deliver: Callable[[list], None],
+def values_inbound(runtime: Any, deliver: Callable[[list], None],
                    send: Callable[[str, list], None]) -> _ClientInbound:
     """The receiving side of a client: ``deliver([msg])`` gets each message
     (a :class:`~mesh.protocol.messages.Done`) once its value arrived whole."""
@@ -314,7 +321,7 @@ def values_inbound(runtime: Any, codec: Any, deliver: Callable[[list], None],
     def make_sink() -> tuple[Callable[[Sequence[int]], Sink], list[str | None]]:
         return MemorySink, []
     return _ClientInbound(
-        runtime, codec, decode=decode_client_reply, send=send,
+        runtime, decode=decode_client_reply, send=send,
         deliver=lambda _src, msg: deliver([msg]), make_sink=make_sink,
         have=lambda _key: None, landed=lambda _key, value: value,
         window=DEFAULT.transfer_window, stall_after=DEFAULT.transfer_stall, metrics=Metrics(),

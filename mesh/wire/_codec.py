@@ -29,7 +29,7 @@ from mesh.wire._replay import ReplayGuard
 
 Buffer = bytes | bytearray | memoryview
 
-__all__ = ["Codec", "Identity", "Source", "StreamReader", "replay_guard"]
+__all__ = ["Codec", "Identity", "Source", "StreamReader", "replay_guard", "unpack"]
 
 
 class Source(Protocol):
@@ -90,6 +90,8 @@ def _no_ext(code: int, data: bytes) -> Any:
 
 
 def unpack(body: Buffer) -> Any:
+    """Parse an authenticated msgpack body (no extension types); raises
+    :class:`WireError` (``malformed``) for anything msgpack refuses."""
     try:
         return msgpack.unpackb(body, raw=False, strict_map_key=True, ext_hook=_no_ext)
     except WireError:
@@ -234,44 +236,6 @@ class Codec:
             out[:len(aad)] = aad
             aes.encrypt_into(nonce, data, aad, memoryview(out)[len(aad):])
             yield bytes(out)
-
-    def seal_chunk(self, stream: bytes, index: int, parts: Sequence[Buffer],
-                   reserve: int = 0) -> bytearray:
-        """One chunk frame (purpose ``chunk``) of stream ``stream`` (8 bytes)
-        at ``index``, encrypted straight from ``parts`` (joined only when a
-        chunk spans several) into a new buffer with ``reserve`` spare bytes at
-        its end (for a channel's binding MAC: no second copy to append it)."""
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        kid, aes = self._ring.sealer(PURPOSES["chunk"])
-        nonce = self._nonce()
-        aad = F.header(PURPOSES["chunk"], kid, nonce) + F.CHUNK_HEADER.pack(stream, index, 0)
-        end = len(aad) + len(data) + F.TAG_LEN
-        if end > self.max_size:
-            raise WireError("oversized", f"a chunk frame of {end} > {self.max_size} bytes")
-        out = bytearray(end + reserve)
-        out[:len(aad)] = aad
-        aes.encrypt_into(nonce, data, aad, memoryview(out)[len(aad):end])
-        return out
-
-    def open_chunk(self, frame: Buffer, into: bytearray | None = None
-                   ) -> tuple[bytes, int, Buffer]:
-        """``(stream, index, data)`` of one chunk frame sealed by
-        :meth:`seal_chunk`; raises :class:`WireError` as :meth:`open_body`.
-        With ``into`` (at least the frame's payload long), the data is
-        decrypted into it and returned as a view of it: a receiver reuses one
-        buffer rather than fault in fresh pages for every chunk. Replays are
-        the channel's business: a chunk frame carries no envelope, and a bound
-        channel refuses a repeated or moved message."""
-        F.check_header(frame, PURPOSES["chunk"], self.max_size, F.CHUNK_OVERHEAD)
-        stream, index, _flags = F.CHUNK_HEADER.unpack_from(frame, F.HEADER_LEN)
-        n = len(frame) - F.CHUNK_OVERHEAD
-        if into is not None and len(into) >= n:
-            view = memoryview(into)[:n]
-            F.decrypt(self._ring, frame, PURPOSES["chunk"], F.CHUNK_HEADER_LEN, into=view)
-            return stream, index, view
-        plain = F.decrypt(self._ring, frame, PURPOSES["chunk"], F.CHUNK_HEADER_LEN)
-        assert plain is not None
-        return stream, index, plain
 
     def open_stream(self, frame: Buffer, max_total: int) -> StreamReader:
         """Open the header frame of a stream; feed its chunks to the reader.

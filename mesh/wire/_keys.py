@@ -59,7 +59,7 @@ def normalize_secrets(secrets: Secrets) -> list[bytes]:
 class KeyRing:
     """Keys derived from one or more cluster secrets. Immutable."""
 
-    __slots__ = ("_open", "_seal", "key_ids")
+    __slots__ = ("_channel", "_open", "_seal", "key_ids")
 
     def __init__(self, secrets: Secrets) -> None:
         ring = normalize_secrets(secrets) or [b""]
@@ -68,10 +68,16 @@ class KeyRing:
         # secrets is possible, one in 2**32: both are tried)
         self._open: dict[int, dict[bytes, list[AESGCM]]] = {}
         self._seal: dict[int, tuple[bytes, AESGCM]] = {}
+        # key id -> the channel key of the first secret with that id: what a
+        # channel's per-connection keys derive from (connection_keys)
+        self._channel: dict[bytes, bytes] = {}
         for purpose_name, purpose in PURPOSES.items():
             table: dict[bytes, list[AESGCM]] = {}
             for secret, kid in zip(ring, self.key_ids, strict=True):
-                aes = AESGCM(_hkdf(secret, b"mesh/" + purpose_name.encode()))
+                raw = _hkdf(secret, b"mesh/" + purpose_name.encode())
+                if purpose_name == "channel":
+                    self._channel.setdefault(kid, raw)
+                aes = AESGCM(raw)
                 table.setdefault(kid, []).append(aes)
                 if purpose not in self._seal:
                     self._seal[purpose] = (kid, aes)
@@ -94,3 +100,13 @@ class KeyRing:
         (empty: none of our secrets has that id)."""
         table = self._open.get(purpose)
         return [] if table is None else table.get(key_id, [])
+
+    def connection_keys(self, key_id: bytes, client_nonce: bytes, server_nonce: bytes
+                        ) -> tuple[bytes, bytes]:
+        """The two keys of one channel (client to server, server to client):
+        HKDF-SHA256 of the channel key of secret ``key_id``, salted with both
+        ends' handshake nonces. Raises KeyError for a key id none of our
+        secrets has (the handshake opened under it, so it never happens)."""
+        both = HKDF(algorithm=hashes.SHA256(), length=64, salt=client_nonce + server_nonce,
+                    info=b"mesh/connection").derive(self._channel[key_id])
+        return both[:32], both[32:]

@@ -11,31 +11,26 @@ checks it before it reads a byte of the body or upgrades:
   tag, so it cannot be moved to another request; without a token only a
   small body (``Config.unauth_body``) is read at all;
 * a channel token carries the client's nonce; the server answers with a
-  sealed frame carrying both nonces. Every message on the channel then ends
-  in a 16-byte binding MAC (keyed BLAKE2b) over (direction, sequence number,
-  length, the frame's header and tag) under a key derived from both nonces,
-  which only the two ends know (they only ever crossed the wire encrypted). A frame recorded on
-  one connection fails on any other, and a dropped, repeated or reordered
-  message ends the channel.
-
-The sealed frames themselves (channel messages are frames of the HTTP codec)
-are unchanged: the MAC covers their tag, which authenticates them whole, so
-binding costs O(1) per message.
+  sealed frame carrying both nonces. Both ends derive two per-connection
+  keys (one per direction) from the channel key of the token's secret and
+  the two nonces, which only the two ends know (they only ever crossed the
+  wire encrypted). Every message on the channel is then a channel frame
+  (:mod:`mesh.wire._connection`) sealed with those keys, its counter the
+  AES-GCM nonce: a frame recorded on one connection fails on any other, and
+  a repeated, dropped or reordered one ends the channel. No per-message
+  envelope, timestamp, replay table or separate MAC.
 
 Which key seals (:mod:`mesh.wire._keys_peers`): a request or channel to an
 address is sealed with the key :class:`PeerKeys` chooses for it, a failed one
 marks that key for the address, and the server answers in the key the
-request or the handshake used; a channel's messages all use its handshake's
-key. The handshake's answer advertises the key ids the server holds.
+request or the handshake used; a channel's keys derive from its handshake's
+secret. The handshake's answer advertises the key ids the server holds.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mesh.errors import WireError
@@ -53,83 +48,61 @@ from mesh.runtime import (
 )
 from mesh.wire import _frame as F
 from mesh.wire._codec import Codec
+from mesh.wire._connection import ChannelCipher, SealedChunk
 from mesh.wire._keys_peers import PeerKeys, parse_key_ids
 
-__all__ = ["BoundChannel", "SecureRuntime"]
+__all__ = ["BoundChannel", "SealedChunk", "SecureRuntime"]
 
 log = logging.getLogger("mesh.wire")
 
-BINDING_LEN = 16
 _NONCE = 16
-_COVERED = struct.Struct(">cQQ")  # direction, sequence number, length
-
-
-def _binding_key(client_nonce: bytes, server_nonce: bytes) -> bytes:
-    return hashlib.sha256(b"mesh channel binding\x00" + client_nonce + server_nonce).digest()
 
 
 class BoundChannel:
-    """A :class:`~mesh.runtime.Channel` whose messages are bound to this
-    connection (see the module docstring). ``recv`` returns a memoryview of
-    the message without its MAC."""
+    """A :class:`~mesh.runtime.Channel` that seals what it sends and opens
+    what it receives with its connection's keys (:mod:`mesh.wire._connection`).
 
-    __slots__ = ("_inner", "_key", "_keys", "_kid", "_on_drop", "_rx", "_rx_dir", "_tx",
-                 "_tx_dir")
+    ``send(body)`` takes the plain body (mesh sends msgpack); ``recv()``
+    returns the next plain body, or a :class:`SealedChunk` for a chunk frame
+    (its data is decrypted later, off the loop, by ``open()``).
+    ``send_chunk`` sends one. A frame that fails any check is counted
+    (``wire_dropped_<reason>``) and ends the channel (:class:`ChannelClosed`).
+    """
 
-    def __init__(self, inner: Channel, key: bytes, initiator: bool,
-                 on_drop: Callable[[str], None], keys: PeerKeys | None = None,
-                 key_id: bytes | None = None) -> None:
+    __slots__ = ("_cipher", "_inner", "_on_drop")
+
+    def __init__(self, inner: Channel, cipher: ChannelCipher,
+                 on_drop: Callable[[str], None]) -> None:
         self._inner = inner
-        self._key = hashlib.blake2b(key=key, digest_size=BINDING_LEN)  # copied per message
-        self._keys = keys  # frames sealed with another key than key_id are resealed
-        self._kid = key_id
-        self._tx_dir, self._rx_dir = (b"\x01", b"\x02") if initiator else (b"\x02", b"\x01")
-        self._tx = 0
-        self._rx = 0
+        self._cipher = cipher
         self._on_drop = on_drop
 
-    def _mac(self, direction: bytes, seq: int, view: memoryview) -> bytes:
-        n = len(view)
-        h = self._key.copy()
-        h.update(_COVERED.pack(direction, seq, n))
-        h.update(view[:F.HEADER_LEN])
-        h.update(view[max(0, n - F.TAG_LEN):])
-        return h.digest()
+    @property
+    def key_id(self) -> bytes:
+        """The key id of the secret this connection's keys derive from."""
+        return self._cipher.key_id
 
-    async def send(self, data: bytes) -> None:
-        if self._keys is not None and memoryview(data)[4:8] != self._kid:
-            data = self._keys.reseal(data, self._kid)  # only while a mesh rotates
-        self._tx += 1
-        mac = self._mac(self._tx_dir, self._tx, memoryview(data))
-        await self._inner.send(b"".join((data, mac)))
+    async def send(self, body: bytes | bytearray | memoryview) -> None:
+        # sealed here, not by the caller: the counter follows the order in
+        # which frames reach the inner channel, whichever task sends them
+        await self._inner.send(self._cipher.seal(body))
 
-    async def send_reserved(self, buf: bytearray) -> None:
-        """Send ``buf[:-BINDING_LEN]``, its last :data:`BINDING_LEN` bytes
-        being room left for the MAC (written in place: a large chunk frame is
-        not copied again to append it)."""
-        self._tx += 1
-        data = memoryview(buf)[:-BINDING_LEN]
-        buf[-BINDING_LEN:] = self._mac(self._tx_dir, self._tx, data)
-        data.release()
-        await self._inner.send(buf)  # type: ignore[arg-type]
+    async def send_chunk(self, stream: bytes, index: int,
+                         parts: Sequence[bytes | bytearray | memoryview]) -> int:
+        """Send one chunk frame (see :meth:`ChannelCipher.seal_chunk`);
+        returns its size on the wire."""
+        frame = self._cipher.seal_chunk(stream, index, parts)
+        await self._inner.send(frame)  # type: ignore[arg-type]
+        return len(frame)
 
-    async def recv(self) -> bytes:
+    async def recv(self) -> Any:
         raw = await self._inner.recv()
-        n = len(raw) - BINDING_LEN
-        if n <= 0:
-            return await self._broken("binding", "a message too short to carry its binding")
-        self._rx += 1
-        view = memoryview(raw)
-        data = view[:n]
-        if not hmac.compare_digest(view[n:], self._mac(self._rx_dir, self._rx, data)):
-            return await self._broken("binding", "a message not bound to this connection "
-                                                 "(moved, repeated, dropped or reordered)")
-        return data  # type: ignore[return-value]
-
-    async def _broken(self, reason: str, why: str) -> bytes:
-        self._on_drop(reason)
-        await self._inner.close()
-        raise ChannelClosed(why)
+        try:
+            return self._cipher.open(raw)
+        except WireError as exc:
+            self._on_drop(exc.reason)
+            await self._inner.close()
+            raise ChannelClosed(f"a frame refused on a bound channel: {exc}") from None
 
     async def close(self) -> None:
         await self._inner.close()
@@ -214,8 +187,8 @@ class SecureRuntime:
         if held is not None:  # the server's advertisement (authenticated)
             self.keys.holds(addr, held)
         self.keys.heard(addr, kid)
-        return BoundChannel(ch, _binding_key(nonce, reply["s"]), True, self._count,
-                            self.keys, kid)
+        up, down = self.codec.ring.connection_keys(kid, nonce, reply["s"])
+        return BoundChannel(ch, ChannelCipher(kid, up, down, self.codec.max_size), self._count)
 
     # --- server side -------------------------------------------------------------
     async def serve(self, bind: Address, on_request: RequestHandler,
@@ -234,8 +207,10 @@ class SecureRuntime:
             if admission is None or admission.context is None:
                 await ch.close()
                 return
-            key, kid = admission.context
-            await on_channel(path, BoundChannel(ch, key, False, self._count, self.keys, kid))
+            kid, nonce, server_nonce = admission.context
+            up, down = self.codec.ring.connection_keys(kid, nonce, server_nonce)
+            cipher = ChannelCipher(kid, down, up, self.codec.max_size)
+            await on_channel(path, BoundChannel(ch, cipher, self._count))
 
         return await self.inner.serve(bind, request, channel, gate=self.gate, **plain)
 
@@ -269,7 +244,7 @@ class SecureRuntime:
         reply = self.keys.reseal(self.codec.seal(
             {"c": nonce, "s": server_nonce, "keys": self.keys.key_ids}), kid)
         return Admission(max_body=self.codec.max_size, reply=reply,
-                         context=(_binding_key(nonce, server_nonce), kid))
+                         context=(kid, nonce, server_nonce))
 
     def _count(self, reason: str) -> None:
         self.metrics.inc(f"wire_dropped_{reason}")
