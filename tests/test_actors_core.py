@@ -60,7 +60,7 @@ class Node:
     def __init__(self, name: str) -> None:
         self.exec = ExecCore(name, replicas=2, max_crashes=3, metrics=Metrics())
         self.actors = ActorCore(self.exec.table, batch=4, grace=3.0, resend=1.0,
-                                 max_crashes=10**6)
+                                 max_crashes=10**6, exec_core=self.exec)
         self.exec.add_handlers({ActorCall: self.actors.client_message,
                                 ActorOpen: self.actors.client_message},
                                self.actors.peer_handlers())
@@ -162,7 +162,7 @@ class ActorMesh(RuleBasedStateMachine):
             seq = self.sent
             akind, args, _ = P.dumps_args((), {})
             msgs.append(encode(ActorCall(f"{ACTOR}/h/{seq}", ACTOR, "h", seq, 1, "incr",
-                                         akind, args, True)))
+                                         akind, args, True, [])))
         self.client(msgs)
 
     @rule(data=st.data())

@@ -11,6 +11,9 @@ first node of its key's preference list; the next ``replicas - 1`` nodes hold
   flight). A durable worker returns its state after each batch; the host
   sends it, with the record, to the replicas (:class:`ActorState`) and
   answers the batch's calls once every alive target acknowledged.
+* A call whose arguments hold futures waits for their values
+  (:mod:`mesh.actors._values`) and holds back its caller's later calls
+  (:attr:`Hosted.blocked`); other callers' calls go on.
 * A volatile actor's calls are answered at once; its replicas keep only the
   constructor, so a new host starts it again from there.
 """
@@ -21,6 +24,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
+from mesh.actors._copies import on_state
 from mesh.actors._records import (
     APPLIED,
     QUEUED,
@@ -66,6 +70,8 @@ class Hosted:
     opens: list[tuple[str, str]] = field(default_factory=list)
     low: dict[str, int] = field(default_factory=dict)
     """Per caller, the first call it still waits for (older answers are dropped)."""
+    blocked: dict[str, deque[CallState]] = field(default_factory=dict)
+    """Per caller, its calls behind one that waits for its arguments' values."""
     leaving: bool = False
 
 
@@ -139,7 +145,24 @@ class Host:
         c = cs.call
         h.next_seq[c.caller] = max(h.next_seq.get(c.caller, 1), c.seq + 1)
         h.calls[(c.caller, c.seq)] = cs
-        h.queue.append(cs)
+        if c.deps and cs.missing is None:
+            self.x.values.fetch(h.copy.actor, cs)
+        blocked = h.blocked.get(c.caller)
+        if blocked is not None:
+            blocked.append(cs)
+        elif cs.missing:
+            h.blocked[c.caller] = deque((cs,))
+        else:
+            h.queue.append(cs)
+
+    def unblock(self, h: Hosted, caller: str) -> None:
+        """Values arrived: queue ``caller``'s calls up to the next that waits."""
+        blocked = h.blocked.get(caller)
+        while blocked and not blocked[0].missing:
+            h.queue.append(blocked.popleft())
+        if blocked is not None and not blocked:
+            del h.blocked[caller]
+        self.pump(h)
 
     def pump(self, h: Hosted) -> None:
         """Hand the worker its next batch if it is idle."""
@@ -154,8 +177,8 @@ class Host:
             batch.append(cs)
         h.running = batch
         self.work.append(Run(h.copy.actor, h.gen,
-                             [[cs.call.key, cs.call.method, cs.call.akind, cs.call.args]
-                              for cs in batch], False))
+                             [[cs.call.key, cs.call.method, cs.call.akind, cs.call.args,
+                               cs.depvals or None] for cs in batch], False))
 
     # ---------------------------------------------------------- worker events
     def started(self, h: Hosted, kind: int, payload: bytes, state: bytes) -> None:
@@ -222,6 +245,7 @@ class Host:
             for cs in lost:
                 move(cs, "lose")
                 h.calls.pop((cs.call.caller, cs.call.seq), None)
+                self.x.values.release(cs)
                 self.x.fail_lost(cs.entries, cs.call.key,
                                  f"actor {copy.actor!r} is volatile and its worker died; "
                                  "it starts again from its constructor")
@@ -306,6 +330,7 @@ class Host:
                     move(cs, "confirm")
                 c = cs.call
                 h.calls.pop((c.caller, c.seq), None)
+                self.x.values.release(cs)
                 kind, payload = copy.answers.get(c.caller, {}).get(c.seq, (P.FAILED, b""))
                 for entry in sorted(cs.entries):
                     self.x.send(entry, ActorReply(c.key, kind, payload))
@@ -330,48 +355,8 @@ class Host:
 
     # --------------------------------------------------------------- replicas
     def on_state(self, msg: ActorState) -> None:
-        """Keep a newer copy; acknowledge the version we hold."""
-        version = (msg.term, msg.n)
-        h = self.hosted.get(msg.actor)
-        if h is not None:
-            if version <= h.copy.version or msg.host == self.x.name:
-                return  # an older host's news
-            # A newer term, or our term with more progress (two nodes took the
-            # actor up at once while cut off): theirs wins.
-            self.x.metrics.inc("actor_host_stepped_down")
-            log.info("%s hands actor %s at %s to %s at %s", self.x.name, msg.actor,
-                     h.copy.version, msg.host, version)
-            copy = h.copy
-            left = self.drop(msg.actor)  # another node took the actor over: its calls go there
-            self.x.relay_again(copy, left, h.opens)
-        copy = self.copies.get(msg.actor)
-        if msg.full and (copy is None or version > copy.version):
-            answers: dict[str, dict[int, tuple[int, bytes]]] = {}
-            for caller, seq, kind, payload in msg.answers:
-                answers.setdefault(caller, {})[seq] = (kind, payload)
-            copy = self.copies[msg.actor] = Copy(
-                msg.actor, msg.fn, msg.akind, msg.args, msg.durable, msg.replicas,
-                msg.term, msg.n, msg.state, dict(msg.applied), answers)
-        elif (not msg.full and copy is not None and copy.term == msg.term
-                and copy.n + 1 == msg.n):  # the next version: add its answers
-            copy.n, copy.state, copy.applied = msg.n, msg.state, dict(msg.applied)
-            for caller, seq, kind, payload in msg.answers:
-                copy.answers.setdefault(caller, {})[seq] = (kind, payload)
-            for caller, low in msg.lows.items():
-                got = copy.answers.get(caller)
-                if got:
-                    for s in [s for s in got if s < low]:
-                        del got[s]
-        if copy is None:
-            return  # a delta we cannot place: the host sends the whole copy again
-        if copy.version > version and msg.host != self.x.name:
-            self.x.send(msg.host, self.state_msg(copy))  # a host behind us: show it ours
-            self.x._pulled(msg.actor, msg.host)
-            return
-        if copy.version == version and msg.host != self.x.name:
-            self.x.send(msg.host, ActorAck(msg.actor, msg.term, msg.n, self.x.name))
-        self.x._pulled(msg.actor, msg.host)  # an answer to our pull, if we asked
-        self.x.known(msg.actor)
+        """Keep a newer copy; acknowledge the version we hold (:mod:`mesh.actors._copies`)."""
+        on_state(self, msg)
 
     def drop(self, actor: str) -> list[CallState]:
         """Forget ``actor`` here; returns the calls it had not answered."""
@@ -383,4 +368,6 @@ class Host:
         left = [cs for cs in h.calls.values() if cs.state in (QUEUED, RUNNING, APPLIED)]
         for early in h.early.values():
             left.extend(early.values())
+        for cs in left:
+            self.x.values.release(cs)  # its next host fetches them again
         return left

@@ -33,6 +33,7 @@ from mesh.actors._records import (
     WorkerEvent,
 )
 from mesh.actors._worker import Actor
+from mesh.store import Value
 
 __all__ = ["ActorProcesses", "ActorWorkers", "InlineActors"]
 
@@ -90,7 +91,7 @@ class ActorProcesses:
             elif type(eff) is Run:
                 p = self._procs.get(eff.actor)
                 if p is not None and p.gen == eff.gen:
-                    self._write(p, ["run", eff.calls, eff.snapshot])
+                    self._write(p, ["run", [_wire_call(c) for c in eff.calls], eff.snapshot])
             elif type(eff) is Kill:
                 p = self._procs.get(eff.actor)
                 if p is not None and p.gen == eff.gen:
@@ -157,6 +158,17 @@ class ActorProcesses:
         for actor in list(self._procs):
             self._kill(actor)
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _wire_call(call: list) -> list:
+    """A call as the worker reads it: a large input value inline through the
+    pipe as ``[header, *buffers]`` (as the task pool sends it without a
+    spill directory)."""
+    deps = call[4]
+    if deps and any(type(v[1]) is Value for v in deps.values()):
+        call = [*call[:4], {k: [kind, [v.header, *v.buffers]] if type(v) is Value else [kind, v]
+                            for k, (kind, v) in deps.items()}]
+    return call
 
 
 class InlineActors:

@@ -44,13 +44,15 @@ class IllegalTransition(AssertionError):
 @dataclass(frozen=True, slots=True)
 class Call:
     """One method call, as the host keeps it. ``seq`` orders the calls of one
-    ``caller`` (a handle); ``key`` is the future's key."""
+    ``caller`` (a handle); ``key`` is the future's key; ``deps`` the keys of
+    the futures among its arguments."""
     key: str
     caller: str
     seq: int
     method: str
     akind: int
     args: bytes
+    deps: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -60,6 +62,10 @@ class CallState:
     entries: set[str]
     state: int = QUEUED
     crashes: int = 0
+    depvals: dict[str, list] | None = None
+    """The values of ``call.deps`` that arrived (``{key: [kind, payload]}``)."""
+    missing: set[str] | None = None
+    """The keys of ``call.deps`` whose values have not arrived (None: not asked)."""
 
 
 def move(cs: CallState, event: str) -> None:
@@ -116,8 +122,9 @@ class Spawn:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Apply ``calls`` (``[key, method, akind, args]`` each) in order; a
-    durable worker returns its state after them, so does ``snapshot``."""
+    """Apply ``calls`` (``[key, method, akind, args, depvals]`` each, depvals
+    ``{key: [kind, payload]}`` or None) in order; a durable worker returns its
+    state after them, so does ``snapshot``."""
     actor: str
     gen: int
     calls: list

@@ -54,7 +54,8 @@ class ActorService:
         cfg = node.config
         self.core = core = ActorCore(ex.core.table, batch=cfg.actor_batch, grace=cfg.actor_grace,
                                      resend=cfg.actor_resend, max_payload=cfg.max_http_body // 2,
-                                     max_crashes=cfg.max_task_crashes)
+                                     max_crashes=cfg.max_task_crashes, exec_core=ex.core)
+        core.wake = self._soon
         core.now = node.runtime.now()
         peer = {cls: self._peer(fn) for cls, fn in core.peer_handlers().items()}
         ex.core.add_handlers(dict.fromkeys(CLIENT_RECORDS, self._client), peer)

@@ -7,7 +7,9 @@ body, in on stdin, out on the protocol pipe (user prints go to stderr):
 * ``["init", fn, akind, args, state, durable]``: make the object, from
   ``state`` when not empty, else by calling the class; answers
   ``["started", kind, payload, state]``.
-* ``["run", [[key, method, akind, args], ...], snapshot]``: apply the calls;
+* ``["run", [[key, method, akind, args, deps], ...], snapshot]``: apply the
+  calls (``deps``: the values of the futures among the arguments,
+  ``{key: [kind, payload]}`` as a task worker takes them, or None);
   answers ``["ran", [[key, kind, payload], ...], state]``.
 
 A durable actor's state is pickled after every call (the object's
@@ -31,6 +33,7 @@ from typing import Any, BinaryIO
 import cloudpickle
 import msgpack
 
+from mesh.exec._handoff import load_dep
 from mesh.protocol import payload as P
 
 _HEADER = struct.Struct(">I")
@@ -94,13 +97,21 @@ class Actor:
             kind, payload = P.dumps_error(exc)
         return ["started", kind, payload, self.last]
 
-    def call(self, key: str, method: str, akind: int, args: bytes) -> list:
+    def call(self, key: str, method: str, akind: int, args: bytes,
+             deps: dict | None = None) -> list:
+        if deps:
+            for kind, payload in deps.values():
+                if P.is_failure(kind):  # a failed input fails the call: it does not run
+                    return [key, kind, payload]
         try:
             if method.startswith("_"):
                 raise AttributeError(f"actor methods starting with '_' cannot be called "
                                      f"remotely ({method!r})")
             fn = getattr(self.obj, method)
-            a, kw = P.loads_args(akind, args, {})
+            values = {k: load_dep(kind, payload, None) for k, (kind, payload)
+                      in deps.items()} if deps else {}
+            a, kw = P.loads_args(akind, args, values)
+            del values
             value = fn(*a, **kw)
             if inspect.isawaitable(value):  # async methods run one at a time too
                 if self.loop is None:

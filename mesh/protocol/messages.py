@@ -11,8 +11,9 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
   :class:`Recheck`, :class:`Keep` and :class:`Located`.
 
 Actor records ride on the same two channels (:mod:`mesh.actors`):
-:class:`ActorOpen`, :class:`ActorCall`, :class:`ActorFind` and
-:class:`ActorClose` from a client (answered by :class:`Done`);
+:class:`ActorOpen`, :class:`ActorCall`, :class:`ActorFind`,
+:class:`ActorClose`, :class:`ActorPublish` and :class:`KeyFind` from a
+client (answered by :class:`Done`);
 :class:`ActorRelay`, :class:`ActorReply`, :class:`ActorState`,
 :class:`ActorAck` and :class:`ActorDrop` between peers.
 
@@ -39,17 +40,20 @@ from mesh.protocol._actor_messages import (
     ActorDrop,
     ActorFind,
     ActorOpen,
+    ActorPublish,
     ActorPull,
     ActorRelay,
     ActorReply,
     ActorState,
+    KeyFind,
 )
 from mesh.protocol._decode import _ENCODERS, MAX_REPLICAS, ProtocolViolation, _Channel
 
 __all__ = [
     "MAX_REPLICAS", "Ack", "ActorAck", "ActorCall", "ActorClose", "ActorDrop", "ActorFind",
-    "ActorOpen", "ActorPull", "ActorRelay", "ActorReply", "ActorState", "Confirm", "Done",
-    "Grant", "Hold", "Keep", "Located", "Lost", "Members", "Need", "Ping", "Pong",
+    "ActorOpen", "ActorPublish", "ActorPull", "ActorRelay", "ActorReply", "ActorState",
+    "Confirm", "Done", "Grant", "Hold", "Keep", "KeyFind", "Located", "Lost", "Members",
+    "Need", "Ping", "Pong",
     "ProtocolViolation", "Recheck", "Release", "Result", "Steal", "Store", "Submit",
     "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
@@ -237,7 +241,7 @@ class Located:
 
 CLIENT = _Channel("client", {"s": Submit, "x": Release, "p": Ping,
                              "ao": ActorOpen, "ac": ActorCall, "af": ActorFind,
-                             "az": ActorClose})
+                             "az": ActorClose, "av": ActorPublish, "kf": KeyFind})
 """Client to entry node."""
 CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l": Lost})
 """Entry node to client."""
