@@ -6,6 +6,7 @@ for a value keeps, and ``who_has`` of futures."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -43,6 +44,29 @@ class Counter:
     async def aincr(self) -> int:
         self.n += 1
         return self.n
+
+
+class Gate:
+    """Async calls that wait for a later call (a durable, picklable state)."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.log: list[str] = []
+
+    async def wait(self, name: str) -> list[str]:
+        self.log.append(f"{name} waits")
+        while not self.opened:
+            await asyncio.sleep(0.005)
+        self.log.append(f"{name} through")
+        return list(self.log)
+
+    def open(self) -> int:
+        self.opened += 1
+        self.log.append("open")
+        return self.opened
+
+    def seen(self) -> list[str]:
+        return list(self.log)
 
 
 def use_counter(handle, k):  # type: ignore[no-untyped-def]
@@ -169,6 +193,19 @@ def test_the_async_client_awaits_actors_and_their_calls(mesh3: list[MeshProc]) -
             await c.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_async_methods_interleave_at_their_awaits(client: Client, durable: bool) -> None:
+    g = client.actor(Gate, durable=durable)
+    a, b = g.wait("a"), g.wait("b")  # both suspend: neither can finish before open()
+    assert g.open().result(timeout=30) == 1
+    got = a.result(timeout=30)
+    assert got[:3] == ["a waits", "b waits", "open"] and "a through" in got
+    assert "b through" in b.result(timeout=30)
+    assert g.seen().result(timeout=30)[-2:] in (["a through", "b through"],
+                                                ["b through", "a through"])
+    g.close()
 
 
 def _host(client: Client, c: object, nodes: list[MeshProc]) -> MeshProc:

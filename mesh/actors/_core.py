@@ -305,7 +305,7 @@ class ActorCore:
         if type(ev) is StartedEv:
             self.host.started(h, ev.kind, ev.payload, ev.state)
         elif type(ev) is RanEv:
-            self.host.ran(h, ev.results, ev.state)
+            self.host.ran(h, ev.results, ev.state, ev.reply, ev.quiet)
         elif type(ev) is CrashedEv:
             self.host.crashed(h)
 

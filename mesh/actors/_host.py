@@ -70,6 +70,8 @@ class Hosted:
     opens: list[tuple[str, str]] = field(default_factory=list)
     low: dict[str, int] = field(default_factory=dict)
     """Per caller, the first call it still waits for (older answers are dropped)."""
+    inflight: dict[str, CallState] = field(default_factory=dict)
+    """Calls handed to the worker and not applied yet, in the order handed."""
     blocked: dict[str, deque[CallState]] = field(default_factory=dict)
     """Per caller, its calls behind one that waits for its arguments' values."""
     leaving: bool = False
@@ -175,6 +177,7 @@ class Host:
             cs = h.queue.popleft()
             move(cs, "start")
             batch.append(cs)
+            h.inflight[cs.call.key] = cs
         h.running = batch
         self.work.append(Run(h.copy.actor, h.gen,
                              [[cs.call.key, cs.call.method, cs.call.akind, cs.call.args,
@@ -196,30 +199,45 @@ class Host:
         self.replicate(h, [], opens)
         self.pump(h)
 
-    def ran(self, h: Hosted, results: list, state: bytes) -> None:
-        batch, h.running = h.running or [], None
+    def ran(self, h: Hosted, results: list, state: bytes, reply: bool = True,
+            quiet: bool = True) -> None:
+        """The worker reports calls that finished (``reply``: in answer to
+        the last :class:`Run`). They are applied (recorded with the state)
+        at once if volatile; if durable, at a ``quiet`` point, whose state
+        holds every call that finished and none still in flight."""
+        if reply:
+            h.running = None
         copy = h.copy
         limit = self.x.max_payload
-        by_key = {r[0]: r for r in results}
-        for cs in batch:
-            c = cs.call
-            r = by_key.get(c.key)
-            kind, payload = (r[1], r[2]) if r is not None else (
-                P.FAILED, b"the actor's worker returned no answer for this call")
+        for key, kind, payload in results:
+            cs = h.inflight.get(key)
+            if cs is None:
+                continue
             if len(payload) > limit:
                 kind, payload = P.FAILED, (
-                    f"the result of actor call {c.key!r} is {len(payload)} bytes, more than "
+                    f"the result of actor call {key!r} is {len(payload)} bytes, more than "
                     f"{limit}; return something smaller").encode()
-            move(cs, "apply")
-            copy.applied[c.caller] = max(copy.applied.get(c.caller, 0), c.seq)
-            copy.answers.setdefault(c.caller, {})[c.seq] = (kind, payload)
-        copy.n += 1
-        if copy.durable and state:
-            copy.state = state
-        self.x.metrics.inc("actor_calls_applied", len(batch))
-        self.replicate(h, batch, [])
-        if h.leaving:
-            self.x.hand_over(h)
+            cs.result = (kind, payload)
+        if quiet:
+            for cs in h.inflight.values():
+                if cs.result is None:
+                    cs.result = (P.FAILED, b"the actor's worker returned no answer for this call")
+        if quiet or not copy.durable:
+            done = [cs for cs in h.inflight.values() if cs.result is not None]
+            if done:
+                for cs in done:
+                    c = cs.call
+                    del h.inflight[c.key]
+                    move(cs, "apply")
+                    copy.applied[c.caller] = max(copy.applied.get(c.caller, 0), c.seq)
+                    copy.answers.setdefault(c.caller, {})[c.seq] = cs.result
+                copy.n += 1
+                if copy.durable and state:
+                    copy.state = state
+                self.x.metrics.inc("actor_calls_applied", len(done))
+                self.replicate(h, done, [])
+        if h.leaving and h.running is None:
+            self.x.hand_over(h)  # calls in flight run again on the new host
             return
         self.pump(h)
 
@@ -227,7 +245,10 @@ class Host:
         """The worker died: start it again from the last state (durable) or
         from the constructor (volatile: the calls in flight are lost)."""
         self.x.metrics.inc("actor_worker_crashes")
-        batch, h.running = h.running or [], None
+        batch, h.running = list(h.inflight.values()), None
+        h.inflight.clear()
+        for cs in batch:
+            cs.result = None  # not in the state it starts again from
         copy = h.copy
         if copy.durable:
             keep = []

@@ -128,7 +128,7 @@ class ActorProcesses:
                 body = await out.readexactly(_HEADER.unpack(head)[0])
                 msg = msgpack.unpackb(body, raw=False)
                 self._emit(Started(p.actor, p.gen, msg[1], msg[2], msg[3]) if msg[0] == "started"
-                           else Ran(p.actor, p.gen, msg[1], msg[2]))
+                           else Ran(p.actor, p.gen, msg[1], msg[2], msg[3], msg[4]))
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             if not self._stopping and self._procs.get(p.actor) is p:
                 log.warning("actor %s: its worker died (%s)", p.actor, exc)
@@ -195,7 +195,7 @@ class InlineActors:
                 got = self._actors.get(eff.actor)
                 if got is not None and got[0] == eff.gen:
                     msg = got[1].run(eff.calls, eff.snapshot)
-                    self._later(Ran(eff.actor, eff.gen, msg[1], msg[2]))
+                    self._later(Ran(eff.actor, eff.gen, *msg[1:]))
             elif type(eff) is Kill:
                 got = self._actors.get(eff.actor)
                 if got is not None and got[0] == eff.gen:

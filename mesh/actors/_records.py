@@ -66,6 +66,8 @@ class CallState:
     """The values of ``call.deps`` that arrived (``{key: [kind, payload]}``)."""
     missing: set[str] | None = None
     """The keys of ``call.deps`` whose values have not arrived (None: not asked)."""
+    result: tuple[int, bytes] | None = None
+    """Its outcome from the worker, until applied (durable: at a quiet point)."""
 
 
 def move(cs: CallState, event: str) -> None:
@@ -154,12 +156,16 @@ class Started:
 
 @dataclass(frozen=True, slots=True)
 class Ran:
-    """A :class:`Run` finished: ``results`` (``[key, kind, payload]`` each), the
-    state after them (``b""`` if not asked for or not picklable)."""
+    """Calls finished: ``results`` (``[key, kind, payload]`` each); ``reply``:
+    in answer to the last :class:`Run` (else async calls that went on after
+    it); ``quiet``: no call is in flight, and ``state`` (durable, else
+    ``b""``) holds every call finished so far."""
     actor: str
     gen: int
     results: list
     state: bytes
+    reply: bool = True
+    quiet: bool = True
 
 
 @dataclass(frozen=True, slots=True)
