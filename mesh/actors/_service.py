@@ -89,9 +89,15 @@ class ActorService:
         return handle
 
     def _soon(self) -> None:
-        """Worker effects queued inside the exec core's input go out right
-        after it (its messages go out with its own effects)."""
-        if not self._flush_pending and self.node is not None:
+        """Worker effects queued inside the exec core's input go to the
+        workers now (its messages go out with the exec core's own effects);
+        a view that changed is taken in right after the input."""
+        assert self.core is not None
+        work = self.core.take_work()
+        if work:
+            self.workers.carry(work)
+        if (not self._flush_pending and self.node is not None
+                and self.core.t.ring is not self.core._ring):
             self._flush_pending = True
             self.node.runtime.call_later(0.0, self._flush)
 

@@ -29,6 +29,7 @@ The node authenticated every frame before writing it here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import pickle
@@ -266,7 +267,8 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # user prints go to stderr
     stdin = os.fdopen(0, "rb")
-    asyncio.run(serve(Actor(), stdin, out))
+    with contextlib.suppress(BrokenPipeError):  # the node went away: so do we
+        asyncio.run(serve(Actor(), stdin, out))
 
 
 if __name__ == "__main__":
