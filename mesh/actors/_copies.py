@@ -36,6 +36,13 @@ CLOSED = 4096
 
 def on_state(host: Any, msg: ActorState) -> None:
     """Keep a newer copy; acknowledge the version we hold."""
+    promise = host.promised.get(msg.actor)
+    if promise is not None:
+        sub, term, until = promise
+        if msg.term > term or host.x.now >= until or sub not in host.x.alive():
+            del host.promised[msg.actor]
+        elif msg.host != sub:
+            return  # an older host's news, after we sent our copy to its successor
     version = (msg.term, msg.n)
     h = host.hosted.get(msg.actor)
     if h is not None:

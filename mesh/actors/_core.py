@@ -231,7 +231,8 @@ class ActorCore:
         copy = h.copy if h is not None else self.host.copies.get(msg.actor)
         if msg.sub == self.name:
             return
-        if copy is not None:
+        if copy is not None:  # promised: no older host's version is acknowledged here
+            self.host.promised[msg.actor] = (msg.sub, copy.term, self.now + self.grace)
             self.send(msg.sub, self.host.state_msg(copy))
         else:  # "none here": an acknowledgement of version (0, 0)
             self.send(msg.sub, ActorAck(msg.actor, 0, 0, self.name))
@@ -386,3 +387,4 @@ class ActorCore:
             if keep:
                 self.parked.setdefault(actor, []).extend(keep)
         self.host.resend()
+        self.values.tick(now)

@@ -86,6 +86,12 @@ class Host:
         self.copies: dict[str, Copy] = {}
         self.work: list[WorkerEffect] = []
         self._gen = 0
+        self.promised: dict[str, tuple[str, int, float]] = {}
+        """Actors whose copy this node sent to a node taking them up (an
+        ``ActorPull``): ``(that node, the copy's term, until when)``. Until
+        then, or until a newer term arrives, a version of that term or older
+        from another host is not kept nor acknowledged, so the old host
+        cannot answer calls the new one will not have."""
 
     # --------------------------------------------------------------- hosting
     def host(self, copy: Copy, fresh: bool) -> Hosted:
@@ -104,6 +110,9 @@ class Host:
             copy.term += 1  # a new host: its versions win over any older host's
             self.x.metrics.inc("actor_takeovers")
             log.info("%s takes actor %s up at version %s", self.x.name, copy.actor, copy.version)
+            msg = self.state_msg(copy)  # its new term, at once: the holders' promises end
+            for dest in self.x.targets(copy):
+                self.x.send(dest, msg)
         return h
 
     def accept(self, h: Hosted, call: Call, low: int, entry: str) -> None:
@@ -306,11 +315,14 @@ class Host:
 
     def resend(self) -> None:
         """The whole copy again to targets that did not acknowledge (a lost
-        delta, or a replica that restarted)."""
+        delta, or a replica that restarted), and to the actor's targets in
+        the current view (one that replaces a dead target, whose first copy
+        was lost)."""
         for h in self.hosted.values():
             if h.unconfirmed and h.up:
                 head = h.unconfirmed[0]
-                missing = (head.targets & self.x.alive()) - head.acks
+                now = set(self.x.targets(h.copy)) if h.copy.durable else set()
+                missing = ((head.targets | now) & self.x.alive()) - head.acks
                 if missing:
                     msg = self.state_msg(h.copy)
                     for dest in sorted(missing):

@@ -35,6 +35,7 @@ from mesh.protocol.messages import (
     ActorReply,
     Done,
     KeyFind,
+    Need,
     ProtocolViolation,
     Store,
 )
@@ -53,6 +54,8 @@ class Values:
         self.exec = exec_core
         self.waiting: dict[str, list[tuple[str, CallState]]] = {}
         """Per dependency key, the hosted calls waiting for its value."""
+        self.needed: dict[str, float] = {}
+        """When each awaited key was last said to be missing (``Need``)."""
         if exec_core is not None:
             self.t.listeners.append(self.arrived)
 
@@ -95,6 +98,22 @@ class Values:
                 if h is not None and h.calls.get((cs.call.caller, cs.call.seq)) is cs:
                     host.unblock(h, cs.call.caller)
         self.x.woken()
+
+    def tick(self, now: float) -> None:
+        """A value awaited for a while may be lost with every node that held
+        it: tell the entries of the calls that wait (``Need``, as a task's
+        owner tells its subscribers), which submit it again from its spec or
+        ask their client to."""
+        for dep, waiting in self.waiting.items():
+            since = self.needed.setdefault(dep, now)
+            if now - since < self.x.resend:
+                continue
+            self.needed[dep] = now
+            entries = sorted({e for _, cs in waiting for e in cs.entries})
+            for entry in entries:
+                self.x.send(entry, Need(dep))
+        for dep in [d for d in self.needed if d not in self.waiting]:
+            del self.needed[dep]
 
     def release(self, cs: CallState) -> None:
         """``cs`` was answered or left this host: let go of its values."""
