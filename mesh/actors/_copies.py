@@ -35,7 +35,12 @@ CLOSED = 4096
 
 
 def on_state(host: Any, msg: ActorState) -> None:
-    """Keep a newer copy; acknowledge the version we hold."""
+    """Keep a newer copy; acknowledge the version we hold. Promise: after
+    this node sent its copy to a node taking the actor up (``ActorPull``), it
+    keeps and acknowledges no version of that copy's term or older from
+    another host, until the new term arrives, the puller leaves the view, or
+    ``actor_grace`` passed, so the old host cannot answer calls the new one
+    will not have."""
     promise = host.promised.get(msg.actor)
     if promise is not None:
         sub, term, until = promise

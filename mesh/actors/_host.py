@@ -87,11 +87,8 @@ class Host:
         self.work: list[WorkerEffect] = []
         self._gen = 0
         self.promised: dict[str, tuple[str, int, float]] = {}
-        """Actors whose copy this node sent to a node taking them up (an
-        ``ActorPull``): ``(that node, the copy's term, until when)``. Until
-        then, or until a newer term arrives, a version of that term or older
-        from another host is not kept nor acknowledged, so the old host
-        cannot answer calls the new one will not have."""
+        """``(puller, term, until)`` per actor whose copy went to a node taking
+        it up: see :func:`mesh.actors._copies.on_state`."""
 
     # --------------------------------------------------------------- hosting
     def host(self, copy: Copy, fresh: bool) -> Hosted:
