@@ -1,21 +1,18 @@
-"""Hosting actors and holding their replicas, sans-IO.
+"""Hosting actors, sans-IO: a component of :class:`mesh.actors._core.ActorCore`.
+An actor's host is the first node of its key's preference list; the next
+``replicas - 1`` hold :class:`~mesh.actors._records.Copy` replicas of its
+state (:mod:`mesh.actors._copies`).
 
-A component of :class:`mesh.actors._core.ActorCore`. An actor's host is the
-first node of its key's preference list; the next ``replicas - 1`` nodes hold
-:class:`~mesh.actors._records.Copy` replicas of its state.
-
-* Calls of one caller are applied in sequence order, each exactly once: a
-  call whose sequence number was applied already is answered from the
-  record (:attr:`Copy.answers`); one that arrives early waits for the gap.
-* The host hands queued calls to the actor's worker in batches (one in
-  flight). A durable worker returns its state after each batch; the host
-  sends it, with the record, to the replicas (:class:`ActorState`) and
-  answers the batch's calls once every alive target acknowledged.
-* A call whose arguments hold futures waits for their values
-  (:mod:`mesh.actors._values`) and holds back its caller's later calls
-  (:attr:`Hosted.blocked`); other callers' calls go on.
-* A volatile actor's calls are answered at once; its replicas keep only the
-  constructor, so a new host starts it again from there.
+* Calls of one caller are applied in sequence order, each exactly once: one
+  whose number was applied is answered from the record (:attr:`Copy.answers`);
+  one that arrives early waits for the gap. One that waits for its
+  arguments' values (:mod:`mesh.actors._values`) holds back its caller's
+  later calls (:attr:`Hosted.blocked`), not other callers'.
+* Queued calls go to the worker in batches, one run at a time (async calls
+  may stay in flight past it). A durable actor's state, at a quiet point,
+  goes with the record to the replicas (:class:`ActorState`); its calls are
+  answered once every alive target acknowledged. A volatile actor's calls
+  are answered at once; its replicas keep only the constructor.
 """
 
 from __future__ import annotations
