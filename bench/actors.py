@@ -7,7 +7,9 @@
   local mesh of two ``mesh join`` nodes (``durable=True`` keeps the state on
   R = 2 nodes before each answer; ``durable=False`` keeps it in the host).
 * ``mesh_durable_rtt_ms_p50`` / ``mesh_volatile_rtt_ms_p50`` -- one call at a
-  time, 500 times, median in milliseconds.
+  time, median in milliseconds of 500 calls to an actor hosted by the
+  client's node and 500 to one hosted by the other node (their medians:
+  ``..._rtt_ms_p50_entry_hosts`` and ``..._rtt_ms_p50_other_hosts``).
 * ``dask_calls_per_s`` / ``dask_rtt_ms_p50`` -- the same with a Dask actor
   (``client.submit(Counter, actor=True)``) on ``LocalCluster(n_workers=2,
   threads_per_worker=1)``; ``ray_calls_per_s`` / ``ray_rtt_ms_p50`` with a Ray
@@ -52,13 +54,17 @@ def _rate(run: Callable[[int], Any], n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def _rtt_ms(one: Callable[[], Any], n: int) -> float:
+def _times(one: Callable[[], Any], n: int) -> list[float]:
     times = []
     for _ in range(n):
         start = time.perf_counter()
         one()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return times
+
+
+def _rtt_ms(one: Callable[[], Any], n: int) -> float:
+    return statistics.median(_times(one, n)) * 1000
 
 
 def _start_nodes(n: int) -> tuple[list[str], list[subprocess.Popen]]:
@@ -101,8 +107,26 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         p.wait(10)
 
 
+def _placed(client: Any, durable: bool) -> dict[str, Any]:
+    """Two actors: one hosted by the client's node, one by the other (the
+    round trip of the second has two more network hops)."""
+    found: dict[str, Any] = {}
+    for _ in range(64):
+        a = client.actor(Counter, durable=durable)
+        where = "entry" if client.who_has(a)[a.key][0] == client.node else "other"
+        if where in found:
+            a.close()
+        else:
+            found[where] = a
+        if len(found) == 2:
+            break
+    return found
+
+
 def bench_mesh(calls: int, rtts: int) -> dict[str, float]:
-    """Throughput and round trip on two nodes."""
+    """Throughput and round trip on two nodes. The round trip is measured on
+    an actor hosted by the client's node and on one hosted by the other
+    node, ``rtts`` calls each; ``*_rtt_ms_p50`` is the median of both."""
     from mesh import Client
 
     addrs, procs = _start_nodes(2)
@@ -115,8 +139,15 @@ def bench_mesh(calls: int, rtts: int) -> dict[str, float]:
                 client.gather([a.incr() for _ in range(500)])  # warm up
                 out[f"mesh_{kind}_calls_per_s"] = _rate(
                     lambda n, a=a: client.gather([a.incr() for _ in range(n)]), calls)
-                out[f"mesh_{kind}_rtt_ms_p50"] = _rtt_ms(lambda a=a: a.incr().result(), rtts)
                 a.close()
+                samples: list[float] = []
+                for where, b in sorted(_placed(client, durable).items()):
+                    client.gather([b.incr() for _ in range(200)])  # warm up
+                    times = _times(lambda b=b: b.incr().result(), rtts)
+                    out[f"mesh_{kind}_rtt_ms_p50_{where}_hosts"] = statistics.median(times) * 1000
+                    samples += times
+                    b.close()
+                out[f"mesh_{kind}_rtt_ms_p50"] = statistics.median(samples) * 1000
         return out
     finally:
         _stop(procs)
@@ -196,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "mesh_volatile_calls_per_s": round(mesh["mesh_volatile_calls_per_s"]),
         "mesh_durable_rtt_ms_p50": round(mesh["mesh_durable_rtt_ms_p50"], 3),
         "mesh_volatile_rtt_ms_p50": round(mesh["mesh_volatile_rtt_ms_p50"], 3),
+        **{k: round(v, 3) for k, v in sorted(mesh.items()) if k.endswith("_hosts")},
         "dask_calls_per_s": None if dask_rate is None else round(dask_rate),
         "dask_rtt_ms_p50": None if dask_rtt is None else round(dask_rtt, 3),
         "ray_calls_per_s": None if ray_rate is None else round(ray_rate),

@@ -180,6 +180,9 @@ class ClientCore:
                 st, new = self.proto.state(key, spec, deps)
                 if new:
                     fresh.append(st)
+                    for dep in deps:  # an actor call's future as an argument
+                        if type(dep._state.spec) is not list:
+                            self.proto.publish(dep._state)
                 futures.append(Future(st, self))
         if fresh:
             self.inbox.extend(fresh)

@@ -32,8 +32,8 @@ class KeyState:
     """What the client knows about one key. Mutated on the client loop only,
     under the core's condition lock."""
 
-    __slots__ = ("afuts", "callbacks", "deps", "fetch", "key", "kind", "payload", "refs",
-                 "sent", "spec", "status")
+    __slots__ = ("afuts", "callbacks", "deps", "fetch", "key", "kind", "payload", "publish",
+                 "refs", "sent", "spec", "status")
 
     def __init__(self, key: str, spec: list, deps: list[KeyState]) -> None:
         self.key = key
@@ -44,6 +44,7 @@ class KeyState:
         self.payload = b""
         self.refs = 0
         self.sent = False
+        self.publish = False  # an actor call's outcome, stored on the mesh (mesh.actors)
         self.callbacks: list[Callable[[], None]] | None = None
         self.afuts: list[asyncio.Future[None]] | None = None
         self.fetch = 0

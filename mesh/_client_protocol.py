@@ -24,6 +24,7 @@ from mesh.protocol.messages import (
     MAX_NAME,
     MAX_REPLICAS,
     MAX_WORKERS,
+    ActorPublish,
     Done,
     Fetch,
     Lost,
@@ -125,9 +126,6 @@ class ClientProtocol:
             for f in dep_futs:
                 if not own(f):
                     raise ValueError(f"future {f.key} belongs to another client")
-                if type(f._state.spec) is not list:  # an actor call's (mesh.actors)
-                    raise TypeError(f"{name}: an actor call's future cannot be an argument "
-                                    "of a task yet; pass its result()")
             if len(payload) + len(fn) > self.max_body // 2:
                 raise ValueError(
                     f"the arguments of {name} are {len(payload) + len(fn)} bytes pickled, more "
@@ -179,7 +177,7 @@ class ClientProtocol:
             if st.sent or st.refs <= 0 or st.status == CANCELLED:
                 continue
             if type(st.spec) is not list:  # an actor record (mesh.actors): sent until answered
-                if st.done:
+                if st.done and type(st.spec) is not ActorPublish:
                     continue
                 st.sent = True
                 self.credit -= 1
@@ -246,9 +244,12 @@ class ClientProtocol:
                     continue
                 kind = m.kind
                 if st.status == PENDING or (st.remote and st.fetch and kind != P.REMOTE):
+                    first = st.status == PENDING
                     st.fetch = 0  # a REMOTE result's value arrived: it resolves again, whole
                     resolve(st, ERROR if P.is_failure(kind) else FINISHED, kind, m.payload)
                     finished.append(st)
+                    if first and st.publish:
+                        self._publish(st)
             elif type(m) is Members:
                 self.learn(m.addresses, first=self.addresses[0] if self.addresses else None)
             elif type(m) is Lost:  # a dependent needs it again: we keep its spec
@@ -259,6 +260,27 @@ class ClientProtocol:
             # Pong: a keepalive answer; receiving it was the point
         self.credit += credit
         return finished
+
+    def publish(self, st: KeyState) -> None:
+        """An actor call's future is an argument of a task or of another call:
+        once it resolves, its outcome goes to the node, which stores it under
+        the call's key as a task's result (:mod:`mesh.actors._values`); it is
+        released with the future, as a task's is."""
+        if st.publish or type(st.spec) is list:
+            return
+        st.publish = True
+        if st.done:
+            self._publish(st)
+
+    def _publish(self, st: KeyState) -> None:
+        kind, payload = st.kind, st.payload
+        if st.status != FINISHED and not P.is_failure(kind):
+            kind = P.FAILED
+        if type(payload) is not bytes:  # only task results stream (mesh.store)
+            kind, payload = P.FAILED, b"the result could not be passed on"
+        st.spec = ActorPublish(st.key, kind, payload)
+        st.sent = False
+        self.unsent.append(st)
 
     def keepalive(self, now: float, connected: bool,
                   timeout: float = DEFAULT.client_keepalive_timeout) -> str:

@@ -141,9 +141,11 @@ class _Api:
         """The handle of the actor made with ``name`` (``ValueError`` if none)."""
         return _actors.get(self, name)
 
-    def who_has(self, handles: Any) -> Any:
-        """``{actor key: [host, replica, ...]}`` for actor handles."""
-        return _actors.who_has(self, handles)
+    def who_has(self, futures_or_handles: Any) -> Any:
+        """``{key: [node, ...]}`` for futures (the nodes holding each result)
+        and actor handles (the host first, then the replicas); on an
+        ``AsyncClient``, awaitable."""
+        return _actors.who_has(self, futures_or_handles)
 
     @property
     def node(self) -> str:

@@ -60,7 +60,7 @@ class Node:
     def __init__(self, name: str) -> None:
         self.exec = ExecCore(name, replicas=2, max_crashes=3, metrics=Metrics())
         self.actors = ActorCore(self.exec.table, batch=4, grace=3.0, resend=1.0,
-                                 max_crashes=10**6)
+                                 max_crashes=10**6, exec_core=self.exec)
         self.exec.add_handlers({ActorCall: self.actors.client_message,
                                 ActorOpen: self.actors.client_message},
                                self.actors.peer_handlers())
@@ -162,7 +162,7 @@ class ActorMesh(RuleBasedStateMachine):
             seq = self.sent
             akind, args, _ = P.dumps_args((), {})
             msgs.append(encode(ActorCall(f"{ACTOR}/h/{seq}", ACTOR, "h", seq, 1, "incr",
-                                         akind, args, True)))
+                                         akind, args, True, [])))
         self.client(msgs)
 
     @rule(data=st.data())
@@ -254,3 +254,38 @@ def test_a_durable_answer_waits_for_the_replica_so_the_hosts_death_loses_nothing
     m.kill_node("c")  # the state to b is lost with its host
     m.call(1)
     m.teardown()
+
+
+def _first_run(m: ActorMesh) -> tuple[str, Ran]:
+    """Deliver messages until the host's worker answered a run; take that answer."""
+    while not m.events:
+        m.deliver(sorted(m.links)[0])
+    src, ev = m.events.popleft()
+    assert type(ev) is Ran
+    return src, ev
+
+
+def test_a_durable_call_is_answered_only_at_a_quiet_point() -> None:
+    """Async calls in flight (not quiet): calls that finished are not applied
+    or replicated until no call is in flight, so no replicated state holds a
+    call half done."""
+    m = ActorMesh()
+    m.call(1)
+    src, ev = _first_run(m)
+    m.events.append((src, Ran(ev.actor, ev.gen, ev.results, b"", True, False)))
+    m.settle()
+    assert f"{ACTOR}/h/1" not in m.done  # finished, but another call is in flight
+    m.events.append((src, Ran(ev.actor, ev.gen, [], ev.state, False, True)))
+    m.settle()
+    assert P.loads_value(*m.done[f"{ACTOR}/h/1"]) == START + 1
+
+
+def test_a_crash_before_a_quiet_point_runs_finished_calls_again_once() -> None:
+    m = ActorMesh()
+    m.call(1)
+    src, ev = _first_run(m)
+    m.events.append((src, Ran(ev.actor, ev.gen, ev.results, b"", True, False)))
+    m.settle()
+    m.events.append((src, Crashed(ev.actor, ev.gen)))  # its state never left the worker
+    m.settle()
+    assert P.loads_value(*m.done[f"{ACTOR}/h/1"]) == START + 1  # applied once

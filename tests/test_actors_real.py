@@ -1,15 +1,22 @@
 """Actors on real ``mesh join`` processes: calls, names, handles in tasks, bad
-input, and the kill -9 of an actor's host in the middle of 5,000 calls."""
+input, the kill -9 of an actor's host in the middle of 5,000 calls, and
+futures: task futures (small and large) and actor calls' futures as
+arguments of actor calls and of tasks, the per-handle order a call waiting
+for a value keeps, and ``who_has`` of futures."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mesh import ActorLost, AsyncClient, Client
+from mesh.actors._handle import ActorHandle
 from tests.procs import Cluster, MeshProc, api, wait_until
 from tests.test_client_real import start_mesh
 
@@ -37,6 +44,29 @@ class Counter:
     async def aincr(self) -> int:
         self.n += 1
         return self.n
+
+
+class Gate:
+    """Async calls that wait for a later call (a durable, picklable state)."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.log: list[str] = []
+
+    async def wait(self, name: str) -> list[str]:
+        self.log.append(f"{name} waits")
+        while not self.opened:
+            await asyncio.sleep(0.005)
+        self.log.append(f"{name} through")
+        return list(self.log)
+
+    def open(self) -> int:
+        self.opened += 1
+        self.log.append("open")
+        return self.opened
+
+    def seen(self) -> list[str]:
+        return list(self.log)
 
 
 def use_counter(handle, k):  # type: ignore[no-untyped-def]
@@ -100,12 +130,12 @@ def test_a_handle_passed_into_a_task_calls_the_same_actor(client: Client) -> Non
     c.close()
 
 
-def test_futures_cannot_cross_between_actor_calls_and_tasks_yet(client: Client) -> None:
+def test_a_future_of_another_client_is_refused_as_a_call_argument(
+        client: Client, mesh3: list[MeshProc]) -> None:
     c = client.actor(Counter)
-    with pytest.raises(TypeError, match="actor call's future cannot be an argument"):
-        client.submit(abs, c.incr(), pure=False)
-    with pytest.raises(TypeError, match="futures cannot be arguments of actor calls"):
-        c.incr(client.submit(abs, -1, pure=False))
+    with Client([p.bind for p in mesh3]) as other, pytest.raises(
+            ValueError, match="belongs to another client"):
+        c.incr(other.submit(abs, -1, pure=False))
     c.close()
 
 
@@ -156,9 +186,26 @@ def test_the_async_client_awaits_actors_and_their_calls(mesh3: list[MeshProc]) -
             again = await ac.get_actor("async-counter")
             assert await again.incr(10) == 15
             assert list((await ac.who_has(c)).keys()) == [c.key]
+            f = ac.submit(abs, -4)
+            assert await ac.submit(abs, c.incr(f)) == 19  # futures cross both ways
+            held = (await ac.who_has([f]))[f.key]
+            assert held and set(held) <= {p.name for p in mesh3}
             await c.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_async_methods_interleave_at_their_awaits(client: Client, durable: bool) -> None:
+    g = client.actor(Gate, durable=durable)
+    a, b = g.wait("a"), g.wait("b")  # both suspend: neither can finish before open()
+    assert g.open().result(timeout=30) == 1
+    got = a.result(timeout=30)
+    assert got[:3] == ["a waits", "b waits", "open"] and "a through" in got
+    assert "b through" in b.result(timeout=30)
+    assert g.seen().result(timeout=30)[-2:] in (["a through", "b through"],
+                                                ["b through", "a through"])
+    g.close()
 
 
 def _host(client: Client, c: object, nodes: list[MeshProc]) -> MeshProc:
@@ -213,3 +260,115 @@ def test_kill_9_of_a_volatile_actors_host_restarts_it_and_fails_calls_in_flight(
         assert before == list(range(51, 51 + len(before)))  # the first life
         assert after == list(range(51, 51 + len(after)))  # from the constructor again
         assert v.incr(0).result(timeout=30) == 50 + len(after)
+
+
+# ---------------------------------------------------- futures and actors
+
+
+class Acc:
+    def __init__(self, start: int = 0) -> None:
+        self.n = start
+
+    def incr(self, k: int = 1) -> int:
+        self.n += k
+        return self.n
+
+    def add(self, *values: int) -> int:
+        self.n += sum(values)
+        return self.n
+
+    def size(self, blob: bytes) -> int:
+        self.n += 1
+        return len(blob)
+
+    def get(self) -> int:
+        return self.n
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+def boom(x: int) -> int:
+    raise ValueError(f"no {x}")
+
+
+def blob(n: int) -> bytes:
+    return bytes(n)
+
+
+def after_file(path: str, value: int) -> int:
+    """A task that returns once ``path`` exists (the test creates it)."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.02)
+    return value
+
+
+def test_a_task_future_is_an_actor_call_argument(client: Client) -> None:
+    c = client.actor(Acc, 10)
+    f = client.submit(inc, 4)
+    assert c.add(f, client.submit(inc, 0)).result(timeout=30) == 16
+    assert c.add(f).result(timeout=30) == 21  # the same future again
+    c.close()
+
+
+def test_a_large_value_reaches_the_actor_through_the_store(client: Client) -> None:
+    c = client.actor(Acc, durable=False)
+    big = client.submit(blob, 24 << 20)  # above oob_threshold: kept in the store, streamed
+    assert c.size(big).result(timeout=60) == 24 << 20
+    c.close()
+
+
+def test_an_actor_calls_future_is_an_argument_of_another_actor_and_of_a_task(
+        client: Client) -> None:
+    a = client.actor(Acc, 100)
+    b = client.actor(Acc, 0)
+    fa = a.incr()  # 101
+    assert b.add(fa).result(timeout=30) == 101
+    assert a.add(a.incr()).result(timeout=30) == 102 + 102  # its own earlier call
+    assert client.submit(inc, b.incr(5)).result(timeout=30) == 107
+    assert client.gather(client.map(inc, [a.get(), b.get()]), timeout=30) == [205, 107]
+    a.close()
+    b.close()
+
+
+def test_a_failed_input_fails_the_call_and_leaves_the_state(client: Client) -> None:
+    c = client.actor(Acc, 5)
+    with pytest.raises(ValueError, match="no 3"):
+        c.add(client.submit(boom, 3)).result(timeout=30)
+    assert c.get().result(timeout=30) == 5
+    c.close()
+
+
+def test_a_call_waiting_for_a_value_holds_back_its_handle_not_others(
+        client: Client, tmp_path: Path) -> None:
+    c = client.actor(Acc, 0)
+    other = ActorHandle(client._core, c.key, True)  # a second caller of the same actor
+    gate = tmp_path / "gate"
+    waiting = c.add(client.submit(after_file, str(gate), 10, pure=False))
+    behind = c.incr()
+    assert other.incr(100).result(timeout=30) == 100  # not held back
+    assert not waiting.done() and not behind.done()
+    gate.touch()
+    assert waiting.result(timeout=30) == 110
+    assert behind.result(timeout=30) == 111  # after it: the order of its handle
+    c.close()
+
+
+def test_who_has_names_the_holders_of_task_results(client: Client,
+                                                   mesh3: list[MeshProc]) -> None:
+    names = {p.name for p in mesh3}
+    f = client.submit(inc, 41, replicas=2)
+    assert f.result(timeout=30) == 42
+    got = wait_until(lambda: client.who_has([f])[f.key], 30, "the holders of a result")
+    assert len(got) == 2 and set(got) <= names
+    c = client.actor(Acc)
+    call = c.incr()
+    client.submit(inc, call).result(timeout=30)  # published: stored under the call's key
+    both = client.who_has([call, c])
+    assert set(both[call.key]) <= names and both[call.key]
+    assert both[c.key][0] in names
+    c.close()

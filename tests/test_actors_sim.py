@@ -1,8 +1,13 @@
 """Actors under the simulator (the ``actors`` workload of the one cluster
 harness, ``sim.runner.Simulation``): two clients call durable counters
 through two handles each while crashes, restarts, partitions, pauses, worker
-crashes, loss and duplication roll, over 100 seeds. No call is lost, none is
-applied twice, every future resolves once (``sim/workloads/actors.py``)."""
+crashes, loss and duplication roll, over 100 seeds; some arguments are
+futures of tasks and of other actors' calls. No call is lost, none is
+applied twice, every future resolves once (``sim/workloads/actors.py``).
+
+The faults stop at 25 s of 60: a durable call waits for every replica its
+host believes alive, so a call whose replica died resolves once the failure
+detector saw it (``Config.detection_bound``, 27.8 s here), before the end."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ ROLLING = {"crash": 1, "restart": 1, "partition": 1, "pause": 1}
 
 
 def run(seed: int) -> tuple:
-    sc = Scenario(name="actors", nodes=5, duration=40.0, workload="actors",
+    sc = Scenario(name="actors", nodes=5, duration=60.0, fault_end=25.0, workload="actors",
                   network=NetConfig(loss=0.02, duplicate=0.02), rolling=dict(ROLLING))
     sim = Simulation(sc, seed)
     result = sim.run()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from mesh.actors import _copies
 from mesh.actors._entry import Entry
 from mesh.actors._host import Host, Hosted
 from mesh.actors._records import QUEUED, Copy, WorkerEffect, WorkerEvent, move
@@ -23,6 +24,7 @@ from mesh.actors._records import Call as CallRec
 from mesh.actors._records import Crashed as CrashedEv
 from mesh.actors._records import Ran as RanEv
 from mesh.actors._records import Started as StartedEv
+from mesh.actors._values import Values
 from mesh.config import DEFAULT
 from mesh.errors import ActorLost
 from mesh.exec._table import Table
@@ -34,10 +36,12 @@ from mesh.protocol.messages import (
     ActorDrop,
     ActorFind,
     ActorOpen,
+    ActorPublish,
     ActorPull,
     ActorRelay,
     ActorReply,
     ActorState,
+    KeyFind,
     ProtocolViolation,
     decode_client,
     encode,
@@ -47,10 +51,7 @@ __all__ = ["ActorCore"]
 
 log = logging.getLogger("mesh.actors")
 
-_CLOSED = 4096
-"""Closed actors a node remembers, so calls to them fail at once."""
-
-CLIENT_RECORDS = (ActorOpen, ActorCall, ActorFind, ActorClose)
+CLIENT_RECORDS = (ActorOpen, ActorCall, ActorFind, ActorClose, ActorPublish, KeyFind)
 
 
 class ActorCore:
@@ -59,7 +60,9 @@ class ActorCore:
     def __init__(self, table: Table, *, batch: int = DEFAULT.actor_batch,
                  grace: float = DEFAULT.actor_grace, resend: float = DEFAULT.actor_resend,
                  max_payload: int = DEFAULT.max_http_body // 2,
-                 max_crashes: int = DEFAULT.max_task_crashes) -> None:
+                 max_crashes: int = DEFAULT.max_task_crashes, exec_core: Any = None) -> None:
+        """``exec_core``: the node's :class:`~mesh.exec.ExecCore` (whose
+        ``table`` this is), to fetch and store values by key."""
         self.t = table
         self.batch = batch
         self.grace = grace
@@ -72,11 +75,13 @@ class ActorCore:
         self.placed: dict[str, tuple[str, ...]] = {}
         self.host = Host(self)
         self.entry = Entry(self)
-        self.client_message = self.entry.client_message
+        self.values = Values(self, exec_core)
+        self.wake: Any = None
+        """Called when a value woke calls outside the core's own inputs."""
         self.pulling: dict[str, tuple[float, set[str]]] = {}
         """Actors this node hosts now and collects copies of before it takes them up."""
         self.closed: dict[str, None] = {}
-        """Actors closed here, newest last (at most ``_CLOSED``): calls fail at once."""
+        """Actors closed here, newest last (at most ``_copies.CLOSED``): calls fail at once."""
         self.pulled: set[str] = set()
         """Actors whose pull found no copy anywhere."""
         self._ring = table.ring
@@ -117,6 +122,17 @@ class ActorCore:
         for entry in sorted(entries):
             self.send(entry, ActorReply(key, kind, payload))
 
+    def client_message(self, sid: int, msg: Any, raw: list) -> None:
+        """An actor record from a client session of this node (its entry)."""
+        if type(msg) is ActorPublish:
+            self.values.publish(sid, msg)
+        else:
+            self.entry.client_message(sid, msg, raw)
+
+    def woken(self) -> None:
+        if self.wake is not None and self.host.work:
+            self.wake()
+
     def take_work(self) -> list[WorkerEffect]:
         work, self.host.work = self.host.work, []
         return work
@@ -124,8 +140,11 @@ class ActorCore:
     # ------------------------------------------------------------- host role
     def on_relay(self, msg: ActorRelay) -> None:
         inner = decode_client(msg.msg)
-        if type(inner) not in CLIENT_RECORDS:
+        if type(inner) not in CLIENT_RECORDS or type(inner) is ActorPublish:
             raise ProtocolViolation(f"an actor relay carries {type(inner).__name__}")
+        if type(inner) is KeyFind:
+            self.values.key_find(msg.entry, inner)
+            return
         durable = type(inner) is not ActorCall or inner.durable
         # A durable actor's state may be cut off by a partition: wait longer for it.
         self._serve(msg.entry, inner, self.now + self.grace * (10 if durable else 1))
@@ -134,7 +153,7 @@ class ActorCore:
         actor = msg.actor
         if actor in self.closed:
             if type(msg) is not ActorOpen:
-                self._expire(entry, msg, "was closed")
+                _copies.expire(self, entry, msg, "was closed")
                 return
             del self.closed[actor]  # made again under the same name
         h = self._owned(actor)
@@ -156,7 +175,8 @@ class ActorCore:
                 self.parked.setdefault(actor, []).append((entry, msg, deadline))
             return
         if type(msg) is ActorCall:
-            call = CallRec(msg.key, msg.caller, msg.seq, msg.method, msg.akind, msg.args)
+            call = CallRec(msg.key, msg.caller, msg.seq, msg.method, msg.akind, msg.args,
+                           tuple(msg.deps))
             self.host.accept(h, call, msg.low, entry)
         elif type(msg) is ActorOpen:
             self.host.open_done(h, entry, msg.key)
@@ -165,7 +185,7 @@ class ActorCore:
             info = {"durable": h.copy.durable, "nodes": nodes, "replicas": h.copy.replicas}
             self.send(entry, ActorReply(msg.key, *P.dumps_value(info)))
         else:
-            self._close(h, entry, msg.key)
+            _copies.close(self, h, entry, msg.key)
 
     def _owned(self, actor: str) -> Hosted | None:
         """The actor if this node hosts it. If this node is its host now and
@@ -211,7 +231,8 @@ class ActorCore:
         copy = h.copy if h is not None else self.host.copies.get(msg.actor)
         if msg.sub == self.name:
             return
-        if copy is not None:
+        if copy is not None:  # promised: no older host's version is acknowledged here
+            self.host.promised[msg.actor] = (msg.sub, copy.term, self.now + self.grace)
             self.send(msg.sub, self.host.state_msg(copy))
         else:  # "none here": an acknowledgement of version (0, 0)
             self.send(msg.sub, ActorAck(msg.actor, 0, 0, self.name))
@@ -221,23 +242,6 @@ class ActorCore:
             self._pulled(msg.actor, msg.holder)
         else:
             self.host.on_ack(msg)
-
-    def _close(self, h: Hosted, entry: str, key: str) -> None:
-        actor = h.copy.actor
-        targets = self.targets(h.copy)
-        for cs in self.host.drop(actor):
-            self.fail_lost(cs.entries, cs.call.key, f"actor {actor!r} was closed")
-        self.placed.pop(actor, None)
-        self._tombstone(actor)
-        for dest in targets:
-            self.send(dest, ActorDrop(actor))
-        self.send(entry, ActorReply(key, *P.dumps_value(None)))
-
-    def on_drop(self, msg: ActorDrop) -> None:
-        self._tombstone(msg.actor)
-        for cs in self.host.drop(msg.actor):
-            self.fail_lost(cs.entries, cs.call.key, f"actor {msg.actor!r} was closed")
-        self.placed.pop(msg.actor, None)
 
     def known(self, actor: str) -> None:
         """A copy of ``actor`` arrived: serve what waited for it."""
@@ -278,7 +282,7 @@ class ActorCore:
                 move(cs, "hand_over")
             c = cs.call
             raw = encode(ActorCall(c.key, actor, c.caller, c.seq, 0, c.method, c.akind, c.args,
-                                   copy.durable))
+                                   copy.durable, list(c.deps)))
             for entry in sorted(cs.entries):
                 self.send(host, ActorRelay(entry, raw))
         for entry, key in opens:
@@ -287,6 +291,9 @@ class ActorCore:
             self.send(host, ActorRelay(entry, raw))
 
     # ------------------------------------------------------ peer and worker
+    def on_drop(self, msg: ActorDrop) -> None:
+        _copies.on_drop(self, msg)
+
     def peer_handlers(self) -> dict[type, Any]:
         return {ActorRelay: self.on_relay, ActorReply: self.entry.on_reply,
                 ActorState: self.host.on_state, ActorAck: self.on_ack,
@@ -299,7 +306,7 @@ class ActorCore:
         if type(ev) is StartedEv:
             self.host.started(h, ev.kind, ev.payload, ev.state)
         elif type(ev) is RanEv:
-            self.host.ran(h, ev.results, ev.state)
+            self.host.ran(h, ev.results, ev.state, ev.reply, ev.quiet)
         elif type(ev) is CrashedEv:
             self.host.crashed(h)
 
@@ -376,25 +383,8 @@ class ActorCore:
                 if now < deadline:
                     keep.append((entry, msg, deadline))
                 else:
-                    self._expire(entry, msg)
+                    _copies.expire(self, entry, msg)
             if keep:
                 self.parked.setdefault(actor, []).extend(keep)
         self.host.resend()
-
-    def _tombstone(self, actor: str) -> None:
-        self.closed[actor] = None
-        if len(self.closed) > _CLOSED:
-            del self.closed[next(iter(self.closed))]
-
-    def _expire(self, entry: str, msg: Any, why: str = "") -> None:
-        if type(msg) is ActorClose:
-            self.send(entry, ActorReply(msg.key, *P.dumps_value(None)))
-            return
-        if type(msg) is ActorFind:
-            exc: BaseException = ValueError(
-                f"no actor named {msg.actor.removeprefix('actor-')!r} on the mesh")
-        else:
-            exc = ActorLost(f"actor {msg.actor!r} {why}" if why else (
-                f"no node holds actor {msg.actor!r}: it was closed, or every node that held "
-                "it died"))
-        self.send(entry, ActorReply(msg.key, *P.dumps_error(exc)))
+        self.values.tick(now)

@@ -7,8 +7,9 @@ is delivered to every session that asked for it as a :class:`Done`. A relay
 is sent again when its host leaves the view (durable calls), when its host
 stayed silent for ``actor_resend`` seconds, or after 30 times that; after 10
 times that of silence it goes to the next node of the list (whose view may
-have seen the host die when ours did not). A volatile call whose host died
-fails with :class:`~mesh.errors.ActorLost`.
+have seen the host die when ours did not); so does a relay that waited
+``actor_resend`` for a host silent that long already. A volatile call whose
+host died fails with :class:`~mesh.errors.ActorLost`.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class Entry:
         for key, rel in list(self.relays.items()):
             if not any(s in sessions for s in rel.sids):
                 del self.relays[key]
-            elif now - max(rel.asked, self.heard.get(rel.host, 0.0)) >= 10 * resend:
+            elif (now - max(rel.asked, self.heard.get(rel.host, 0.0)) >= 10 * resend
+                  or (now - self.heard.get(rel.host, now) >= 10 * resend
+                      and now - rel.asked >= resend)):
                 rel.tries += 1  # its target stayed silent (a view that missed a death?)
                 self.forward(rel)
             elif (now - max(rel.since, self.heard.get(rel.host, 0.0)) >= resend

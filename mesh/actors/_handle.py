@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mesh.protocol import payload as P
-from mesh.protocol.messages import ActorCall, ActorClose, ActorFind, ActorOpen
+from mesh.protocol.messages import ActorCall, ActorClose, ActorFind, ActorOpen, KeyFind
 
 if TYPE_CHECKING:
     from mesh._client_core import ClientCore
@@ -123,9 +123,15 @@ class ActorHandle:
 
     def _call(self, method: str, args: tuple, kwargs: dict) -> Future:
         akind, payload, deps = P.dumps_args(args, kwargs)
-        if deps:
-            raise TypeError(f"{method}(): futures cannot be arguments of actor calls yet; "
-                            "pass future.result()")
+        for f in deps:
+            if f._core is not self._core:
+                raise ValueError(f"{method}(): future {f.key} belongs to another client; "
+                                 "pass its result()")
+        if len(payload) > self._core.max_body // 2:
+            raise ValueError(
+                f"{method}(): the arguments are {len(payload)} bytes pickled, more than half "
+                f"the frame limit ({self._core.max_body}); pass large data as a future "
+                "(client.submit, client.scatter) instead")
         with self._lock:
             self._seq += 1
             seq = self._seq
@@ -135,8 +141,9 @@ class ActorHandle:
             low = heap[0] if heap else seq
             heapq.heappush(heap, seq)
         key = f"{self._actor}/{self._caller}/{seq}"
-        fut = send(self._core, ActorCall(key, self._actor, self._caller, seq, low, method,
-                                         akind, payload, self._durable))
+        msg = ActorCall(key, self._actor, self._caller, seq, low, method, akind, payload,
+                        self._durable, [f.key for f in deps])
+        fut = self._core.add([(key, msg, deps)])[0]  # deps: held while the call waits
         fut.add_done_callback(lambda _f: self._resolved(seq))
         return fut
 
@@ -165,15 +172,23 @@ def find_actor(core: ClientCore, name: str) -> tuple[str, Future]:
     return actor, send(core, find_msg(core, actor))
 
 
-def where(core: ClientCore, handles: Any) -> list[tuple[str, Future]]:
-    """``(actor key, future of its find)`` for each handle of ``handles``."""
-    items = [handles] if isinstance(handles, ActorHandle) else list(handles)
+def where(core: ClientCore, items: Any) -> list[tuple[str, Future]]:
+    """``(key, future of its find)`` for each handle or future of ``items``:
+    an actor's host and replicas, or the nodes holding a future's result."""
+    if isinstance(items, ActorHandle) or getattr(items, "_mesh_future_", False):
+        items = [items]
     out = []
     for h in items:
-        if not isinstance(h, ActorHandle):
-            raise TypeError(f"who_has takes actor handles, not {type(h).__name__} (the "
-                            "holders of task futures are not reported yet)")
-        out.append((h._actor, send(core, find_msg(core, h._actor))))
+        if isinstance(h, ActorHandle):
+            out.append((h._actor, send(core, find_msg(core, h._actor))))
+        elif getattr(h, "_mesh_future_", False):
+            if h._core is not core:
+                raise ValueError(f"future {h.key} belongs to another client")
+            msg = KeyFind(f"{h.key}/who/{core.client_id}/{next(core.proto._counter)}", h.key)
+            out.append((h.key, send(core, msg)))
+        else:
+            raise TypeError(f"who_has takes futures and actor handles, not "
+                            f"{type(h).__name__}")
     return out
 
 
@@ -209,7 +224,10 @@ def get(client: Any, name: str) -> Any:
 
 
 def who_has(client: Any, handles: Any) -> Any:
-    """``client.who_has(handles)``: ``{actor key: [host, replica, ...]}``."""
+    """``client.who_has(futures_or_handles)``: ``{key: [node, ...]}``; for an
+    actor ``[host, replica, ...]``, for a future the nodes holding its result
+    (empty while it is pending, and for an actor call's future until it is
+    an argument of a task or call, :mod:`mesh.actors._values`)."""
     found = where(client._core, handles)
     if client._async:
         async def gather() -> dict[str, list[str]]:

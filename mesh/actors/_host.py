@@ -1,18 +1,18 @@
-"""Hosting actors and holding their replicas, sans-IO.
+"""Hosting actors, sans-IO: a component of :class:`mesh.actors._core.ActorCore`.
+An actor's host is the first node of its key's preference list; the next
+``replicas - 1`` hold :class:`~mesh.actors._records.Copy` replicas of its
+state (:mod:`mesh.actors._copies`).
 
-A component of :class:`mesh.actors._core.ActorCore`. An actor's host is the
-first node of its key's preference list; the next ``replicas - 1`` nodes hold
-:class:`~mesh.actors._records.Copy` replicas of its state.
-
-* Calls of one caller are applied in sequence order, each exactly once: a
-  call whose sequence number was applied already is answered from the
-  record (:attr:`Copy.answers`); one that arrives early waits for the gap.
-* The host hands queued calls to the actor's worker in batches (one in
-  flight). A durable worker returns its state after each batch; the host
-  sends it, with the record, to the replicas (:class:`ActorState`) and
-  answers the batch's calls once every alive target acknowledged.
-* A volatile actor's calls are answered at once; its replicas keep only the
-  constructor, so a new host starts it again from there.
+* Calls of one caller are applied in sequence order, each exactly once: one
+  whose number was applied is answered from the record (:attr:`Copy.answers`);
+  one that arrives early waits for the gap. One that waits for its
+  arguments' values (:mod:`mesh.actors._values`) holds back its caller's
+  later calls (:attr:`Hosted.blocked`), not other callers'.
+* Queued calls go to the worker in batches, one run at a time (async calls
+  may stay in flight past it). A durable actor's state, at a quiet point,
+  goes with the record to the replicas (:class:`ActorState`); its calls are
+  answered once every alive target acknowledged. A volatile actor's calls
+  are answered at once; its replicas keep only the constructor.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
+from mesh.actors._copies import on_state
 from mesh.actors._records import (
     APPLIED,
     QUEUED,
@@ -66,6 +67,10 @@ class Hosted:
     opens: list[tuple[str, str]] = field(default_factory=list)
     low: dict[str, int] = field(default_factory=dict)
     """Per caller, the first call it still waits for (older answers are dropped)."""
+    inflight: dict[str, CallState] = field(default_factory=dict)
+    """Calls handed to the worker and not applied yet, in the order handed."""
+    blocked: dict[str, deque[CallState]] = field(default_factory=dict)
+    """Per caller, its calls behind one that waits for its arguments' values."""
     leaving: bool = False
 
 
@@ -78,6 +83,9 @@ class Host:
         self.copies: dict[str, Copy] = {}
         self.work: list[WorkerEffect] = []
         self._gen = 0
+        self.promised: dict[str, tuple[str, int, float]] = {}
+        """``(puller, term, until)`` per actor whose copy went to a node taking
+        it up: see :func:`mesh.actors._copies.on_state`."""
 
     # --------------------------------------------------------------- hosting
     def host(self, copy: Copy, fresh: bool) -> Hosted:
@@ -96,6 +104,9 @@ class Host:
             copy.term += 1  # a new host: its versions win over any older host's
             self.x.metrics.inc("actor_takeovers")
             log.info("%s takes actor %s up at version %s", self.x.name, copy.actor, copy.version)
+            msg = self.state_msg(copy)  # its new term, at once: the holders' promises end
+            for dest in self.x.targets(copy):
+                self.x.send(dest, msg)
         return h
 
     def accept(self, h: Hosted, call: Call, low: int, entry: str) -> None:
@@ -139,7 +150,24 @@ class Host:
         c = cs.call
         h.next_seq[c.caller] = max(h.next_seq.get(c.caller, 1), c.seq + 1)
         h.calls[(c.caller, c.seq)] = cs
-        h.queue.append(cs)
+        if c.deps and cs.missing is None:
+            self.x.values.fetch(h.copy.actor, cs)
+        blocked = h.blocked.get(c.caller)
+        if blocked is not None:
+            blocked.append(cs)
+        elif cs.missing:
+            h.blocked[c.caller] = deque((cs,))
+        else:
+            h.queue.append(cs)
+
+    def unblock(self, h: Hosted, caller: str) -> None:
+        """Values arrived: queue ``caller``'s calls up to the next that waits."""
+        blocked = h.blocked.get(caller)
+        while blocked and not blocked[0].missing:
+            h.queue.append(blocked.popleft())
+        if blocked is not None and not blocked:
+            del h.blocked[caller]
+        self.pump(h)
 
     def pump(self, h: Hosted) -> None:
         """Hand the worker its next batch if it is idle."""
@@ -152,10 +180,11 @@ class Host:
             cs = h.queue.popleft()
             move(cs, "start")
             batch.append(cs)
+            h.inflight[cs.call.key] = cs
         h.running = batch
         self.work.append(Run(h.copy.actor, h.gen,
-                             [[cs.call.key, cs.call.method, cs.call.akind, cs.call.args]
-                              for cs in batch], False))
+                             [[cs.call.key, cs.call.method, cs.call.akind, cs.call.args,
+                               cs.depvals or None] for cs in batch], False))
 
     # ---------------------------------------------------------- worker events
     def started(self, h: Hosted, kind: int, payload: bytes, state: bytes) -> None:
@@ -173,30 +202,45 @@ class Host:
         self.replicate(h, [], opens)
         self.pump(h)
 
-    def ran(self, h: Hosted, results: list, state: bytes) -> None:
-        batch, h.running = h.running or [], None
+    def ran(self, h: Hosted, results: list, state: bytes, reply: bool = True,
+            quiet: bool = True) -> None:
+        """The worker reports calls that finished (``reply``: in answer to
+        the last :class:`Run`). They are applied (recorded with the state)
+        at once if volatile; if durable, at a ``quiet`` point, whose state
+        holds every call that finished and none still in flight."""
+        if reply:
+            h.running = None
         copy = h.copy
         limit = self.x.max_payload
-        by_key = {r[0]: r for r in results}
-        for cs in batch:
-            c = cs.call
-            r = by_key.get(c.key)
-            kind, payload = (r[1], r[2]) if r is not None else (
-                P.FAILED, b"the actor's worker returned no answer for this call")
+        for key, kind, payload in results:
+            cs = h.inflight.get(key)
+            if cs is None:
+                continue
             if len(payload) > limit:
                 kind, payload = P.FAILED, (
-                    f"the result of actor call {c.key!r} is {len(payload)} bytes, more than "
+                    f"the result of actor call {key!r} is {len(payload)} bytes, more than "
                     f"{limit}; return something smaller").encode()
-            move(cs, "apply")
-            copy.applied[c.caller] = max(copy.applied.get(c.caller, 0), c.seq)
-            copy.answers.setdefault(c.caller, {})[c.seq] = (kind, payload)
-        copy.n += 1
-        if copy.durable and state:
-            copy.state = state
-        self.x.metrics.inc("actor_calls_applied", len(batch))
-        self.replicate(h, batch, [])
-        if h.leaving:
-            self.x.hand_over(h)
+            cs.result = (kind, payload)
+        if quiet:
+            for cs in h.inflight.values():
+                if cs.result is None:
+                    cs.result = (P.FAILED, b"the actor's worker returned no answer for this call")
+        if quiet or not copy.durable:
+            done = [cs for cs in h.inflight.values() if cs.result is not None]
+            if done:
+                for cs in done:
+                    c = cs.call
+                    del h.inflight[c.key]
+                    move(cs, "apply")
+                    copy.applied[c.caller] = max(copy.applied.get(c.caller, 0), c.seq)
+                    copy.answers.setdefault(c.caller, {})[c.seq] = cs.result
+                copy.n += 1
+                if copy.durable and state:
+                    copy.state = state
+                self.x.metrics.inc("actor_calls_applied", len(done))
+                self.replicate(h, done, [])
+        if h.leaving and h.running is None:
+            self.x.hand_over(h)  # calls in flight run again on the new host
             return
         self.pump(h)
 
@@ -204,7 +248,10 @@ class Host:
         """The worker died: start it again from the last state (durable) or
         from the constructor (volatile: the calls in flight are lost)."""
         self.x.metrics.inc("actor_worker_crashes")
-        batch, h.running = h.running or [], None
+        batch, h.running = list(h.inflight.values()), None
+        h.inflight.clear()
+        for cs in batch:
+            cs.result = None  # not in the state it starts again from
         copy = h.copy
         if copy.durable:
             keep = []
@@ -222,6 +269,7 @@ class Host:
             for cs in lost:
                 move(cs, "lose")
                 h.calls.pop((cs.call.caller, cs.call.seq), None)
+                self.x.values.release(cs)
                 self.x.fail_lost(cs.entries, cs.call.key,
                                  f"actor {copy.actor!r} is volatile and its worker died; "
                                  "it starts again from its constructor")
@@ -261,11 +309,14 @@ class Host:
 
     def resend(self) -> None:
         """The whole copy again to targets that did not acknowledge (a lost
-        delta, or a replica that restarted)."""
+        delta, or a replica that restarted), and to the actor's targets in
+        the current view (one that replaces a dead target, whose first copy
+        was lost)."""
         for h in self.hosted.values():
             if h.unconfirmed and h.up:
                 head = h.unconfirmed[0]
-                missing = (head.targets & self.x.alive()) - head.acks
+                now = set(self.x.targets(h.copy)) if h.copy.durable else set()
+                missing = ((head.targets | now) & self.x.alive()) - head.acks
                 if missing:
                     msg = self.state_msg(h.copy)
                     for dest in sorted(missing):
@@ -306,6 +357,7 @@ class Host:
                     move(cs, "confirm")
                 c = cs.call
                 h.calls.pop((c.caller, c.seq), None)
+                self.x.values.release(cs)
                 kind, payload = copy.answers.get(c.caller, {}).get(c.seq, (P.FAILED, b""))
                 for entry in sorted(cs.entries):
                     self.x.send(entry, ActorReply(c.key, kind, payload))
@@ -330,48 +382,8 @@ class Host:
 
     # --------------------------------------------------------------- replicas
     def on_state(self, msg: ActorState) -> None:
-        """Keep a newer copy; acknowledge the version we hold."""
-        version = (msg.term, msg.n)
-        h = self.hosted.get(msg.actor)
-        if h is not None:
-            if version <= h.copy.version or msg.host == self.x.name:
-                return  # an older host's news
-            # A newer term, or our term with more progress (two nodes took the
-            # actor up at once while cut off): theirs wins.
-            self.x.metrics.inc("actor_host_stepped_down")
-            log.info("%s hands actor %s at %s to %s at %s", self.x.name, msg.actor,
-                     h.copy.version, msg.host, version)
-            copy = h.copy
-            left = self.drop(msg.actor)  # another node took the actor over: its calls go there
-            self.x.relay_again(copy, left, h.opens)
-        copy = self.copies.get(msg.actor)
-        if msg.full and (copy is None or version > copy.version):
-            answers: dict[str, dict[int, tuple[int, bytes]]] = {}
-            for caller, seq, kind, payload in msg.answers:
-                answers.setdefault(caller, {})[seq] = (kind, payload)
-            copy = self.copies[msg.actor] = Copy(
-                msg.actor, msg.fn, msg.akind, msg.args, msg.durable, msg.replicas,
-                msg.term, msg.n, msg.state, dict(msg.applied), answers)
-        elif (not msg.full and copy is not None and copy.term == msg.term
-                and copy.n + 1 == msg.n):  # the next version: add its answers
-            copy.n, copy.state, copy.applied = msg.n, msg.state, dict(msg.applied)
-            for caller, seq, kind, payload in msg.answers:
-                copy.answers.setdefault(caller, {})[seq] = (kind, payload)
-            for caller, low in msg.lows.items():
-                got = copy.answers.get(caller)
-                if got:
-                    for s in [s for s in got if s < low]:
-                        del got[s]
-        if copy is None:
-            return  # a delta we cannot place: the host sends the whole copy again
-        if copy.version > version and msg.host != self.x.name:
-            self.x.send(msg.host, self.state_msg(copy))  # a host behind us: show it ours
-            self.x._pulled(msg.actor, msg.host)
-            return
-        if copy.version == version and msg.host != self.x.name:
-            self.x.send(msg.host, ActorAck(msg.actor, msg.term, msg.n, self.x.name))
-        self.x._pulled(msg.actor, msg.host)  # an answer to our pull, if we asked
-        self.x.known(msg.actor)
+        """Keep a newer copy; acknowledge the version we hold (:mod:`mesh.actors._copies`)."""
+        on_state(self, msg)
 
     def drop(self, actor: str) -> list[CallState]:
         """Forget ``actor`` here; returns the calls it had not answered."""
@@ -383,4 +395,6 @@ class Host:
         left = [cs for cs in h.calls.values() if cs.state in (QUEUED, RUNNING, APPLIED)]
         for early in h.early.values():
             left.extend(early.values())
+        for cs in left:
+            self.x.values.release(cs)  # its next host fetches them again
         return left

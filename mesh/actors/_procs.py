@@ -33,6 +33,7 @@ from mesh.actors._records import (
     WorkerEvent,
 )
 from mesh.actors._worker import Actor
+from mesh.store import Value
 
 __all__ = ["ActorProcesses", "ActorWorkers", "InlineActors"]
 
@@ -90,7 +91,7 @@ class ActorProcesses:
             elif type(eff) is Run:
                 p = self._procs.get(eff.actor)
                 if p is not None and p.gen == eff.gen:
-                    self._write(p, ["run", eff.calls, eff.snapshot])
+                    self._write(p, ["run", [_wire_call(c) for c in eff.calls], eff.snapshot])
             elif type(eff) is Kill:
                 p = self._procs.get(eff.actor)
                 if p is not None and p.gen == eff.gen:
@@ -127,7 +128,7 @@ class ActorProcesses:
                 body = await out.readexactly(_HEADER.unpack(head)[0])
                 msg = msgpack.unpackb(body, raw=False)
                 self._emit(Started(p.actor, p.gen, msg[1], msg[2], msg[3]) if msg[0] == "started"
-                           else Ran(p.actor, p.gen, msg[1], msg[2]))
+                           else Ran(p.actor, p.gen, msg[1], msg[2], msg[3], msg[4]))
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             if not self._stopping and self._procs.get(p.actor) is p:
                 log.warning("actor %s: its worker died (%s)", p.actor, exc)
@@ -159,6 +160,17 @@ class ActorProcesses:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+def _wire_call(call: list) -> list:
+    """A call as the worker reads it: a large input value inline through the
+    pipe as ``[header, *buffers]`` (as the task pool sends it without a
+    spill directory)."""
+    deps = call[4]
+    if deps and any(type(v[1]) is Value for v in deps.values()):
+        call = [*call[:4], {k: [kind, [v.header, *v.buffers]] if type(v) is Value else [kind, v]
+                            for k, (kind, v) in deps.items()}]
+    return call
+
+
 class InlineActors:
     """Actors applied in this process, one loop turn after each effect."""
 
@@ -183,7 +195,7 @@ class InlineActors:
                 got = self._actors.get(eff.actor)
                 if got is not None and got[0] == eff.gen:
                     msg = got[1].run(eff.calls, eff.snapshot)
-                    self._later(Ran(eff.actor, eff.gen, msg[1], msg[2]))
+                    self._later(Ran(eff.actor, eff.gen, *msg[1:]))
             elif type(eff) is Kill:
                 got = self._actors.get(eff.actor)
                 if got is not None and got[0] == eff.gen:

@@ -44,13 +44,15 @@ class IllegalTransition(AssertionError):
 @dataclass(frozen=True, slots=True)
 class Call:
     """One method call, as the host keeps it. ``seq`` orders the calls of one
-    ``caller`` (a handle); ``key`` is the future's key."""
+    ``caller`` (a handle); ``key`` is the future's key; ``deps`` the keys of
+    the futures among its arguments."""
     key: str
     caller: str
     seq: int
     method: str
     akind: int
     args: bytes
+    deps: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -60,6 +62,12 @@ class CallState:
     entries: set[str]
     state: int = QUEUED
     crashes: int = 0
+    depvals: dict[str, list] | None = None
+    """The values of ``call.deps`` that arrived (``{key: [kind, payload]}``)."""
+    missing: set[str] | None = None
+    """The keys of ``call.deps`` whose values have not arrived (None: not asked)."""
+    result: tuple[int, bytes] | None = None
+    """Its outcome from the worker, until applied (durable: at a quiet point)."""
 
 
 def move(cs: CallState, event: str) -> None:
@@ -116,8 +124,9 @@ class Spawn:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Apply ``calls`` (``[key, method, akind, args]`` each) in order; a
-    durable worker returns its state after them, so does ``snapshot``."""
+    """Apply ``calls`` (``[key, method, akind, args, depvals]`` each, depvals
+    ``{key: [kind, payload]}`` or None) in order; a durable worker returns its
+    state after them, so does ``snapshot``."""
     actor: str
     gen: int
     calls: list
@@ -147,12 +156,16 @@ class Started:
 
 @dataclass(frozen=True, slots=True)
 class Ran:
-    """A :class:`Run` finished: ``results`` (``[key, kind, payload]`` each), the
-    state after them (``b""`` if not asked for or not picklable)."""
+    """Calls finished: ``results`` (``[key, kind, payload]`` each); ``reply``:
+    in answer to the last :class:`Run` (else async calls that went on after
+    it); ``quiet``: no call is in flight, and ``state`` (durable, else
+    ``b""``) holds every call finished so far."""
     actor: str
     gen: int
     results: list
     state: bytes
+    reply: bool = True
+    quiet: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,8 @@ class ActorService:
         cfg = node.config
         self.core = core = ActorCore(ex.core.table, batch=cfg.actor_batch, grace=cfg.actor_grace,
                                      resend=cfg.actor_resend, max_payload=cfg.max_http_body // 2,
-                                     max_crashes=cfg.max_task_crashes)
+                                     max_crashes=cfg.max_task_crashes, exec_core=ex.core)
+        core.wake = self._soon
         core.now = node.runtime.now()
         peer = {cls: self._peer(fn) for cls, fn in core.peer_handlers().items()}
         ex.core.add_handlers(dict.fromkeys(CLIENT_RECORDS, self._client), peer)
@@ -88,9 +89,15 @@ class ActorService:
         return handle
 
     def _soon(self) -> None:
-        """Worker effects queued inside the exec core's input go out right
-        after it (its messages go out with its own effects)."""
-        if not self._flush_pending and self.node is not None:
+        """Worker effects queued inside the exec core's input go to the
+        workers now (its messages go out with the exec core's own effects);
+        a view that changed is taken in right after the input."""
+        assert self.core is not None
+        work = self.core.take_work()
+        if work:
+            self.workers.carry(work)
+        if (not self._flush_pending and self.node is not None
+                and self.core.t.ring is not self.core._ring):
             self._flush_pending = True
             self.node.runtime.call_later(0.0, self._flush)
 

@@ -117,7 +117,10 @@ class Running:
         return False
 
     def dependency_arrived(self, dep: str, kind: int, payload: bytes) -> None:
-        """A confirmed result of ``dep`` reached this node: wake its waiters."""
+        """A confirmed result of ``dep`` reached this node: wake its waiters
+        (and tell the other layers' listeners)."""
+        for listener in self.t.listeners:
+            listener(dep, kind, payload)
         waiting = self.t.waiters.pop(dep, None)
         if not waiting:
             return

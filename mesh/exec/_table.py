@@ -88,6 +88,10 @@ class Table:
     """Peers' queue depths, from gossip metadata (locality avoids a busy node)."""
     locality_bytes: int = DEFAULT.locality_bytes
     """Inputs of at least this many bytes are run next to rather than fetched."""
+    listeners: list = field(default_factory=list)
+    """Another layer's ``(key, kind, payload)`` callbacks, told of every
+    dependency value that reaches this node (mesh.actors: calls whose
+    arguments are futures)."""
 
     def send(self, dest: str, msg: object) -> None:
         if dest == self.name:

@@ -29,7 +29,9 @@ class ActorOpen:
 class ActorCall:
     """Client to entry node: call ``method`` of ``actor``; ``caller`` and
     ``seq`` (1, 2, ...) order and deduplicate calls; the caller still waits
-    for every call from ``low`` on. Answered by :class:`Done` ``key``."""
+    for every call from ``low`` on. ``deps``: the keys of the futures among
+    the arguments; the host fetches their values as a task's owner does and
+    runs the call once all arrived. Answered by :class:`Done` ``key``."""
     key: str
     actor: str
     caller: str
@@ -39,12 +41,33 @@ class ActorCall:
     akind: int
     args: bytes
     durable: bool
+    deps: list[str]
 
 
 @_record
 class ActorFind:
     """Client to entry node: where is ``actor`` (:class:`Done` ``key`` carries
     ``{"durable", "nodes"}``)?"""
+    key: str
+    actor: str
+
+
+@_record
+class ActorPublish:
+    """Client to entry node: the outcome of actor call ``key`` (its future
+    is an argument of a task or of another call): store it under ``key`` on
+    the key's nodes, as a task's result, held by this session until it
+    releases ``key``. Answered by :class:`Done` ``key`` (no value)."""
+    key: str
+    kind: int
+    payload: bytes
+
+
+@_record
+class KeyFind:
+    """Client to entry node: which nodes hold the result of task key
+    ``actor`` (:class:`Done` ``key`` carries ``{"nodes"}``)? Relayed to the
+    first node of the key's list, like an actor record."""
     key: str
     actor: str
 

@@ -11,8 +11,9 @@ Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
   :class:`Recheck`, :class:`Keep` and :class:`Located`.
 
 Actor records ride on the same two channels (:mod:`mesh.actors`):
-:class:`ActorOpen`, :class:`ActorCall`, :class:`ActorFind` and
-:class:`ActorClose` from a client (answered by :class:`Done`);
+:class:`ActorOpen`, :class:`ActorCall`, :class:`ActorFind`,
+:class:`ActorClose`, :class:`ActorPublish` and :class:`KeyFind` from a
+client (answered by :class:`Done`);
 :class:`ActorRelay`, :class:`ActorReply`, :class:`ActorState`,
 :class:`ActorAck` and :class:`ActorDrop` between peers.
 
@@ -39,10 +40,12 @@ from mesh.protocol._actor_messages import (
     ActorDrop,
     ActorFind,
     ActorOpen,
+    ActorPublish,
     ActorPull,
     ActorRelay,
     ActorReply,
     ActorState,
+    KeyFind,
 )
 from mesh.protocol._decode import (
     _ENCODERS,
@@ -55,9 +58,9 @@ from mesh.protocol._decode import (
 
 __all__ = [
     "MAX_NAME", "MAX_REPLICAS", "MAX_WORKERS", "Ack", "ActorAck", "ActorCall", "ActorClose",
-    "ActorDrop", "ActorFind",
-    "ActorOpen", "ActorPull", "ActorRelay", "ActorReply", "ActorState", "Confirm", "Done",
-    "Fetch", "Grant", "Hold", "Keep", "Located", "Lost", "Members", "Need", "Ping", "Pong",
+    "ActorDrop", "ActorFind", "ActorOpen", "ActorPublish", "ActorPull", "ActorRelay",
+    "ActorReply", "ActorState", "Confirm", "Done", "Fetch", "Grant", "Hold", "Keep", "KeyFind",
+    "Located", "Lost", "Members", "Need", "Ping", "Pong",
     "ProtocolViolation", "Recheck", "Release", "Result", "Steal", "Store", "Submit",
     "Unsubscribe",
     "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
@@ -260,7 +263,7 @@ class Located:
 
 CLIENT = _Channel("client", {"s": Submit, "x": Release, "p": Ping,
                              "ao": ActorOpen, "ac": ActorCall, "af": ActorFind,
-                             "az": ActorClose, "f": Fetch})
+                             "az": ActorClose, "av": ActorPublish, "kf": KeyFind, "f": Fetch})
 """Client to entry node."""
 CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l": Lost})
 """Entry node to client."""

@@ -6,8 +6,11 @@ Every node runs the real :class:`mesh.exec.ExecService` and
 :class:`mesh.client.AsyncClient` objects) each make a durable counter, get a
 second handle on it by name, and work in rounds: both handles send a burst of
 ``incr(k)`` calls (``k`` from 1 to 9) without waiting, the round waits for
-all of them, then reads the count with ``incr(0)``. Now and then the
-workload kills the worker of an actor's host, as a crashing process would.
+all of them, then reads the count with ``incr(0)``. Some ``k`` come as
+futures: of a task (``same(k)``) or of a call to the client's other actor
+(``echo(k)``), whose value the host fetches through the exec layer while the
+call holds back its handle's later calls. Now and then the workload kills
+the worker of an actor's host, as a crashing process would.
 
 Invariants, judged from what the clients see:
 
@@ -54,6 +57,13 @@ class Counter:
     def incr(self, k: int = 1) -> int:
         self.n += k
         return self.n
+
+    def echo(self, k: int) -> int:
+        return k
+
+
+def same(k: int) -> int:
+    return k
 
 
 class ActorsWorkload:
@@ -110,6 +120,8 @@ class ActorsWorkload:
         host = self.client_hosts[c]
         rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
         rng = random.Random(f"{sim.seed}:actors:{c}")
+        via = random.Random(f"{sim.seed}:actors:{c}:args")  # its own stream: the calls
+        # and their timing draw from ``rng`` as they would without futures
         await rt.sleep(self.t0 + c * 0.5)
         from sim.workloads import connect_client
 
@@ -121,6 +133,8 @@ class ActorsWorkload:
             first = await asyncio.wait_for(client.actor(Counter, name=name, replicas=REPLICAS),
                                            self.round_timeout)
             second = await asyncio.wait_for(client.get_actor(name), self.round_timeout)
+            echo = await asyncio.wait_for(client.actor(Counter, replicas=REPLICAS),
+                                          self.round_timeout)
         except (TimeoutError, ValueError) as exc:
             self.failed.append(f"client {c} could not make its actor: {exc!r}")
             return
@@ -132,7 +146,13 @@ class ActorsWorkload:
                 for _ in range(rng.randint(1, 12)):
                     step = rng.randint(1, 9)
                     total += step
-                    sent.append((id(handle), self._track(handle.incr(step))))
+                    arg: Any = step
+                    how = via.random()
+                    if how < 0.1:  # the step as a task's future
+                        arg = client.submit(same, step, pure=False)
+                    elif how < 0.2:  # the step as another actor's call's future
+                        arg = self._track(echo.echo(step))
+                    sent.append((id(handle), self._track(handle.incr(arg))))
                     if rng.random() < 0.3:
                         await rt.sleep(rng.choice((0.0, 0.01, 0.1)))
             if rng.random() < 0.2:
