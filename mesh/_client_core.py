@@ -31,8 +31,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from mesh._client_future import CANCELLED, LOST, Future, KeyState
+from mesh._client_future import CANCELLED, LOST, REMOTE, Future, KeyState
 from mesh._client_protocol import ClientProtocol, check_call_options
+from mesh._client_scatter import Scatterer
 from mesh.addresses import format_address, parse_address
 from mesh.config import DEFAULT
 from mesh.errors import MeshUnavailable, WireError
@@ -84,6 +85,8 @@ class ClientCore:
         self._control: list = []
         """Credits and cancels for the values the node streams to us."""
         self._values: Any = None
+        self.scatter = Scatterer(self, runtime.rng.getrandbits(32) << 20)
+        """Values this client sends (``Client.scatter``, large arguments)."""
 
     @property
     def addresses(self) -> list[Address]:
@@ -151,6 +154,7 @@ class ClientCore:
                 with self.cond:
                     self.proto.connected(welcome if isinstance(welcome, dict) else {}, addr,
                                          rt.now())
+                self._control.extend(self.scatter.connected(welcome))
                 assert self.loop is not None
                 self._tasks.append(self.loop.create_task(self._reader(ch)))
                 self._wake()
@@ -168,8 +172,9 @@ class ClientCore:
               pure: bool, retries: int, key: str | None = None,
               replicas: int | None = None) -> list[Future]:
         """Encode calls of ``func`` and queue them; returns one future each."""
-        items = self.proto.build(func, calls, pure=pure, retries=retries, key=key,
-                                 own=lambda f: f._core is self, replicas=replicas)
+        items = self.proto.build(func, self.scatter.large_args(calls), pure=pure,
+                                 retries=retries, key=key, own=lambda f: f._core is self,
+                                 replicas=replicas)
         return self.add(items)
 
     def add(self, items: list[tuple[str, list, list[Future]]]) -> list[Future]:
@@ -181,6 +186,8 @@ class ClientCore:
                 if new:
                     fresh.append(st)
                 futures.append(Future(st, self))
+            if fresh and self.proto.uploading:  # some wait for a value on its way
+                fresh = self.scatter.park(fresh)
         if fresh:
             self.inbox.extend(fresh)
             self._wake()
@@ -202,23 +209,30 @@ class ClientCore:
             await self._kick.wait()
             self._kick.clear()
             self._wake_pending = False
-            inbox = self.inbox
-            while inbox:
-                self.proto.unsent.append(inbox.popleft())
-            ch = self._channel
-            if ch is None:
-                continue
-            with self.cond:
-                msgs = self.proto.outgoing()
-            ctl, self._control = self._control, []
             try:
-                if ctl:
-                    await ch.send(self.codec.seal([CONTROL_FRAME, *ctl]))
-                if msgs:
-                    for frame in encode_frames(self.codec, msgs, self.max_body):
-                        await ch.send(frame)
+                while await self._send_some():
+                    pass  # one chunk of an upload between batches of messages
             except ChannelClosed:
                 continue  # the reader notices and reconnects
+
+    async def _send_some(self) -> bool:
+        """Send the waiting messages, then one chunk; True if a chunk went."""
+        inbox = self.inbox
+        while inbox:
+            self.proto.unsent.append(inbox.popleft())
+        ch = self._channel
+        if ch is None:
+            return False
+        with self.cond:
+            msgs = self.proto.outgoing()
+        ctl, self._control = self._control, []
+        ctl += self.scatter.offers()
+        if ctl:
+            await ch.send(self.codec.seal([CONTROL_FRAME, *ctl]))
+        if msgs:
+            for frame in encode_frames(self.codec, msgs, self.max_body):
+                await ch.send(frame)
+        return await self.scatter.send_chunk(ch, self.codec)
 
     # ------------------------------------------------------------- receiving
     async def _reader(self, ch: Channel) -> None:
@@ -233,7 +247,7 @@ class ClientCore:
                 if type(frame) is not list:
                     raise ProtocolViolation("a frame from the node must be a list of messages")
                 if frame and frame[0] == CONTROL_FRAME:
-                    await self._values.on_offers(node, frame)
+                    await self.scatter.control_frame(self._values, node, frame)
                     continue
                 self._on_messages([decode_client_reply(m) for m in frame])
         except (ChannelClosed, WireError, ProtocolViolation) as exc:
@@ -279,7 +293,10 @@ class ClientCore:
         callbacks: list[Callable[[], None]] = []
         afuts: list[asyncio.Future[None]] = []
         with self.cond:
-            for st in self.proto.received(msgs, self._runtime.now()):
+            finished = self.proto.received(msgs, self._runtime.now())
+            if self.proto.scattered:
+                finished += self.scatter.answered()
+            for st in finished:
                 if st.callbacks:
                     callbacks.extend(st.callbacks)
                     st.callbacks = None
@@ -322,6 +339,8 @@ class ClientCore:
     async def wait_async(self, st: KeyState) -> Any:
         """Wait for ``st`` on the client loop; its value (or raise its error)."""
         await self.wait_done(st)
+        if st.payload is REMOTE:
+            await self.scatter.fetch_async([st])
         return st.value()
 
     async def wait_done(self, st: KeyState) -> None:

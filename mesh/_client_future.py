@@ -28,6 +28,19 @@ __all__ = ["Future", "KeyState", "as_completed"]
 PENDING, FINISHED, ERROR, CANCELLED, LOST = "pending", "finished", "error", "cancelled", "lost"
 
 
+class _Remote:
+    """The payload of a finished key whose value stays on the mesh (a
+    scattered value) until ``result()`` fetches it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<kept on the mesh>"
+
+
+REMOTE = _Remote()
+
+
 class KeyState:
     """What the client knows about one key. Mutated on the client loop only,
     under the core's condition lock."""
@@ -58,6 +71,9 @@ class KeyState:
             if self.kind == P.OK_VALUE:  # a value streamed in chunks (mesh.store)
                 from mesh.store import loads
 
+                if self.payload is REMOTE:
+                    raise RuntimeError(f"the value of {self.key!r} is on the mesh: "
+                                       "fetch it with result() or gather()")
                 return loads(self.payload.header, self.payload.buffers)  # type: ignore[attr-defined]
             return P.loads_value(self.kind, self.payload)
         if st == CANCELLED:
@@ -121,6 +137,8 @@ class Future:
         ``CancelledError``, or ``TimeoutError`` after ``timeout`` seconds."""
         if not self._state.done:
             self._core.wait_states([self._state], timeout)
+        if self._state.payload is REMOTE:  # scattered: fetched once, then kept here
+            self._core.scatter.fetch([self._state], timeout)
         return self._state.value()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:

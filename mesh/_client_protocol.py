@@ -16,11 +16,20 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mesh._client_future import CANCELLED, ERROR, FINISHED, PENDING, KeyState
+from mesh._client_future import CANCELLED, ERROR, FINISHED, PENDING, REMOTE, KeyState
 from mesh.addresses import parse_address
 from mesh.config import DEFAULT
 from mesh.protocol import payload as P
-from mesh.protocol.messages import MAX_REPLICAS, Done, Lost, Members, Release, Submit, encode
+from mesh.protocol.messages import (
+    MAX_REPLICAS,
+    Done,
+    Lost,
+    Members,
+    Release,
+    Scattered,
+    Submit,
+    encode,
+)
 from mesh.runtime import Address
 
 __all__ = ["ClientProtocol", "check_call_options"]
@@ -66,6 +75,10 @@ class ClientProtocol:
         self.last_rx = 0.0
         self._counter = itertools.count()
         self._fns: dict[int, tuple[Any, bytes, bytes, str]] = {}
+        self.uploading: set[str] = set()
+        """Scattered keys whose value is on its way (never submitted as a spec)."""
+        self.scattered: list[tuple[str, str]] = []
+        """``(key, error)`` of each upload the node answered, for the driver."""
 
     # ------------------------------------------------------------ submitting
     def build(self, func: Callable[..., Any], calls: Iterable[tuple[tuple, dict]], *,
@@ -160,7 +173,8 @@ class ClientProtocol:
         self.credit = self.window = int(welcome.get("window", 1))
         self.last_rx = now
         self.unsent = deque(st for st in self.states.values()
-                            if st.status == PENDING or st.refs > 0)
+                            if (st.status == PENDING or st.refs > 0)
+                            and st.key not in self.uploading)
         for st in self.unsent:
             st.sent = False
         self.releases.clear()
@@ -195,6 +209,18 @@ class ClientProtocol:
                 if st is not None and st.sent and st.refs > 0 and st.status != CANCELLED:
                     st.sent = False
                     self.unsent.append(st)
+            elif type(m) is Scattered:
+                self.scattered.append((m.key, m.error))
+                self.uploading.discard(m.key)
+                st = states.get(m.key)
+                if st is None:  # released while it was on its way
+                    self.releases.append(m.key)
+                elif st.status == PENDING:
+                    if m.error:
+                        resolve(st, ERROR, P.FAILED, m.error.encode())
+                    else:
+                        resolve(st, FINISHED, P.OK_VALUE, REMOTE)  # type: ignore[arg-type]
+                    finished.append(st)
             # Pong: a keepalive answer; receiving it was the point
         self.credit += credit
         return finished

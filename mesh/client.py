@@ -37,6 +37,7 @@ from typing import Any
 from mesh import actors as _actors
 from mesh._client_core import ClientCore
 from mesh._client_future import Future, as_completed
+from mesh._client_scatter import scatter_api
 from mesh._loop import new_event_loop
 from mesh.addresses import format_address
 from mesh.config import DEFAULT
@@ -46,16 +47,8 @@ from mesh.runtime import Runtime
 from mesh.secrets import ENV_VAR
 from mesh.wire import Secrets, normalize_secrets
 
-__all__ = [
-    "AsyncClient",
-    "Client",
-    "Future",
-    "KilledWorker",
-    "MeshExecutor",
-    "MeshUnavailable",
-    "TaskFailed",
-    "as_completed",
-]
+__all__ = ["AsyncClient", "Client", "Future", "KilledWorker", "MeshExecutor", "MeshUnavailable",
+           "TaskFailed", "as_completed"]
 
 
 def _secret(secret: Secrets) -> list[bytes]:
@@ -99,6 +92,13 @@ class _Api:
         sent in batches."""
         return self._core.build(func, _calls(iterables), pure=pure, retries=retries,
                                 replicas=replicas)
+
+    def scatter(self, data: Any, *, replicas: int | None = None, hash: bool = True,
+                broadcast: bool = False, timeout: float | None = None) -> Any:
+        """Put ``data`` on the mesh (a list or tuple: each item; a dict: each
+        value, under its key) as futures whose results live on ``replicas``
+        nodes (``broadcast``: all); on an ``AsyncClient``, awaitable."""
+        return scatter_api(self, data, replicas, hash, broadcast, timeout)
 
     def compute(self, collection: Any, optimize_graph: bool = True) -> Future:
         """Run a Dask collection's graph; a Future of its computed value."""
@@ -192,6 +192,7 @@ class Client(_Api):
             return futures.result(timeout)
         futs = list(futures)
         self._core.wait_states([f._state for f in futs], timeout)
+        self._core.scatter.fetch([f._state for f in futs], timeout)  # scattered values
         return _collect(futs, errors)
 
     def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
@@ -271,6 +272,7 @@ class AsyncClient(_Api):
                     await self._core.wait_done(f._state)
 
         await asyncio.wait_for(wait_all(), timeout)
+        await self._core.scatter.fetch_async([f._state for f in futs])  # scattered values
         return _collect(futs, errors)
 
     async def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:

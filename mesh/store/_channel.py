@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from mesh.protocol.messages import Done, Grant, ProtocolViolation, Result, Store, encode
+from mesh.protocol.messages import Done, Grant, ProtocolViolation, Result, Scatter, Store, encode
 from mesh.store._chunks import value_digest
 from mesh.store._interleave import Interleaver
 from mesh.store._transfer import Cancel, Chunk, Credit, Sender
@@ -48,7 +48,7 @@ CONTROL_FRAME = "V"
 CONTROL = frozenset({OFFER, CREDIT, CANCEL})
 _CHUNK_PURPOSE = 4
 """``mesh.wire.PURPOSES["chunk"]``: byte 3 of every frame names its purpose."""
-_CARRIERS = (Store, Result, Done)
+_CARRIERS = (Store, Result, Done, Scatter)
 
 
 def is_chunk_frame(frame: Any) -> bool:
