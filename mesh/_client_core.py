@@ -85,7 +85,7 @@ class ClientCore:
         self._control: list = []
         """Credits and cancels for the values the node streams to us."""
         self._values: Any = None
-        self.scatter = Scatterer(self, runtime.rng.getrandbits(32) << 20)
+        self.scatter = Scatterer(self)
         """Values this client sends (``Client.scatter``, large arguments)."""
 
     @property

@@ -17,6 +17,7 @@ stored. ``result()`` fetches a scattered value with a task that returns it
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -40,11 +41,14 @@ __all__ = ["Scatterer", "scatter_api"]
 class Scatterer:
     """Values this client sends to the mesh, and the tasks that wait for them."""
 
-    def __init__(self, core: ClientCore, first_tid: int,
-                 threshold: int = DEFAULT.scatter_threshold) -> None:
+    def __init__(self, core: ClientCore, threshold: int = DEFAULT.scatter_threshold) -> None:
         self.core = core
         self.threshold = threshold
-        self.uploads = Uploads(first_tid, chunk=DEFAULT.transfer_chunk,
+        # Transfer ids from the client's id: no draw from the runtime's
+        # randomness, so a simulated run's trace does not move.
+        first = int.from_bytes(hashlib.blake2b(core.client_id.encode(), digest_size=4).digest(),
+                               "big") << 20
+        self.uploads = Uploads(first, chunk=DEFAULT.transfer_chunk,
                                window=DEFAULT.transfer_window)
         self.new: deque[Upload] = deque()
         """Registered by a user's thread, offered by the loop."""

@@ -100,16 +100,26 @@ def prepare(obj: Any, *, key: str | None, hash: bool, client_id: str,
 _SMALL = frozenset({int, float, bool, type(None), complex})
 
 
-def quick_size(obj: Any) -> int:
+_SCAN = 100
+"""Items of a list, tuple, set or dict that :func:`quick_size` looks at."""
+
+
+def quick_size(obj: Any, depth: int = 2) -> int:
     """A cheap estimate of ``obj``'s pickled size, to find the arguments
     worth serializing apart: ``nbytes`` (numpy, pandas series, memoryview),
-    a string's length, else ``sys.getsizeof`` (a pandas frame's counts its
-    data). Futures and plain scalars are 0."""
+    a string's length, the first items of a container (two levels deep),
+    else ``sys.getsizeof`` (a pandas frame's counts its data). Futures and
+    plain scalars are 0."""
     t = type(obj)
     if t in _SMALL or getattr(t, "_mesh_future_", False):
         return 0
     if t is bytes or t is str or t is bytearray:
         return len(obj)
+    if t in (list, tuple, set, frozenset, dict):
+        items = obj.values() if t is dict else obj
+        inner = sum(quick_size(x, depth - 1) for x in itertools.islice(items, _SCAN)
+                    ) if depth else 0
+        return inner + sys.getsizeof(obj)
     n = getattr(obj, "nbytes", None)
     if type(n) is int:
         return n

@@ -125,3 +125,4 @@ def test_only_large_arguments_are_found_worth_scattering() -> None:
     assert quick_size(np.ones(1000)) == 8000
     assert quick_size(b"x" * 5000) == 5000
     assert quick_size([1, 2, 3]) < 1000
+    assert quick_size({"a": [np.ones(1000)]}) > 8000  # two levels deep

@@ -126,3 +126,29 @@ def test_sizes_a_node_cannot_hold_are_refused_with_a_clear_error(cluster: Cluste
             c.scatter(np.ones(1000))
         core.scatter.uploads.limit = limit
         assert c.submit(np.sum, np.ones(1_000_000)).result(timeout=60) == 1_000_000.0
+
+
+def _plus(a: np.ndarray, b: float) -> float:
+    return float(a[0] + b)
+
+
+def test_large_arguments_of_map_are_scattered_once_and_survive_their_entry_node(
+        cluster: Cluster, tmp_path: Path) -> None:
+    a, b = _nodes(cluster, tmp_path, 2)
+    big = np.full(2 * MIB, 2.0)  # 16 MiB: far past the frame limit inline
+    with Client([a.bind, b.bind]) as c:
+        offered: list[str] = []
+        uploads = c._core.scatter.uploads
+        add = uploads.add
+        uploads.add = lambda up: (offered.append(up.key), add(up))[1]  # type: ignore[method-assign]
+        futs = c.map(_plus, [big] * 3, [1.0, 2.0, 3.0])
+        assert c.gather(futs, timeout=120) == [3.0, 4.0, 5.0]
+        assert len(offered) == 1 and offered[0].startswith("ndarray-")  # one for 3 calls
+        # A scattered value lives on R (2) nodes like a task's result: it
+        # outlives the node that received it.
+        fut = c.scatter(big)
+        entry = next(p for p in (a, b) if p.name == c.node)
+        os.kill(entry.popen.pid, signal.SIGKILL)
+        assert c.submit(np.sum, fut).result(timeout=120) == 2.0 * big.size
+        got = fut.result(timeout=120)
+        assert got.shape == big.shape and (got == big).all()
