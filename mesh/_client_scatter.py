@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mesh._client_future import ERROR, FINISHED, REMOTE, Future, KeyState
 from mesh._client_protocol import check_call_options, resolve
-from mesh._client_upload import Upload, Uploads, fetch, lost_spec, prepare, quick_size
+from mesh._client_upload import SMALL, Upload, Uploads, fetch, lost_spec, prepare, quick_size
 from mesh.config import DEFAULT
 from mesh.protocol import payload as P
 from mesh.protocol.messages import MAX_REPLICAS
@@ -95,7 +95,15 @@ class Scatterer:
         by the future of its scattered value; one upload per object."""
         threshold = self.threshold
         seen: dict[int, tuple[Any, Any]] = {}
+        small = SMALL
         for args, kwargs in calls:
+            for a in args:
+                if type(a) not in small:
+                    break
+            else:
+                if not kwargs:  # plain scalars only: the common small task
+                    yield args, kwargs
+                    continue
             big = [i for i, a in enumerate(args) if quick_size(a) >= threshold]
             bigk = [k for k, v in kwargs.items() if quick_size(v) >= threshold] if kwargs else []
             if big or bigk:

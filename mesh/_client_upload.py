@@ -97,7 +97,8 @@ def prepare(obj: Any, *, key: str | None, hash: bool, client_id: str,
     return Upload(key, value, digest, replicas)
 
 
-_SMALL = frozenset({int, float, bool, type(None), complex})
+SMALL = frozenset({int, float, bool, type(None), complex})
+"""Types whose pickle is always small."""
 
 
 _SCAN = 100
@@ -111,7 +112,7 @@ def quick_size(obj: Any, depth: int = 2) -> int:
     else ``sys.getsizeof`` (a pandas frame's counts its data). Futures and
     plain scalars are 0."""
     t = type(obj)
-    if t in _SMALL or getattr(t, "_mesh_future_", False):
+    if t in SMALL or getattr(t, "_mesh_future_", False):
         return 0
     if t is bytes or t is str or t is bytearray:
         return len(obj)
