@@ -152,3 +152,25 @@ def test_large_arguments_of_map_are_scattered_once_and_survive_their_entry_node(
         assert c.submit(np.sum, fut).result(timeout=120) == 2.0 * big.size
         got = fut.result(timeout=120)
         assert got.shape == big.shape and (got == big).all()
+
+
+def test_async_scatter_is_awaitable_and_its_futures_work_as_arguments(cluster: Cluster,
+                                                                     tmp_path: Path) -> None:
+    import asyncio
+
+    from mesh import AsyncClient
+
+    (a,) = _nodes(cluster, tmp_path, 1)
+
+    async def main() -> None:
+        async with AsyncClient([a.bind]) as c:
+            small, big = await c.scatter([3, np.arange(300_000.0)], hash=False)
+            assert small.status == big.status == "finished"
+            assert await c.submit(np.sum, big) == np.arange(300_000.0).sum()
+            assert await small == 3
+            got = await c.gather([big])
+            assert (got[0] == np.arange(300_000.0)).all()
+            named = await c.scatter({"weights": np.ones(4)})
+            assert named["weights"].key == "weights"
+            assert await c.submit(np.sum, named["weights"]) == 4.0
+    asyncio.run(main())
