@@ -83,6 +83,8 @@ class Scatterer:
         with core.cond:
             st, new = core.proto.state(up.key, lost_spec(up.key, up.replicas), [])
             if new:
+                if up.key in core.proto.releases:  # released, not yet told: keep holding it
+                    core.proto.releases.remove(up.key)
                 st.sent = True  # its spec goes out only on a reconnect or a Lost
                 core.proto.uploading.add(up.key)
                 up.state = st

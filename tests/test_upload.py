@@ -126,3 +126,30 @@ def test_only_large_arguments_are_found_worth_scattering() -> None:
     assert quick_size(b"x" * 5000) == 5000
     assert quick_size([1, 2, 3]) < 1000
     assert quick_size({"a": [np.ones(1000)]}) > 8000  # two levels deep
+
+
+def test_a_source_that_offers_again_after_its_channel_broke_is_taken_up_after_a_stall() -> None:
+    import asyncio
+
+    from mesh.store._channel import Outbound
+    from tests.test_dataplane_fetch import _Net, _store, _value
+
+    async def main() -> None:
+        net = _Net()
+        arr, value = _value()
+        await net.offer("a", _store("k", value))
+        await net.pump("a", limit=3)
+        net.outs["a"] = Outbound()  # the link broke: its senders went with it
+        await net.offer("a", _store("k", value))  # the coordinator sends its store again
+        await net.pump("a")
+        assert net.delivered == []  # the offer in use has no sender left: it stalls
+        net.rt.t = 6.0
+        await net.inbound.tick()
+        for _ in range(10):  # the switch runs as a task
+            await asyncio.sleep(0)
+        await net.pump("a")
+        assert len(net.delivered) == 2  # each offer's message, once the value is whole
+        for _, msg in net.delivered:
+            assert np.array_equal(loads(msg.payload.header, msg.payload.buffers), arr)
+        assert net.chunks_sent["a"] == -(-value.nbytes // (1 << 16))  # the 3 kept, not resent
+    asyncio.run(main())

@@ -146,7 +146,7 @@ def test_large_arguments_of_map_are_scattered_once_and_survive_their_entry_node(
         assert len(offered) == 1 and offered[0].startswith("ndarray-")  # one for 3 calls
         # A scattered value lives on R (2) nodes like a task's result: it
         # outlives the node that received it.
-        fut = c.scatter(big)
+        fut = c.scatter(big, timeout=120)
         entry = next(p for p in (a, b) if p.name == c.node)
         os.kill(entry.popen.pid, signal.SIGKILL)
         assert c.submit(np.sum, fut).result(timeout=120) == 2.0 * big.size

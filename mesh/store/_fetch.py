@@ -159,8 +159,10 @@ class Inbound:
         await self._effects(fetch, effects)
 
     def _switch(self, fetch: _Fetch) -> bool:
-        """Take up an alternate source, if one is left."""
-        alive = [a for a in fetch.alternates if a[0] != fetch.src]
+        """Take up an alternate source, if one is left: another node, or a
+        new offer of the same node (it offers again when its channel broke,
+        and the sender of the offer in use went with it)."""
+        alive = [a for a in fetch.alternates if a[0] != fetch.src or a[1].tid != fetch.tid]
         if not alive:
             return False
         src, offer = alive[0]
