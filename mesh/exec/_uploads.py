@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from mesh.errors import WireError
 from mesh.exec._outbox import Outbox
 from mesh.exec._scatter import Scatters
 from mesh.protocol.messages import ProtocolViolation, Scatter, decode_upload
@@ -111,7 +112,11 @@ class ClientUploads:
         if inbound is None:
             self.node.metrics.inc("upload_chunks_stale")
             return True
-        await inbound.on_chunk(str(sid), frame)
+        try:
+            await inbound.on_chunk(str(sid), frame)
+        except WireError as exc:  # forged or altered: the channel closes
+            self.node.metrics.inc(f"wire_dropped_{exc.reason}")
+            raise
         return True
 
     async def _offer(self, sid: int, box: Outbox, raw: list) -> None:
