@@ -4,7 +4,7 @@ the client, against Dask.
 ``python -m bench.data`` prints one JSON line::
 
     {"chunks": {"mesh_s", "mesh_r1_s", "dask_s", "n", "chunk_mb", "correct"},
-     "transfer": {"to_client_mb_per_s", "node_to_node_mb_per_s", "mb"},
+     "transfer": {"to_client_mb_per_s", "node_to_node_mb_per_s", "upload_mb_per_s", "mb"},
      "rss": {"max_node_mb"}}
 
 * ``chunks``: ``--chunks`` (200) tasks each returning a ``--chunk-mb`` (4) MB
@@ -21,7 +21,8 @@ the client, against Dask.
   a task owned by the other node and restricted to it (``workers=``, so
   locality does not send it to the value) takes the value as its input; timed
   from its submission until that node holds the whole value (its store's
-  figure).
+  figure). ``upload_mb_per_s``: ``Client.scatter`` of a ``--transfer-mb``
+  array to the node that keeps it (client to node; :func:`upload`).
 * ``rss``: ``max_node_mb``, the largest peak resident memory (``VmHWM``)
   of a node of the transfer mesh over the whole round trip.
 """
@@ -177,6 +178,27 @@ def transfer(mb: int) -> tuple[dict[str, Any], float]:
              "node_to_node_mb_per_s": round(node_to_node, 1), "mb": mb}, round(rss, 1))
 
 
+def upload(mb: int) -> float:
+    """``upload_mb_per_s``: ``Client.scatter`` of one ``mb`` MiB array (its
+    serialization, its SHA-256 and the chunked transfer) to the node that
+    keeps it, on a local mesh of 2 nodes with ``--replicas 1``, timed until
+    the node says it holds it."""
+    from mesh._client_upload import prepare
+    from mesh.client import Client
+
+    big = make_big(mb * (1 << 20) // 8)
+    key = prepare(big, key=None, hash=True, client_id="", replicas=1).key
+    with local_mesh(2, ["--replicas", "1"]) as (addrs, _pids):
+        owner = _stats(addrs[0], key=key)["key"]["pref"][0]
+        home = next(a for a in addrs if _stats(a)["node"] == owner)
+        with Client([home]) as client:
+            start = time.perf_counter()
+            fut = client.scatter(big, replicas=1, timeout=600)
+            seconds = time.perf_counter() - start
+            assert fut.key == key and client.submit(np.size, fut).result(600) == big.size
+    return round(mb * 1.048576 / seconds, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__)
     parser.add_argument("--chunks", type=int, default=200)
@@ -216,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             correct &= got == expected
     chunks["correct"] = bool(correct)
     moved, rss = transfer(args.transfer_mb)
+    moved["upload_mb_per_s"] = upload(args.transfer_mb)
     print(json.dumps({"chunks": chunks, "transfer": moved, "rss": {"max_node_mb": rss}}))
     return 0
 

@@ -26,13 +26,14 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mesh._client_future import CANCELLED, LOST, Future, KeyState
 from mesh._client_protocol import ClientProtocol, check_call_options
+from mesh._client_scatter import Scatterer
+from mesh._client_wait import Waits
 from mesh.addresses import format_address, parse_address
 from mesh.config import DEFAULT
 from mesh.errors import MeshUnavailable, WireError
@@ -72,6 +73,7 @@ class ClientCore:
         self.connect_timeout = connect_timeout
         self.reconnect_timeout = reconnect_timeout
         self.cond = threading.Condition(threading.RLock())
+        self.waits = Waits(self)
         self.inbox: deque[KeyState] = deque()
         self.node = ""
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -84,6 +86,8 @@ class ClientCore:
         self._control: list = []
         """Credits and cancels for the values the node streams to us."""
         self._values: Any = None
+        self.scatter = Scatterer(self)
+        """Values this client sends (``Client.scatter``, large arguments)."""
 
     @property
     def addresses(self) -> list[Address]:
@@ -150,6 +154,7 @@ class ClientCore:
                 with self.cond:
                     self.proto.connected(welcome if isinstance(welcome, dict) else {}, addr,
                                          rt.now())
+                self._control.extend(self.scatter.connected(welcome))
                 assert self.loop is not None
                 self._tasks.append(self.loop.create_task(self._reader(ch)))
                 self._wake()
@@ -167,9 +172,9 @@ class ClientCore:
               pure: bool, retries: int, key: str | None = None,
               replicas: int | None = None, workers: object = None) -> list[Future]:
         """Encode calls of ``func`` and queue them; returns one future each."""
-        items = self.proto.build(func, calls, pure=pure, retries=retries, key=key,
-                                 own=lambda f: f._core is self, replicas=replicas,
-                                 workers=workers)
+        items = self.proto.build(func, self.scatter.large_args(calls), pure=pure,
+                                 retries=retries, key=key, own=lambda f: f._core is self,
+                                 replicas=replicas, workers=workers)
         return self.add(items)
 
     def add(self, items: list[tuple[str, list, list[Future]]]) -> list[Future]:
@@ -184,6 +189,8 @@ class ClientCore:
                         if type(dep._state.spec) is not list:
                             self.proto.publish(dep._state)
                 futures.append(Future(st, self))
+            if fresh and self.proto.uploading:  # some wait for a value on its way
+                fresh = self.scatter.park(fresh)
         if fresh:
             self.inbox.extend(fresh)
             self._wake()
@@ -205,23 +212,30 @@ class ClientCore:
             await self._kick.wait()
             self._kick.clear()
             self._wake_pending = False
-            inbox = self.inbox
-            while inbox:
-                self.proto.unsent.append(inbox.popleft())
-            ch = self._channel
-            if ch is None:
-                continue
-            with self.cond:
-                msgs = self.proto.outgoing()
-            ctl, self._control = self._control, []
             try:
-                if ctl:
-                    await ch.send(pack([CONTROL_FRAME, *ctl]))
-                if msgs:
-                    for body in encode_frames(msgs, self.max_body):
-                        await ch.send(body)
+                while await self._send_some():
+                    pass  # one chunk of an upload between batches of messages
             except ChannelClosed:
                 continue  # the reader notices and reconnects
+
+    async def _send_some(self) -> bool:
+        """Send the waiting messages, then one chunk; True if a chunk went."""
+        inbox = self.inbox
+        while inbox:
+            self.proto.unsent.append(inbox.popleft())
+        ch = self._channel
+        if ch is None:
+            return False
+        with self.cond:
+            msgs = self.proto.outgoing()
+        ctl, self._control = self._control, []
+        ctl += self.scatter.offers()
+        if ctl:
+            await ch.send(pack([CONTROL_FRAME, *ctl]))
+        if msgs:
+            for body in encode_frames(msgs, self.max_body):
+                await ch.send(body)
+        return await self.scatter.send_chunk(ch)
 
     # ------------------------------------------------------------- receiving
     async def _reader(self, ch: Channel) -> None:
@@ -236,7 +250,7 @@ class ClientCore:
                 if type(frame) is not list:
                     raise ProtocolViolation("a frame from the node must be a list of messages")
                 if frame and frame[0] == CONTROL_FRAME:
-                    await self._values.on_offers(node, frame)
+                    await self.scatter.control_frame(self._values, node, frame)
                     continue
                 self._on_messages([decode_client_reply(m) for m in frame])
         except (ChannelClosed, WireError, ProtocolViolation) as exc:
@@ -282,7 +296,10 @@ class ClientCore:
         callbacks: list[Callable[[], None]] = []
         afuts: list[asyncio.Future[None]] = []
         with self.cond:
-            for st in self.proto.received(msgs, self._runtime.now()):
+            finished = self.proto.received(msgs, self._runtime.now())
+            if self.proto.scattered:
+                finished += self.scatter.answered()
+            for st in finished:
                 if st.callbacks:
                     callbacks.extend(st.callbacks)
                     st.callbacks = None
@@ -300,106 +317,6 @@ class ClientCore:
                 log.exception("future callback failed")
         if self.proto.credit and (self.proto.unsent or self.proto.fetches):
             self._wake()
-
-    # ------------------------------------------------------- the sync bridge
-    def wait_states(self, states: Sequence[KeyState], timeout: float | None,
-                    values: bool = False) -> None:
-        """Block the calling (user) thread until every state is done and,
-        with ``values``, until the values of ``REMOTE`` results arrived (all
-        asked for at once). The user's thread lives in real time, so its
-        deadline does too."""
-        if threading.get_ident() == self.loop_thread:
-            raise RuntimeError("result() would block the client's event loop; "
-                               "use `await future` in async code")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self.cond:
-            self._wait(states, lambda st: not st.done, deadline, timeout)
-            if values:
-                self.want_values(states)
-                self._wait(states, lambda st: st.remote, deadline, timeout)
-
-    def _wait(self, states: Sequence[KeyState], waiting: Callable[[KeyState], bool],
-              deadline: float | None, timeout: float | None) -> None:
-        for st in states:
-            while waiting(st):
-                if deadline is None:
-                    self.cond.wait()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"task {st.key!r} did not finish within {timeout} s; it keeps "
-                        "running, call result() again to keep waiting")
-                self.cond.wait(remaining)
-
-    def want_values(self, states: Sequence[KeyState]) -> None:
-        """Ask for the values of the ``REMOTE`` results among ``states``."""
-        with self.cond:
-            asked = [self.proto.want(st) for st in states if st.remote]
-        if any(asked):
-            self._wake()
-
-    async def wait_async(self, st: KeyState) -> Any:
-        """Wait for ``st`` on the client loop; its value (or raise its error)."""
-        await self.wait_done(st)
-        if st.remote:
-            await self.wait_values([st])
-        return st.value()
-
-    async def wait_values(self, states: Sequence[KeyState]) -> None:
-        """Fetch the values of the done ``REMOTE`` results among ``states``."""
-        assert self.loop is not None
-        futs = []
-        with self.cond:
-            for st in states:
-                if st.remote:
-                    fut = self.loop.create_future()
-                    if st.afuts is None:
-                        st.afuts = []
-                    st.afuts.append(fut)
-                    futs.append(fut)
-        self.want_values(states)
-        for fut in futs:
-            await fut
-
-    def on_value(self, st: KeyState, cb: Callable[[], None]) -> None:
-        """Call ``cb()`` once ``st`` is done with its value here (on the
-        client's loop thread if not at once)."""
-        with self.cond:
-            if not st.done or st.remote:
-                if st.callbacks is None:
-                    st.callbacks = []
-                st.callbacks.append(lambda: self.on_value(st, cb))
-                ready = False
-            else:
-                ready = True
-        if ready:
-            cb()
-        elif st.done:
-            self.want_values([st])
-
-    async def wait_done(self, st: KeyState) -> None:
-        """Wait until ``st`` is done, without looking at its outcome."""
-        if not st.done:
-            assert self.loop is not None
-            fut = self.loop.create_future()
-            with self.cond:
-                if not st.done:
-                    if st.afuts is None:
-                        st.afuts = []
-                    st.afuts.append(fut)
-                else:
-                    fut.set_result(None)
-            await fut
-
-    def on_done(self, st: KeyState, cb: Callable[[], None]) -> None:
-        with self.cond:
-            if not st.done:
-                if st.callbacks is None:
-                    st.callbacks = []
-                st.callbacks.append(cb)
-                return
-        cb()
 
     # ----------------------------------------------------- release / cancel
     def unref(self, st: KeyState) -> None:

@@ -132,12 +132,12 @@ class Future:
         ``CancelledError``, or ``TimeoutError`` after ``timeout`` seconds."""
         st = self._state
         if not st.done or st.remote:
-            self._core.wait_states([st], timeout, values=True)
+            self._core.waits.wait_states([st], timeout, values=True)
         return st.value()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if not self._state.done:
-            self._core.wait_states([self._state], timeout)
+            self._core.waits.wait_states([self._state], timeout)
         return self._state.error()
 
     def cancel(self) -> bool:
@@ -147,7 +147,7 @@ class Future:
 
     def add_done_callback(self, fn: Callable[[Future], None]) -> None:
         """Call ``fn(self)`` once done (on the client's loop thread)."""
-        self._core.on_done(self._state, lambda: fn(self))
+        self._core.waits.on_done(self._state, lambda: fn(self))
 
     def release(self) -> None:
         """Let the mesh forget this future's result (done automatically when
@@ -166,7 +166,7 @@ class Future:
     def __await__(self) -> Any:
         # A generator, so the future (and its claim on the result) stays alive
         # while it is awaited, even as a temporary: ``await client.submit(...)``.
-        return (yield from self._core.wait_async(self._state).__await__())
+        return (yield from self._core.waits.wait_async(self._state).__await__())
 
 
 class as_completed:
@@ -180,7 +180,7 @@ class as_completed:
     def __iter__(self) -> Iterator[Future]:
         q: queue.SimpleQueue[Future] = queue.SimpleQueue()
         for f in self._futures:
-            f._core.on_done(f._state, lambda f=f: q.put(f))
+            f._core.waits.on_done(f._state, lambda f=f: q.put(f))
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         for _ in range(len(self._futures)):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -194,7 +194,7 @@ class as_completed:
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Future] = asyncio.Queue()
         for f in self._futures:
-            f._core.on_done(f._state, lambda f=f: loop.call_soon_threadsafe(q.put_nowait, f))
+            f._core.waits.on_done(f._state, lambda f=f: loop.call_soon_threadsafe(q.put_nowait, f))
         for _ in range(len(self._futures)):
             if self._timeout is None:
                 yield await q.get()

@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgpack
+
 from mesh._client_future import CANCELLED, ERROR, FINISHED, PENDING, KeyState
 from mesh.addresses import parse_address
 from mesh.config import DEFAULT
@@ -30,6 +32,7 @@ from mesh.protocol.messages import (
     Lost,
     Members,
     Release,
+    Scattered,
     Submit,
     encode,
 )
@@ -104,6 +107,10 @@ class ClientProtocol:
         self.last_rx = 0.0
         self._counter = itertools.count()
         self._fns: dict[int, tuple[Any, bytes, bytes, str]] = {}
+        self.uploading: set[str] = set()
+        """Scattered keys whose value is on its way (never submitted as a spec)."""
+        self.scattered: list[tuple[str, str]] = []
+        """``(key, error)`` of each upload the node answered, for the driver."""
 
     # ------------------------------------------------------------ submitting
     def build(self, func: Callable[..., Any], calls: Iterable[tuple[tuple, dict]], *,
@@ -213,7 +220,8 @@ class ClientProtocol:
         self.credit = self.window = int(welcome.get("window", 1))
         self.last_rx = now
         self.unsent = deque(st for st in self.states.values()
-                            if st.status == PENDING or st.refs > 0)
+                            if (st.status == PENDING or st.refs > 0)
+                            and st.key not in self.uploading)
         for st in self.unsent:
             st.sent = False
         self.releases.clear()
@@ -257,6 +265,19 @@ class ClientProtocol:
                 if st is not None and st.sent and st.refs > 0 and st.status != CANCELLED:
                     st.sent = False
                     self.unsent.append(st)
+            elif type(m) is Scattered:
+                self.scattered.append((m.key, m.error))
+                self.uploading.discard(m.key)
+                st = states.get(m.key)
+                if st is None:  # released while it was on its way
+                    self.releases.append(m.key)
+                elif st.status == PENDING:
+                    if m.error:
+                        resolve(st, ERROR, P.FAILED, m.error.encode())
+                    else:
+                        # kept on the mesh: result() fetches it (Fetch), as a task's
+                        resolve(st, FINISHED, P.REMOTE, msgpack.packb([0]))
+                    finished.append(st)
             # Pong: a keepalive answer; receiving it was the point
         self.credit += credit
         return finished

@@ -27,8 +27,6 @@ runs it on an event loop in a background thread.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +34,9 @@ from typing import Any
 
 from mesh import actors as _actors
 from mesh._client_core import ClientCore
+from mesh._client_executor import MeshExecutor
 from mesh._client_future import Future, as_completed
+from mesh._client_scatter import scatter_api
 from mesh._loop import new_event_loop
 from mesh.addresses import format_address
 from mesh.config import DEFAULT
@@ -46,16 +46,8 @@ from mesh.runtime import Runtime
 from mesh.secrets import ENV_VAR
 from mesh.wire import Secrets, normalize_secrets
 
-__all__ = [
-    "AsyncClient",
-    "Client",
-    "Future",
-    "KilledWorker",
-    "MeshExecutor",
-    "MeshUnavailable",
-    "TaskFailed",
-    "as_completed",
-]
+__all__ = ["AsyncClient", "Client", "Future", "KilledWorker", "MeshExecutor", "MeshUnavailable",
+           "TaskFailed", "as_completed"]
 
 
 def _secret(secret: Secrets) -> list[bytes]:
@@ -103,6 +95,13 @@ class _Api:
         sent in batches."""
         return self._core.build(func, _calls(iterables), pure=pure, retries=retries,
                                 replicas=replicas, workers=workers)
+
+    def scatter(self, data: Any, *, replicas: int | None = None, hash: bool = True,
+                broadcast: bool = False, timeout: float | None = None) -> Any:
+        """Put ``data`` on the mesh (a list or tuple: each item; a dict: each
+        value, under its key) as futures whose results live on ``replicas``
+        nodes (``broadcast``: all); on an ``AsyncClient``, awaitable."""
+        return scatter_api(self, data, replicas, hash, broadcast, timeout)
 
     def compute(self, collection: Any, optimize_graph: bool = True) -> Future:
         """Run a Dask collection's graph; a Future of its computed value."""
@@ -197,7 +196,7 @@ class Client(_Api):
         if isinstance(futures, Future):
             return futures.result(timeout)
         futs = list(futures)
-        self._core.wait_states([f._state for f in futs], timeout, values=True)
+        self._core.waits.wait_states([f._state for f in futs], timeout, values=True)
         return _collect(futs, errors)
 
     def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
@@ -268,14 +267,14 @@ class AsyncClient(_Api):
             await aprogress([futures] if isinstance(futures, Future) else list(futures),
                             timeout=timeout)
         if isinstance(futures, Future):
-            return await asyncio.wait_for(self._core.wait_async(futures._state), timeout)
+            return await asyncio.wait_for(self._core.waits.wait_async(futures._state), timeout)
         futs = list(futures)
 
         async def wait_all() -> None:
             for f in futs:
                 if not f._state.done:
-                    await self._core.wait_done(f._state)
-            await self._core.wait_values([f._state for f in futs])
+                    await self._core.waits.wait_done(f._state)
+            await self._core.waits.wait_values([f._state for f in futs])
 
         await asyncio.wait_for(wait_all(), timeout)
         return _collect(futs, errors)
@@ -305,97 +304,6 @@ def _collect(futs: list[Future], errors: str) -> list[Any]:
             continue
         out.append(f._state.value())
     return out
-
-
-class MeshExecutor(concurrent.futures.Executor):
-    """``concurrent.futures.Executor`` over a :class:`Client`. ``map`` sends
-    its calls in batches; ``submit`` returns a standard
-    ``concurrent.futures.Future``.
-
-    A future stays pending until the mesh has its result, so ``cancel()``
-    works until then, and cancelling it also drops the task from the mesh
-    (unless another future wants it). ``shutdown(cancel_futures=True)``
-    cancels every call, submitted or mapped, that has not finished."""
-
-    def __init__(self, client: Client, pure: bool = False) -> None:
-        self._client = client
-        self._pure = pure
-        self._outstanding: dict[concurrent.futures.Future[Any], Future] = {}
-        self._mapped: list[Future] = []
-        self._lock = threading.Lock()
-        self._shutdown = False
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
-               ) -> concurrent.futures.Future[Any]:
-        if self._shutdown:
-            raise RuntimeError("cannot submit after shutdown")
-        mesh_future = self._client.submit(fn, *args, pure=self._pure, **kwargs)
-        cf: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self._lock:
-            self._outstanding[cf] = mesh_future
-
-        def settle() -> None:  # on the client's loop thread, with the value here
-            f = mesh_future
-            with self._lock:
-                self._outstanding.pop(cf, None)
-            if cf.done():
-                return  # cancelled by the caller first
-            try:
-                value = f._state.value()
-            except BaseException as exc:  # the task's error becomes the future's
-                with contextlib.suppress(concurrent.futures.InvalidStateError):
-                    cf.set_exception(exc)
-                return
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                cf.set_result(value)  # unless cancelled in the meantime
-
-        def forward_cancel(done: concurrent.futures.Future[Any]) -> None:
-            if done.cancelled():
-                mesh_future.cancel()
-
-        cf.add_done_callback(forward_cancel)
-        self._client._core.on_value(mesh_future._state, settle)
-        return cf
-
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any],
-            timeout: float | None = None, chunksize: int = 1) -> Iterator[Any]:
-        if self._shutdown:
-            raise RuntimeError("cannot map after shutdown")
-        futs = self._client.map(fn, *iterables, pure=self._pure)
-        with self._lock:
-            self._mapped = [f for f in self._mapped if not f.done()] + futs
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def results() -> Iterator[Any]:
-            for f in futs:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                yield f.result(remaining)
-
-        return results()
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """No new calls after this. With ``cancel_futures``, every call that
-        has not finished is cancelled (its ``result()`` raises
-        ``CancelledError``); with ``wait``, return once the rest are done."""
-        self._shutdown = True
-        if cancel_futures:
-            with self._lock:
-                pending = list(self._outstanding)
-                mapped, self._mapped = self._mapped, []
-            for cf in pending:
-                cf.cancel()
-            for f in mapped:
-                if not f.done():
-                    f.cancel()
-        if wait:
-            with self._lock:
-                pending = list(self._outstanding)
-            concurrent.futures.wait(pending)
-
-
-
 
 
 def _handle_client(addresses: list[str]) -> Client:

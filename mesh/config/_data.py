@@ -63,5 +63,19 @@ class DataDefaults:
     transfer_stall: float = 10.0
     """Seconds without a chunk before a receiver asks again or takes another source."""
 
+    # --- client uploads (Client.scatter, mesh.exec._uploads) -------------------
+    scatter_threshold: int = 1 << 20
+    """An argument of ``submit``/``map`` whose pickle is at least this many
+    bytes is scattered first (streamed to the mesh in chunks, as
+    ``Client.scatter`` does) and passed by reference; smaller ones travel
+    inline in the task's spec. At 1 MiB an inline copy in every replica's spec
+    costs more than one value in the store and a transfer's round trips, and
+    Dask warns of graph arguments from about the same size."""
+
+    upload_max_values: int = 64
+    """Values one client session may be uploading at once; an offer past it
+    is refused. Each costs a sink (a file in the spill directory) and a
+    receiver: a client cannot make a node hold an unbounded number of them."""
+
     data_partition_bytes: int = 4 << 20
     """Largest pickled dataset partition: half of max_http_body (results travel inline)."""

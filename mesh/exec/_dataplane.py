@@ -27,6 +27,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mesh.exec._executor import Outcome
+from mesh.exec._scatter import Scatters
 from mesh.protocol import payload as P
 from mesh.protocol.messages import ProtocolViolation, decode_peer, encode
 from mesh.store import Value, pickled_stream, wrap_pickled
@@ -77,6 +78,11 @@ class DataPlane:
             max_value=self.store.store.memory_limit + self.store.store.disk_limit)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.store.on_spilled = self.spilled
+        from mesh.exec._uploads import ClientUploads  # it imports this module's type
+
+        self.scatters = Scatters(core)
+        self.uploads = ClientUploads(node, self, self.scatters, carry)
+        """Values clients send (``Client.scatter``): :mod:`mesh.exec._uploads`."""
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -100,6 +106,13 @@ class DataPlane:
         t = self.core.table
         return (key in t.results or t.interest.get(key, 0) > 0 or key in t.pending
                 or key in t.watch or key in t.fetch)
+
+    async def tick(self) -> None:
+        """Every exec tick: scattered values confirmed by a view change,
+        stalled transfers from peers and clients."""
+        self.carry(self.scatters.poll())
+        await self.peers.tick()
+        await self.uploads.tick()
 
     async def stop(self) -> None:
         self.stopped = True
@@ -131,6 +144,7 @@ class DataPlane:
     def stats(self) -> dict[str, Any]:
         figures = {f"store_{k}": v for k, v in self.store.stats().as_dict().items()}
         figures["transfers_in"] = len(self.peers.fetches)
+        figures.update(self.uploads.stats())
         figures["fetching"] = {k: f.src for k, f in list(self.peers.fetches.items())[:20]}
         return figures
 
@@ -224,12 +238,3 @@ class DataPlane:
                     box.wake.set()
             else:
                 raise ProtocolViolation(f"unknown transfer control message {raw[0]!r:.20}")
-
-    @staticmethod
-    def client_control(box: Outbox, msgs: list) -> None:
-        """A control frame from a client: credits and cancels for its values."""
-        for raw in msgs[1:]:
-            if type(raw) is not list or not raw or raw[0] not in (CREDIT, CANCEL):
-                raise ProtocolViolation("a client may send only credits and cancels")
-            if box.out.control(raw):
-                box.wake.set()

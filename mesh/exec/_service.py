@@ -127,7 +127,7 @@ class ExecService:
             return
         self.carry(self.core.tick(self.node.runtime.now()))
         self.data.keep()  # type: ignore[union-attr]
-        self._spawn(self.data.peers.tick())  # type: ignore[union-attr]
+        self._spawn(self.data.tick())  # type: ignore[union-attr]
         self._timer = self.node.runtime.call_later(self.node.config.exec_tick, self._tick)
 
     def _steal_tick(self) -> None:
@@ -329,8 +329,10 @@ class ExecService:
         if not isinstance(hello, dict) or "client" not in hello:
             node.metrics.inc("exec_protocol_violation")
             return
-        await channel.send(FR.pack({
-            "node": node.name, "window": self.window, "members": self.member_addresses()}))
+        uploads = self.data.uploads  # type: ignore[union-attr]
+        await channel.send(FR.pack({"node": node.name, "window": self.window,
+                                    "members": self.member_addresses(),
+                                    "max_value": uploads.max_value}))
         self._next_sid += 1
         sid = self._next_sid
         core.open_session(sid)
@@ -339,12 +341,9 @@ class ExecService:
         node.metrics.inc("exec_client_sessions")
         try:
             while True:
-                msgs = self._open(await channel.recv(), "client")
-                if not isinstance(msgs, list):
-                    raise ProtocolViolation("a client frame must be a list of messages")
-                if msgs and msgs[0] == CONTROL_FRAME:
-                    self.data.client_control(box, msgs)  # type: ignore[union-attr]
-                    continue
+                msgs = await uploads.frame(sid, box, await channel.recv(), self._open)
+                if msgs is None:
+                    continue  # a transfer's: an offer, a credit, a chunk of an upload
                 step = node.config.message_slice
                 for i in range(0, len(msgs), step):
                     if i:
@@ -355,6 +354,7 @@ class ExecService:
             self._noise.warning("exec-client-violation", "closing client channel: %s", exc)
         finally:
             del self._sessions[sid]
+            uploads.closed(sid)
             box.task.cancel()
             self.carry(core.close_session(sid))
 

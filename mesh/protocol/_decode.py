@@ -118,7 +118,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "actor": _str, "durable": _bool, "caller": _str, "seq": _count,
     "low": _count, "method": _str, "entry": _str, "msg": _wire, "term": _count,
     "host": _str, "state": _bytes, "applied": _applied, "answers": _answers, "full": _bool,
-    "lows": _applied, "workers": _workers, "located": _str_list,
+    "lows": _applied, "workers": _workers, "located": _str_list, "error": _str,
 }
 """How each field is checked when decoded (fields share names across messages)."""
 

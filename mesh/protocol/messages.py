@@ -3,8 +3,9 @@
 Two channels carry exec messages (see :mod:`mesh.protocol.paths`):
 
 * the **client** channel between a client and its entry node:
-  :class:`Submit`, :class:`Release`, :class:`Fetch` and :class:`Ping` up; :class:`Done`,
-  :class:`Pong`, :class:`Members` and :class:`Lost` down;
+  :class:`Submit`, :class:`Release`, :class:`Fetch` and :class:`Ping` up (and
+  :class:`Scatter`, only inside a value's offer); :class:`Done`,
+  :class:`Pong`, :class:`Members`, :class:`Lost` and :class:`Scattered` down;
 * the **peer** channel between two nodes: :class:`Hold`, :class:`Want`,
   :class:`Store`, :class:`Ack`, :class:`Result`, :class:`Confirm`,
   :class:`Unsubscribe`, :class:`Need`, :class:`Steal`, :class:`Grant`,
@@ -60,10 +61,9 @@ __all__ = [
     "MAX_NAME", "MAX_REPLICAS", "MAX_WORKERS", "Ack", "ActorAck", "ActorCall", "ActorClose",
     "ActorDrop", "ActorFind", "ActorOpen", "ActorPublish", "ActorPull", "ActorRelay",
     "ActorReply", "ActorState", "Confirm", "Done", "Fetch", "Grant", "Hold", "Keep", "KeyFind",
-    "Located", "Lost", "Members", "Need", "Ping", "Pong",
-    "ProtocolViolation", "Recheck", "Release", "Result", "Steal", "Store", "Submit",
-    "Unsubscribe",
-    "Want", "decode_client", "decode_client_reply", "decode_peer", "encode",
+    "Located", "Lost", "Members", "Need", "Ping", "Pong", "ProtocolViolation", "Recheck",
+    "Release", "Result", "Scatter", "Scattered", "Steal", "Store", "Submit", "Unsubscribe",
+    "Want", "decode_client", "decode_client_reply", "decode_peer", "decode_upload", "encode",
 ]
 
 
@@ -133,11 +133,32 @@ class Members:
 
 
 @_record
+class Scattered:
+    """Entry node to client: the value the client uploaded for ``key``
+    (:class:`Scatter`) is kept on its nodes (``error`` empty), or was refused
+    (``error`` says why: too large for the node, out of storage, ...)."""
+    key: str
+    error: str
+
+
+@_record
 class Lost:
     """Entry node to client: every copy of ``key``'s delivered result is lost
     and a task needs it; submit it again (the node keeps no spec once a
     result is delivered)."""
     key: str
+
+
+@_record
+class Scatter:
+    """Client to entry node, only inside a transfer offer
+    (:mod:`mesh.store._channel`): keep ``payload`` (a
+    :class:`~mesh.store.Value` that arrives in chunks) as the result of
+    ``key`` on ``replicas`` nodes (0: the node's ``--replicas``); answered by
+    :class:`Scattered` (:mod:`mesh.exec._scatter`)."""
+    key: str
+    payload: bytes
+    replicas: int = 0
 
 
 # ------------------------------------------------------------------ peer channel
@@ -265,7 +286,8 @@ CLIENT = _Channel("client", {"s": Submit, "x": Release, "p": Ping,
                              "ao": ActorOpen, "ac": ActorCall, "af": ActorFind,
                              "az": ActorClose, "av": ActorPublish, "kf": KeyFind, "f": Fetch})
 """Client to entry node."""
-CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l": Lost})
+CLIENT_REPLY = _Channel("client reply", {"d": Done, "p": Pong, "m": Members, "l": Lost,
+                                         "sd": Scattered})
 """Entry node to client."""
 PEER = _Channel("peer", {
     "t": Hold, "w": Want, "s": Store, "a": Ack, "r": Result, "k": Confirm,
@@ -274,10 +296,13 @@ PEER = _Channel("peer", {
     "ap": ActorPull, "c": Recheck,
 })
 """Node to node."""
+UPLOAD = _Channel("client upload", {"sc": Scatter})
+"""The messages a client offers with a value (client to entry node)."""
 
 decode_client = CLIENT.decode
 decode_client_reply = CLIENT_REPLY.decode
 decode_peer = PEER.decode
+decode_upload = UPLOAD.decode
 
 
 def encode(msg: Any) -> list:

@@ -32,7 +32,7 @@ from typing import Any
 
 import msgpack
 
-from mesh.protocol.messages import Done, Grant, ProtocolViolation, Result, Store, encode
+from mesh.protocol.messages import Done, Grant, ProtocolViolation, Result, Scatter, Store, encode
 from mesh.store._chunks import value_digest
 from mesh.store._interleave import Interleaver
 from mesh.store._transfer import Cancel, Chunk, Credit, Sender
@@ -48,7 +48,7 @@ OFFER, CREDIT, CANCEL = "vo", "vc", "vx"
 CONTROL_FRAME = "V"
 """First item of a frame of control messages (offers, credits, cancels)."""
 CONTROL = frozenset({OFFER, CREDIT, CANCEL})
-_CARRIERS = (Store, Result, Done)
+_CARRIERS = (Store, Result, Done, Scatter)
 
 
 def is_chunk_frame(frame: Any) -> bool:

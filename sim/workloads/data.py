@@ -228,7 +228,7 @@ class DataWorkload:
     def _settled(f: Future) -> asyncio.Future[None]:
         waiter = asyncio.get_running_loop().create_future()
         # settled once its value is here: a large one is done (REMOTE) before it is fetched
-        f._core.on_value(f._state, lambda: waiter.done() or waiter.set_result(None))
+        f._core.waits.on_value(f._state, lambda: waiter.done() or waiter.set_result(None))
         return waiter
 
     def _round(self, client: AsyncClient, rng: random.Random, tag: str) -> list[Future]:
@@ -238,7 +238,7 @@ class DataWorkload:
         def track(f: Future, value: Any) -> Future:
             e = checks.expecting(f.key, value)
             # a large value is done before its bytes are here (REMOTE): check it once fetched
-            client._core.on_value(f._state, lambda: self._resolved(f, e))
+            client._core.waits.on_value(f._state, lambda: self._resolved(f, e))
             out.append(f)
             return f
 
