@@ -227,7 +227,9 @@ class Node:
         self._listeners.append(cb)
 
     def _on_event(self, event: MemberEvent) -> None:
-        if log.isEnabledFor(logging.INFO):  # a large mesh has N^2 events while it forms
+        # a large mesh has N^2 events while it forms; a push-pull merge logs
+        # one line for all of its events (mesh.gossip's driver)
+        if not event.merged and log.isEnabledFor(logging.INFO):
             m = event.member
             log.info(
                 "member %s %s at %s (incarnation %d)",

@@ -172,6 +172,7 @@ class Simulation:
             # Joined long ago: the whole table arrives through the real
             # push-pull merge, as the answer to a join would bring it.
             node.membership.merge_remote(self._warm_table(), self.loop.time(), bootstrap=True)
+            node.membership.merges.finish(self.loop.time())  # all of it, before it starts
         gen = self.observer.node_up(i, self.loop.time())
         node.add_listener(self.observer.listener(i, gen, self.loop.time))
         self.nodes[i] = node

@@ -84,6 +84,18 @@ class GossipDefaults:
     (memberlist's pushPullScale): each exchange carries the whole table, so at
     1,000 members a fixed interval would make anti-entropy cost O(N^2) bytes."""
 
+    push_pull_merge_slice: int = 256
+    """Rows of a push-pull table checked, or applied, per event-loop turn; a
+    larger table is merged in slices (``mesh.gossip._merge``). A row costs
+    about 5-15 us to check or apply, with its member event: 256 keep a turn
+    within a few milliseconds (``python -m bench.merge_stall``), and every
+    table of a mesh up to 256 members is still merged at once."""
+
+    push_pull_merges_held: int = 2
+    """Push-pull tables held while one is merged in slices; more are shed
+    (``gossip_push_pull_shed``). Anti-entropy runs again soon, so a shed
+    table loses nothing; two bound what a node holds to two tables."""
+
     # --- join ----------------------------------------------------------------
     join_retry_initial: float = 0.5
     """First delay before retrying seeds that did not answer."""
