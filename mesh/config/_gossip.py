@@ -84,12 +84,12 @@ class GossipDefaults:
     (memberlist's pushPullScale): each exchange carries the whole table, so at
     1,000 members a fixed interval would make anti-entropy cost O(N^2) bytes."""
 
-    push_pull_merge_slice: int = 256
+    push_pull_merge_slice: int = 128
     """Rows of a push-pull table checked, or applied, per event-loop turn; a
-    larger table is merged in slices (``mesh.gossip._merge``). A row costs
-    about 5-15 us to check or apply, with its member event: 256 keep a turn
-    within a few milliseconds (``python -m bench.merge_stall``), and every
-    table of a mesh up to 256 members is still merged at once."""
+    larger table is merged in slices (``mesh.gossip._merge``). Applying a new
+    member costs about 20 us with its member event and the exec layer's
+    listener: 128 keep a turn within a few milliseconds (``python -m
+    bench.merge_stall``), and a mesh of up to 128 members merges at once."""
 
     push_pull_merges_held: int = 2
     """Push-pull tables held while one is merged in slices; more are shed
