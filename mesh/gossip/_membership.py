@@ -94,7 +94,7 @@ class Membership:
         # Push-pull tables merged in slices (pending work, reports for the log).
         # check_row is looked up when called, so that sim.mutants can plant a bug in it.
         self.merges = Merges(config, self._members, self.metrics, self._events,
-                              lambda row, known, limits: check_row(row, known, limits),
+                              lambda row, known, limits: check_row(row, known, limits, name),
                               self._apply_row)
         self._broadcast(Alive(incarnation, name, addr, meta))
 

@@ -116,15 +116,21 @@ class PendingMerge:
         self.report.slices += 1
         if end == len(state):
             self.state = []  # the raw table is no longer needed
-            where = self._where
-            for i, entry in enumerate(entries):
-                assert entry is not None
-                got = where.get(entry[0])
-                if got is None:
-                    where[entry[0]] = [i]
-                else:  # a name twice in one table: both rows apply, in order
-                    got.append(i)
-            self.applying = True
+            self.load([])
+
+    def load(self, more: list[Entry]) -> None:
+        """Take checked rows (``more``, after those :meth:`check` kept),
+        index them by name, and start applying."""
+        entries, where = self._entries, self._where
+        entries.extend(more)
+        for i, entry in enumerate(entries):
+            assert entry is not None
+            got = where.get(entry[0])
+            if got is None:
+                where[entry[0]] = [i]
+            else:  # a name twice in one table: both rows apply, in order
+                got.append(i)
+        self.applying = True
 
     @property
     def done(self) -> bool:
@@ -227,6 +233,18 @@ class Merges:
         if len(self._jobs) >= self.config.push_pull_merges_held:
             self.metrics.inc("gossip_push_pull_shed")
             return
+        self._jobs.append(job)
+        self.due = min(self.due, now)
+
+    def add_checked(self, entries: list[Entry], now: float, bootstrap: bool) -> None:
+        """Merge rows already checked (by ``parse_state`` against an empty
+        table), for a table many nodes receive alike: the simulator's warm
+        start checks its table once for the whole process. Applied in slices
+        from the next :meth:`step` (or by :meth:`finish`)."""
+        quiet = bootstrap and len(entries) > self.config.push_pull_scale_threshold
+        job = PendingMerge([], quiet, MergeReport(len(entries), None, bootstrap))
+        job.load(entries)
+        self.checked += 1
         self._jobs.append(job)
         self.due = min(self.due, now)
 

@@ -244,15 +244,17 @@ def decode_compound(
 
 
 def check_row(
-    row: Any, known: Mapping[str, Member], limits: Config = DEFAULT
+    row: Any, known: Mapping[str, Member], limits: Config = DEFAULT, me: str = ""
 ) -> tuple[str, Address, int, Status, dict[str, Any]] | None:
     """Validate one push-pull row. ``None`` if it says exactly what we already
-    believe (same name, incarnation and status): no news, left unparsed.
+    believe (same name, incarnation and status) of a member other than ``me``:
+    no news, left unparsed. A row about ``me`` is always kept: at our own
+    incarnation with another address or metadata, it calls for a refutation.
     Raises :class:`WireError` if it is malformed or beyond a bound."""
     if type(row) is not list or len(row) != 6:
         raise WireError("malformed", "push-pull entry must have 6 fields")
     name, host, port, inc, status, meta = row
-    have = known.get(name) if type(name) is str else None
+    have = known.get(name) if type(name) is str and name != me else None
     if have is not None and have[3] == inc and have[4] == status:
         return None
     # An entry has the fields of an Alive message; reuse its validation.
@@ -276,7 +278,7 @@ def check_table(state: Any, limits: Config = DEFAULT) -> list[Any]:
 
 
 def parse_state(
-    state: Any, known: Mapping[str, Member], limits: Config = DEFAULT
+    state: Any, known: Mapping[str, Member], limits: Config = DEFAULT, me: str = ""
 ) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
     """Validate a whole push-pull table, all or nothing (:func:`check_table`,
     then :func:`check_row` for each row). Entries that say exactly what we
@@ -284,7 +286,7 @@ def parse_state(
     cheap."""
     out = []
     for row in check_table(state, limits):
-        entry = check_row(row, known, limits)
+        entry = check_row(row, known, limits, me)
         if entry is not None:
             out.append(entry)
     return out
