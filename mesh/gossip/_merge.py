@@ -80,7 +80,7 @@ class MergeReport:
             return (f"dropped a {kind}{where} of {self.rows} rows after {self.slices} "
                     f"slices: {self.error}")
         what = ", ".join(f"{n} {k}" for k, n in sorted(self.changes.items())) or "no news"
-        return (f"merged a {kind}{where}: {self.rows} rows, {what} "
+        return (f"merged a {kind}{where}: {self.rows} row{'s' if self.rows != 1 else ''}, {what} "
                 f"({self.slices} slice{'s' if self.slices != 1 else ''})")
 
 
@@ -169,7 +169,6 @@ class PendingMerge:
         return out
 
 
-
 class Merges:
     """The push-pull tables of one node that are not fully merged yet, oldest
     first, and the reports of those that finished (for the driver's log).
@@ -222,7 +221,7 @@ class Merges:
         fits one slice and nothing is pending (raising :class:`WireError` if a
         row is bad), else in slices from the next :meth:`step`."""
         job = PendingMerge(state, quiet, report)
-        step = self.config.push_pull_merge_slice
+        step = max(1, self.config.push_pull_merge_slice)
         if not self._jobs and len(state) <= step:
             job.check(self._known, self.config, len(state) or 1, self._check_row)
             self.checked += 1
@@ -251,7 +250,7 @@ class Merges:
     def step(self, now: float) -> None:
         """One slice of work on the oldest table: check or apply ``step`` rows."""
         job = self._jobs[0]
-        step = self.config.push_pull_merge_slice
+        step = max(1, self.config.push_pull_merge_slice)
         if not job.applying:
             try:
                 job.check(self._known, self.config, step, self._check_row)
