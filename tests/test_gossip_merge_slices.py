@@ -133,6 +133,15 @@ def test_tables_beyond_the_ones_held_are_shed_and_counted() -> None:
     assert m.metrics.snapshot().get("gossip_push_pull_shed") == 1
 
 
+def test_a_small_table_does_not_wait_behind_a_large_one() -> None:
+    m = core(100)
+    m.merge_remote(big_table(1000), 0.0)
+    m.merge_remote(table([("n1", 0, 0, {})]), 0.0)  # a joiner's own table
+    assert m.get("n1") is not None and m.merges.phase == "checking"
+    [report] = m.merges.drain()
+    assert report.describe().endswith(": member n1 join at 10.0.0.1:7002 (incarnation 0)")
+
+
 # --------------------------------------------------------------- the reference
 row = st.tuples(st.sampled_from(NAMES), st.integers(0, 3), st.integers(0, 3),
                 st.sampled_from([{}, {"zone": "a"}]))
@@ -174,16 +183,32 @@ def test_a_sliced_merge_ends_where_an_unsliced_merge_at_its_check_ends(
     for m in (sliced, ref):
         m.merge_remote(table(start), 0.0)
         m.merges.finish(0.0)
-    accepted = [(table(first), bootstrap)]
-    sliced.merge_remote(table(first), 0.0, bootstrap=bootstrap)
+    waiting: list[tuple[list, bool]] = []  # large tables, in the order they merge
+
+    def push_pull(got: list, boot: bool) -> None:
+        """A table that fits a slice merges at once (the reference too);
+        a large one waits in line (or is shed)."""
+        shed = sliced.metrics.snapshot().get("gossip_push_pull_shed", 0)
+        before = sliced.merges.checked
+        sliced.merge_remote(got, 0.0, bootstrap=boot)
+        if len(got) <= SLICE:
+            assert sliced.merges.checked == before + 1
+            ref.merge_remote(got, 0.0, bootstrap=boot)
+            ref_count[0] += 1
+        elif sliced.metrics.snapshot().get("gossip_push_pull_shed", 0) == shed:
+            waiting.append((got, boot))
+
+    ref_count = [1]  # tables the reference merged (its start table included)
 
     def catch_up() -> None:
-        while ref.merges.checked < sliced.merges.checked:
-            got, boot = accepted[ref.merges.checked - 1]
+        while ref_count[0] < sliced.merges.checked:
+            got, boot = waiting.pop(0)
             ref.merge_remote(got, 0.0, bootstrap=boot)
+            ref_count[0] += 1
         seen.update((e.kind, e.member) for e in sliced.drain_events())
         ref_seen.update((e.kind, e.member) for e in ref.drain_events())
 
+    push_pull(table(first), bootstrap)
     catch_up()
     for ev in events:
         if ev[0] == "tick":
@@ -191,10 +216,7 @@ def test_a_sliced_merge_ends_where_an_unsliced_merge_at_its_check_ends(
             catch_up()
             ref.tick(0.0)
         elif ev[0] == "pushpull":
-            shed = sliced.metrics.snapshot().get("gossip_push_pull_shed", 0)
-            sliced.merge_remote(table(ev[1]), 0.0, bootstrap=ev[2])
-            if sliced.metrics.snapshot().get("gossip_push_pull_shed", 0) == shed:
-                accepted.append((table(ev[1]), ev[2]))
+            push_pull(table(ev[1]), ev[2])
         else:
             msg = Ping(ev[1], ME) if ev[0] == "ping" else message(ev)
             sliced.receive(body(msg), addr("n1"), 0.0)

@@ -91,10 +91,11 @@ class GossipDefaults:
     listener: 128 keep a turn within a few milliseconds (``python -m
     bench.merge_stall``), and a mesh of up to 128 members merges at once."""
 
-    push_pull_merges_held: int = 2
-    """Push-pull tables held while one is merged in slices; more are shed
-    (``gossip_push_pull_shed``). Anti-entropy runs again soon, so a shed
-    table loses nothing; two bound what a node holds to two tables."""
+    push_pull_merges_held: int = 4
+    """Large push-pull tables held while one is merged in slices; more are
+    shed (``gossip_push_pull_shed``). Anti-entropy runs again soon, so a shed
+    table loses nothing; four bound what a node holds to four tables (16,384
+    rows at ``max_members``)."""
 
     # --- join ----------------------------------------------------------------
     join_retry_initial: float = 0.5

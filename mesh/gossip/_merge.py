@@ -22,12 +22,14 @@ The rule that keeps a sliced merge equal to an unsliced one:
    been applied at that moment, and a member learned from one slice is never
    rolled back by a later one: each row still goes through the incarnation and
    status precedence of the handlers, against what is held when it applies.
-3. **One table at a time, in arrival order.** A push-pull that arrives while
-   one is pending waits behind it (its check starts when the earlier table is
-   fully applied), so two tables merge in the order they came, as unsliced
-   merges would. At most ``Config.push_pull_merges_held`` tables wait; more
-   are shed (counted ``gossip_push_pull_shed``): push-pull is periodic
-   anti-entropy, and the next exchange brings the same news.
+3. **One large table at a time, in arrival order.** A large table that
+   arrives while one is pending waits behind it (its check starts when the
+   earlier table is fully applied), so two tables merge in the order they
+   came, as unsliced merges would. At most ``Config.push_pull_merges_held``
+   tables wait; more are shed (counted ``gossip_push_pull_shed``): push-pull
+   is periodic anti-entropy, and the next exchange brings the same news. A
+   table that fits one slice is merged at once, by rule 2 (see
+   :meth:`Merges.add`).
 
 ``tests/test_gossip_merge_slices.py`` checks the rule against an unsliced
 reference under interleaved gossip, with hypothesis.
@@ -49,10 +51,14 @@ Entry = tuple[str, Address, int, Status, dict[str, Any]]
 CheckRow = Callable[[Any, dict[str, Member], Config], "Entry | None"]
 
 
+NAMED = 4
+"""Member changes a merge's log line spells out (the rest are counted)."""
+
+
 class MergeReport:
     """What one push-pull merge did: one log line, not one per member."""
 
-    __slots__ = ("bootstrap", "changes", "error", "rows", "slices", "src")
+    __slots__ = ("bootstrap", "changes", "error", "named", "rows", "slices", "src")
 
     def __init__(self, rows: int, src: Address | None, bootstrap: bool) -> None:
         self.rows = rows
@@ -62,11 +68,17 @@ class MergeReport:
         self.error: WireError | None = None
         self.changes: dict[str, int] = {}
         """Member events the merge raised, by kind word (``join``, ``dead``...)."""
+        self.named: list[str] = []
+        """The first few of them, spelled out in the log line."""
 
     def count(self, events: list[MemberEvent]) -> None:
         for e in events:
             word = e.kind.value
             self.changes[word] = self.changes.get(word, 0) + 1
+            if len(self.named) < NAMED:
+                m = e.member
+                self.named.append(f"member {m.name} {word} at {m.address} "
+                                  f"(incarnation {m.incarnation})")
 
     @property
     def news(self) -> int:
@@ -80,8 +92,10 @@ class MergeReport:
             return (f"dropped a {kind}{where} of {self.rows} rows after {self.slices} "
                     f"slices: {self.error}")
         what = ", ".join(f"{n} {k}" for k, n in sorted(self.changes.items())) or "no news"
+        more = "; ".join(self.named) + ("; ..." if self.news > len(self.named) else "")
         return (f"merged a {kind}{where}: {self.rows} row{'s' if self.rows != 1 else ''}, {what} "
-                f"({self.slices} slice{'s' if self.slices != 1 else ''})")
+                f"({self.slices} slice{'s' if self.slices != 1 else ''})" + (": " + more
+                                                                             if more else ""))
 
 
 class PendingMerge:
@@ -178,7 +192,7 @@ class Merges:
     through its handlers.
     """
 
-    __slots__ = ("_apply_row", "_check_row", "_events", "_jobs", "_known", "active", "checked",
+    __slots__ = ("_apply_row", "_check_row", "_events", "_jobs", "_known", "_running", "checked",
                  "config", "due", "metrics", "reports")
 
     def __init__(self, config: Config, known: dict[str, Member], metrics: Any,
@@ -192,8 +206,7 @@ class Merges:
         self._apply_row = apply_row
         self.checked = 0
         """Tables whose every row passed its check: merged, by the rule above."""
-        self.active = False
-        """True while rows of a table are applied (their events are ``merged``)."""
+        self._running: PendingMerge | None = None  # the table whose rows apply now
         self._jobs: list[PendingMerge] = []
         self.reports: list[MergeReport] = []
         self.due = float("inf")
@@ -201,6 +214,11 @@ class Merges:
 
     def __bool__(self) -> bool:
         return bool(self._jobs)
+
+    @property
+    def active(self) -> bool:
+        """True while rows of a table are applied (their events are ``merged``)."""
+        return self._running is not None
 
     @property
     def phase(self) -> str:
@@ -218,11 +236,15 @@ class Merges:
 
     def add(self, state: list[Any], now: float, quiet: bool, report: MergeReport) -> None:
         """Merge ``state`` (its shape and size already checked): at once if it
-        fits one slice and nothing is pending (raising :class:`WireError` if a
-        row is bad), else in slices from the next :meth:`step`."""
+        fits one slice (raising :class:`WireError` if a row is bad), else in
+        slices from the next :meth:`step`. A small table does not wait behind
+        a pending one: if that one is merged already (applying), the small
+        table's members get their pending rows first, as if it came after;
+        if not, the small one is merged first, as if it had arrived first.
+        (A mass join sends a seed hundreds of one-row tables at once.)"""
         job = PendingMerge(state, quiet, report)
         step = max(1, self.config.push_pull_merge_slice)
-        if not self._jobs and len(state) <= step:
+        if len(state) <= step:
             job.check(self._known, self.config, len(state) or 1, self._check_row)
             self.checked += 1
             self._apply(job, job.take(len(state)), now)
@@ -269,7 +291,7 @@ class Merges:
         """Apply the pending rows about ``name`` of the table being applied
         (before anything else changes that member; see the module's rule)."""
         job = self.applying
-        if job is not None and not self.active:  # a table's own rows go in table order
+        if job is not None and job is not self._running:  # its own rows go in table order
             entries = job.take_name(name)
             if entries:
                 self._apply(job, entries, now)
@@ -285,13 +307,13 @@ class Merges:
         self.reports.append(job.report)
 
     def _apply(self, job: PendingMerge, entries: list[Entry], now: float) -> None:
-        events = self._events
-        start, self.active = len(events), True
+        events, outer = self._events, self._running
+        start, self._running = len(events), job
         try:
             for entry in entries:
                 self._apply_row(entry, job.quiet, now)
         finally:
-            self.active = False
+            self._running = outer
         if start < len(events):
             job.report.count(events[start:])
 
