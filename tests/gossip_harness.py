@@ -71,8 +71,9 @@ class Cluster:
         self._reschedule(b)
 
     def _reschedule(self, name: str) -> None:
-        nd = self.nodes[name].next_deadline()
-        if self._ticks.get(name) != nd:
+        m = self.nodes[name]
+        nd = m.next_deadline()
+        if self._ticks.get(name) != nd or m.merges:  # merge work: one slice per tick
             self._ticks[name] = nd
             self._push(nd, name, "tick")
 
@@ -111,7 +112,6 @@ class Cluster:
             if item == "tick":
                 if ticks_pending.get(name, -1) > when:
                     continue
-                ticks_pending.pop(name, None)  # this one ran: the next may be now again
                 out = m.tick(self.now)
             else:
                 src, body = item
