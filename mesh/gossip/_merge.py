@@ -22,14 +22,12 @@ The rule that keeps a sliced merge equal to an unsliced one:
    been applied at that moment, and a member learned from one slice is never
    rolled back by a later one: each row still goes through the incarnation and
    status precedence of the handlers, against what is held when it applies.
-3. **One large table at a time, in arrival order.** A large table that
+3. **One table at a time, in arrival order.** A table that
    arrives while one is pending waits behind it (its check starts when the
    earlier table is fully applied), so two tables merge in the order they
    came, as unsliced merges would. At most ``Config.push_pull_merges_held``
    tables wait; more are shed (counted ``gossip_push_pull_shed``): push-pull
-   is periodic anti-entropy, and the next exchange brings the same news. A
-   table that fits one slice is merged at once, by rule 2 (see
-   :meth:`Merges.add`).
+   is periodic anti-entropy, and the next exchange brings the same news.
 
 ``tests/test_gossip_merge_slices.py`` checks the rule against an unsliced
 reference under interleaved gossip, with hypothesis.
@@ -237,14 +235,10 @@ class Merges:
     def add(self, state: list[Any], now: float, quiet: bool, report: MergeReport) -> None:
         """Merge ``state`` (its shape and size already checked): at once if it
         fits one slice (raising :class:`WireError` if a row is bad), else in
-        slices from the next :meth:`step`. A small table does not wait behind
-        a pending one: if that one is merged already (applying), the small
-        table's members get their pending rows first, as if it came after;
-        if not, the small one is merged first, as if it had arrived first.
-        (A mass join sends a seed hundreds of one-row tables at once.)"""
+        slices from the next :meth:`step`; behind any table pending."""
         job = PendingMerge(state, quiet, report)
         step = max(1, self.config.push_pull_merge_slice)
-        if len(state) <= step:
+        if not self._jobs and len(state) <= step:
             job.check(self._known, self.config, len(state) or 1, self._check_row)
             self.checked += 1
             self._apply(job, job.take(len(state)), now)
