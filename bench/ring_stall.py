@@ -14,7 +14,9 @@ Prints one JSON line: per member count, ``points``, ``slices``,
 pass that landed in a slice), ``max_loop_gap_ms`` (wall clock, so it includes
 other processes' turns on a shared machine), ``build_total_ms`` (sliced) and
 ``unsliced_ms`` (CPU time of the whole build in one turn), each the worst of
-the rounds (the build total: the best).
+the rounds (the build total: the best). ``shares_max_slice_cpu_ms`` and
+``shares_unsliced_ms`` are the same for ``/v1/ring``'s shares of the view
+(``ShareBuilds``: the ring, then each member's share, in slices).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mesh.config import DEFAULT
-from mesh.exec._ring import ViewBuilds
+from mesh.exec._ring import ShareBuilds, ViewBuilds
 from mesh.placement import Member, Placement
 
 
@@ -97,6 +99,26 @@ async def _sliced(members: list[tuple[str, int]]) -> dict[str, Any]:
             "max_loop_gap_ms": max(gaps) * 1e3, "build_total_ms": total * 1e3}
 
 
+async def _shares_sliced(members: list[tuple[str, int]]) -> float:
+    """The largest slice of ``/v1/ring``'s shares build (ShareBuilds), in ms of CPU."""
+    loop = asyncio.get_running_loop()
+    clock = SliceClock()
+
+    def call_later(delay: float, fn: Callable[[], None]) -> Any:
+        return loop.call_later(delay, lambda: clock.call(fn))
+
+    with clock:
+        await ShareBuilds(call_later, lambda: DEFAULT).current(members)
+    return clock.worst * 1e3
+
+
+def _shares_unsliced(members: list[tuple[str, int]]) -> float:
+    t0 = time.thread_time()
+    Placement([Member(n, w) for n, w in members], vnodes=DEFAULT.placement_vnodes,
+              probes=DEFAULT.placement_probes, max_points=DEFAULT.placement_max_points).shares()
+    return (time.thread_time() - t0) * 1e3
+
+
 def _unsliced(members: list[tuple[str, int]]) -> tuple[float, int]:
     t0 = time.thread_time()
     view = Placement([Member(n, w) for n, w in members], vnodes=DEFAULT.placement_vnodes,
@@ -120,6 +142,10 @@ def run(counts: list[int], workers: int, rounds: int) -> dict[str, Any]:
             unsliced, points = _unsliced(members)
             got["unsliced_ms"] = max(got.get("unsliced_ms", 0), unsliced)
             got["points"] = points
+            got["shares_max_slice_cpu_ms"] = max(got.get("shares_max_slice_cpu_ms", 0),
+                                                 asyncio.run(_shares_sliced(members)))
+            got["shares_unsliced_ms"] = max(got.get("shares_unsliced_ms", 0),
+                                            _shares_unsliced(members))
         out[str(n)] = {k: round(v, 2) if isinstance(v, float) else v for k, v in got.items()}
     return out
 

@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 from mesh.config import Config
 from mesh.errors import WireError
+from mesh.exec._ring import ShareBuilds
 from mesh.gossip import PUSH_PULL_PATH, GossipDriver, MemberEvent, Membership
 from mesh.metrics import Metrics, RateLimitedLog
-from mesh.placement import Member as PMember
-from mesh.placement import Placement, member_weight
+from mesh.placement import member_weight
 from mesh.runtime import Address, Channel, Runtime, Server
 from mesh.store import FileSpillDir, MemorySpillDir, SpillDir, default_memory_limit, spill_limit
 from mesh.store._driver import NodeStore
@@ -157,7 +157,8 @@ class Node:
         self._noise = RateLimitedLog(log, runtime.now)
         self._server: Server | None = None
         self._services_started: list[Service] = []
-        self._shares: tuple[tuple[Any, ...], dict[str, float]] | None = None
+        # /v1/ring's shares, built in slices after a view change (mesh.exec._ring)
+        self._shares = ShareBuilds(self.runtime.call_later, lambda: self.config)
         self._stopped = False
 
     # ------------------------------------------------------------- lifecycle
@@ -199,6 +200,7 @@ class Node:
         if self._stopped:
             return
         self._stopped = True
+        self._shares.cancel()
         await self._stop_services(graceful=False)
         await self.driver.stop()
         if self._server is not None:
@@ -227,7 +229,9 @@ class Node:
         self._listeners.append(cb)
 
     def _on_event(self, event: MemberEvent) -> None:
-        if log.isEnabledFor(logging.INFO):  # a large mesh has N^2 events while it forms
+        # a large mesh has N^2 events while it forms; a push-pull merge logs
+        # one line for all of its events (mesh.gossip's driver)
+        if not event.merged and log.isEnabledFor(logging.INFO):
             m = event.member
             log.info(
                 "member %s %s at %s (incarnation %d)",
@@ -256,7 +260,7 @@ class Node:
         if path == PUSH_PULL_PATH:
             return self.driver.handle_push_pull(request)
         if path == RING_PATH:
-            return 200, self.http_codec.seal({"shares": self.ring_shares()})
+            return 200, self.http_codec.seal({"shares": await self.current_ring_shares()})
         if service is not None:
             return await service.handle_request(path, body)
         self.metrics.inc("http_not_found")
@@ -272,15 +276,14 @@ class Node:
 
     def ring_shares(self) -> dict[str, float]:
         """Each live member's share of the key space, weighted by its
-        ``workers`` metadata (default 1)."""
-        members = [
-            PMember(m.name, member_weight(m.meta)) for m in self.membership.alive()
-        ]
-        cfg = self.config
-        view = (members, cfg.placement_vnodes, cfg.placement_probes, cfg.placement_max_points)
-        if self._shares is not None and self._shares[0] == view:
-            return dict(self._shares[1])  # one build per view, not per request
-        shares = Placement(members, vnodes=cfg.placement_vnodes, probes=cfg.placement_probes,
-                           max_points=cfg.placement_max_points).shares()
-        self._shares = (view, {name: shares[name] for name in sorted(shares)})
-        return dict(self._shares[1])
+        ``workers`` metadata (default 1), for the last view built: after a
+        view change of a large mesh, the new view's shares are built in
+        slices over the next loop turns (:meth:`current_ring_shares` waits)."""
+        return self._shares.latest(self._ring_view())
+
+    async def current_ring_shares(self) -> dict[str, float]:
+        """:meth:`ring_shares` of the view live now (or a later one)."""
+        return await self._shares.current(self._ring_view())
+
+    def _ring_view(self) -> list[tuple[str, int]]:
+        return [(m.name, member_weight(m.meta)) for m in self.membership.alive()]

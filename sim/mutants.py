@@ -147,12 +147,12 @@ def _stale_alive_resurrects(orig: Callable[..., None]) -> Callable[..., None]:
     return _on_alive
 
 
-def _push_pull_drops(orig: Callable[..., list]) -> Callable[..., list]:
-    def parse_state(state: Any, known: dict, *limits: Any) -> list:
-        entries = orig(state, known, *limits)
-        return [e for e in entries if e[3] is Status.ALIVE]  # deaths and suspicions lost
+def _push_pull_drops(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def check_row(row: Any, known: dict, *limits: Any) -> Any:
+        entry = orig(row, known, *limits)
+        return entry if entry is None or entry[3] is Status.ALIVE else None  # deaths lost
 
-    return parse_state
+    return check_row
 
 
 # --- exec --------------------------------------------------------------------------
@@ -238,7 +238,7 @@ MUTANTS: list[Mutant] = [
     Mutant("dead_resurrected_by_stale_alive", "gossip", (Membership, "_on_alive"),
            _stale_alive_resurrects, "an alive no newer than a death brings the member back",
            GOSSIP_SCENARIO),
-    Mutant("push_pull_drops_entries", "gossip", (gossip_membership, "parse_state"),
+    Mutant("push_pull_drops_entries", "gossip", (gossip_membership, "check_row"),
            _push_pull_drops, "push-pull merges only the alive entries of a table",
            GOSSIP_SCENARIO),
     Mutant("early_confirm", "exec", (Running, "check_confirmed"), _early_confirm,

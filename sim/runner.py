@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesh.gossip._messages import parse_state
 from mesh.node import Node
 from sim._loop import SimDeadlock, SimLivelock, SimLoop
 from sim.faults import FaultRecord, Injector, plan
@@ -174,7 +175,11 @@ class Simulation:
         if warm:
             # Joined long ago: the whole table arrives through the real
             # push-pull merge, as the answer to a join would bring it.
-            node.membership.merge_remote(self._warm_table(), self.loop.time(), bootstrap=True)
+            # Its rows are checked once for the whole process (parse_state,
+            # as merge_remote would for each node), then merged by each node.
+            node.membership.merges.add_checked(self._warm_rows(), self.loop.time(),
+                                               bootstrap=True)
+            node.membership.merges.finish(self.loop.time())  # all of it, before it starts
         gen = self.observer.node_up(i, self.loop.time())
         node.add_listener(self.observer.listener(i, gen, self.loop.time))
         self.nodes[i] = node
@@ -196,6 +201,14 @@ class Simulation:
             self._table = [[h.name, h.addr[0], h.addr[1], 0, 0, {"zone": h.zone}]
                            for h in self.hosts]
         return self._table
+
+    _rows: list[Any] | None = None
+
+    def _warm_rows(self) -> list[Any]:
+        """:meth:`_warm_table`, checked (``parse_state`` against an empty table)."""
+        if self._rows is None:
+            self._rows = parse_state(self._warm_table(), {}, self.config)
+        return self._rows
 
     def crash(self, i: int) -> None:
         """Kill node ``i``'s process: it stops at once and its state is gone."""

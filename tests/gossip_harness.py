@@ -39,6 +39,7 @@ class Cluster:
         self.name_at: dict[Addr, str] = {}
         self.crashed: set[str] = set()
         self._heap: list[tuple[float, int, str, object]] = []
+        self._ticks: dict[str, float] = {}  # each node's latest scheduled tick
         self._n = 0
         names = [f"n{i:03d}" for i in range(n)]
         for i, name in enumerate(names):
@@ -64,6 +65,17 @@ class Cluster:
         sa, sb = (msgpack.unpackb(msgpack.packb(m.local_state())) for m in (ma, mb))
         mb.merge_remote(sa, self.now)
         ma.merge_remote(sb, self.now, bootstrap=join)
+        # A large table is merged in slices, from the next tick, which the
+        # driver asks for at once after serving a push-pull.
+        self._reschedule(a)
+        self._reschedule(b)
+
+    def _reschedule(self, name: str) -> None:
+        m = self.nodes[name]
+        nd = m.next_deadline()
+        if self._ticks.get(name) != nd or m.merges:  # merge work: one slice per tick
+            self._ticks[name] = nd
+            self._push(nd, name, "tick")
 
     def crash(self, name: str) -> None:
         self.crashed.add(name)
@@ -90,7 +102,7 @@ class Cluster:
                     self.push_pull(src, dst, join=eff.join)
 
     def run(self, until: float) -> None:
-        ticks_pending: dict[str, float] = {}
+        ticks_pending = self._ticks
         while self._heap and self._heap[0][0] <= until:
             when, _, name, item = heapq.heappop(self._heap)
             self.now = max(self.now, when)
@@ -105,10 +117,7 @@ class Cluster:
                 src, body = item
                 out = m.receive(msgpack.unpackb(body), self.addr_of[src], self.now)
             self._deliver(name, out)
-            nd = m.next_deadline()
-            if ticks_pending.get(name) != nd:
-                ticks_pending[name] = nd
-                self._push(nd, name, "tick")
+            self._reschedule(name)
         self.now = until
 
     def status(self, observer: str, target: str) -> Status | None:

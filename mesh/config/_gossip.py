@@ -84,6 +84,19 @@ class GossipDefaults:
     (memberlist's pushPullScale): each exchange carries the whole table, so at
     1,000 members a fixed interval would make anti-entropy cost O(N^2) bytes."""
 
+    push_pull_merge_slice: int = 128
+    """Rows of a push-pull table checked, or applied, per event-loop turn; a
+    larger table is merged in slices (``mesh.gossip._merge``). Applying a new
+    member costs about 20 us with its member event and the exec layer's
+    listener: 128 keep a turn within a few milliseconds (``python -m
+    bench.merge_stall``), and a mesh of up to 128 members merges at once."""
+
+    push_pull_merges_held: int = 4
+    """Large push-pull tables held while one is merged in slices; more are
+    shed (``gossip_push_pull_shed``). Anti-entropy runs again soon, so a shed
+    table loses nothing; four bound what a node holds to four tables (16,384
+    rows at ``max_members``)."""
+
     # --- join ----------------------------------------------------------------
     join_retry_initial: float = 0.5
     """First delay before retrying seeds that did not answer."""

@@ -159,6 +159,11 @@ class GossipDriver:
                 self._spawn(self._push_pull(effect.addr, effect.join))
 
     def _after_input(self) -> None:
+        for report in self.membership.merges.drain():  # one line per push-pull merge
+            if report.error is not None:
+                self._rejected("http", report.error, report.src)
+            elif report.news and log.isEnabledFor(logging.INFO):
+                log.info("%s", report.describe())
         events = self.membership.drain_events()
         for event in events:  # what each member says it holds (authenticated gossip)
             held = parse_key_ids(event.member.meta.get("key_ids"))
@@ -196,7 +201,8 @@ class GossipDriver:
             reply = self._http_codec.open(raw)
             if type(reply) is not dict or "state" not in reply:
                 raise WireError("malformed", "push-pull reply needs a state")
-            self.membership.merge_remote(reply["state"], self.runtime.now(), bootstrap=join)
+            self.membership.merge_remote(reply["state"], self.runtime.now(), bootstrap=join,
+                                         src=addr)
         except WireError as exc:
             self._rejected("http", exc, addr)
             return False

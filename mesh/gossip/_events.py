@@ -7,7 +7,7 @@ events (:class:`MemberEvent`) say what changed, for the layers above.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mesh.gossip._state import Address, Member
 
@@ -48,3 +48,6 @@ class EventKind(enum.Enum):
 class MemberEvent:
     kind: EventKind
     member: Member
+    merged: bool = field(default=False, compare=False)
+    """Raised by a push-pull merge, which logs one line for all its events
+    (``Membership.drain_merges``), so listeners need not log each."""

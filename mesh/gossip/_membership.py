@@ -19,6 +19,7 @@ from mesh.gossip._awareness import Awareness
 from mesh.gossip._dissemination import Dissemination
 from mesh.gossip._events import EventKind, MemberEvent, PushPull, Send
 from mesh.gossip._intern import intern_member
+from mesh.gossip._merge import Entry, MergeReport, Merges
 from mesh.gossip._messages import (
     Ack,
     Alive,
@@ -28,10 +29,11 @@ from mesh.gossip._messages import (
     Nack,
     Ping,
     Suspect,
+    check_row,
+    check_table,
     compound,
     decode_compound,
     encode,
-    parse_state,
 )
 from mesh.gossip._probe import Prober
 from mesh.gossip._state import Address, Member, Status
@@ -89,6 +91,11 @@ class Membership:
         self._next_push_pull = now + (delays[0] if delays else config.push_pull_interval)
         self._early_syncs = delays[:0:-1]  # the rest, popped in order
         self._next_reap = now + 1.0
+        # Push-pull tables merged in slices (pending work, reports for the log).
+        # check_row is looked up when called, so that sim.mutants can plant a bug in it.
+        self.merges = Merges(config, self._members, self.metrics, self._events,
+                              lambda row, known, limits: check_row(row, known, limits, name),
+                              self._apply_row)
         self._broadcast(Alive(incarnation, name, addr, meta))
 
     # ------------------------------------------------------------------ views
@@ -124,7 +131,8 @@ class Membership:
 
     def drain_events(self) -> list[MemberEvent]:
         """Events since the last call, in the order they happened."""
-        events, self._events = self._events, []
+        events = self._events[:]
+        self._events.clear()  # the same list: push-pull merges append to it too
         return events
 
     def local_state(self) -> list[Member]:
@@ -134,8 +142,9 @@ class Membership:
         return self.members()
 
     def next_deadline(self) -> float:
-        """When :meth:`tick` next has work to do."""
-        d = min(self._prober.next_deadline(), self._next_push_pull)
+        """When :meth:`tick` next has work to do (at once while a push-pull
+        table is pending: one slice of it per tick)."""
+        d = min(self._prober.next_deadline(), self._next_push_pull, self.merges.due)
         # Gossip rounds and reaping only matter when there is something to
         # spread or forget; an idle node then wakes about once per probe.
         if len(self._broadcasts):
@@ -156,7 +165,10 @@ class Membership:
         return self._flush()
 
     def tick(self, now: float) -> list[Send | PushPull]:
-        """Run every timer that is due at ``now``."""
+        """Run every timer that is due at ``now``, and one slice of a pending
+        push-pull table."""
+        if self.merges:
+            self.merges.step(now)
         for name in self._suspicions.expired(now):
             self._suspicion_expired(name, now)
         self._prober.expire_relays(now)
@@ -182,32 +194,31 @@ class Membership:
             self._next_reap = now + 1.0
         return self._flush()
 
-    def merge_remote(self, state: Any, now: float, bootstrap: bool = False) -> None:
-        """Apply a peer's table from a push-pull. Raises :class:`WireError` if
-        it is malformed (nothing is applied then). What to send in response
-        is returned by the next :meth:`tick` (broadcasts are queued).
-
-        ``bootstrap`` is for the answer to our own join. In a large cluster
-        the members it lists are news to us only, not to the cluster, so they
-        are not re-broadcast: otherwise a mass start of N members would queue
-        N broadcasts on each (O(N^2) messages). Up to
-        ``push_pull_scale_threshold`` members we re-broadcast them as memberlist
-        does, because there every extra spreader matters and costs little."""
-        entries = parse_state(state, self._members, self.config)
+    def merge_remote(self, state: Any, now: float, bootstrap: bool = False,
+                     src: Address | None = None) -> None:
+        """Apply a peer's table from a push-pull (``src``: the peer, for the
+        log). Raises :class:`WireError` if its shape is bad. A table of up to
+        ``push_pull_merge_slice`` rows is applied at once; a larger one one
+        slice per :meth:`tick`, by the rule of :mod:`mesh.gossip._merge`.
+        ``bootstrap``: the answer to our own join. What it lists is news to us
+        only, so above ``push_pull_scale_threshold`` members it is not
+        re-broadcast (a mass start would cost O(N^2) messages); below, every
+        spreader matters and costs little, as in memberlist."""
+        check_table(state, self.config)
         quiet = bootstrap and len(state) > self.config.push_pull_scale_threshold
-        for name, addr, inc, status, meta in entries:
-            known = name in self._members
-            if status is Status.ALIVE:
-                self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
-            elif status is Status.LEFT:
-                self._on_dead(Dead(inc, name, name), now)
-            elif known:
-                # A remote suspicion or death may be stale: suspect locally and
-                # let the member refute, rather than declare it dead outright.
-                # A member we do not know and that is reported suspect or dead
-                # stays unknown (as in memberlist): it may be one we declared
-                # dead and forgot, reported by a peer that has not caught up.
-                self._on_suspect(Suspect(inc, name, self.name), now)
+        self.merges.add(state, now, quiet, MergeReport(len(state), src, bootstrap))
+
+    def _apply_row(self, row: Entry, quiet: bool, now: float) -> None:
+        name, addr, inc, status, meta = row
+        if status is Status.ALIVE:
+            self._on_alive(Alive(inc, name, addr, meta), now, quiet=quiet)
+        elif status is Status.LEFT:
+            self._on_dead(Dead(inc, name, name), now)
+        elif name in self._members:
+            # A remote suspicion or death may be stale: suspect it and let it
+            # refute. One we do not know stays unknown (as in memberlist): we
+            # may have declared it dead and forgotten it.
+            self._on_suspect(Suspect(inc, name, self.name), now)
 
     def leave(self, now: float) -> list[Send | PushPull]:
         """Leave gracefully: tell every live peer directly and queue the news
@@ -215,6 +226,7 @@ class Membership:
         gossiping for a moment so the news spreads, then stop."""
         if self._leaving:
             return []
+        self.merges.settle(self.name, now)
         me = self.local
         self._leaving = True
         self._table.put(me.with_(status=Status.LEFT))
@@ -229,6 +241,7 @@ class Membership:
         incarnation, so the new value wins everywhere)."""
         meta = dict(meta)
         check_meta(meta, self.config.max_meta_bytes)
+        self.merges.settle(self.name, now)
         me = self.local
         new = me.with_(incarnation=me.incarnation + 1, meta=meta)
         self._table.put(new)
@@ -253,6 +266,7 @@ class Membership:
                 self._on_dead(msg, now, informer=src)
 
     def _on_alive(self, a: Alive, now: float, quiet: bool = False) -> None:
+        self.merges.settle(a.node, now)  # its pending push-pull rows first
         if a.node == self.name:
             me = self.local
             if self._leaving:
@@ -278,6 +292,7 @@ class Membership:
             self._broadcast(a)
 
     def _on_suspect(self, s: Suspect, now: float, informer: Address | None = None) -> None:
+        self.merges.settle(s.node, now)  # its pending push-pull rows first
         if s.node == self.name:
             return self._accused(s.incarnation, informer)
         m = self._members.get(s.node)
@@ -303,17 +318,15 @@ class Membership:
 
     def _tell_suspect(self, m: Member) -> None:
         """We suspect ``m`` on others' word, or others just confirmed our
-        suspicion (shortening our timer): tell ``m`` directly, so that it
-        refutes to us, or sends us the alive we missed if it refuted already.
-        Otherwise a missed refutation is only repaired if we happen to probe
-        ``m`` (buddy system) before the timer runs out, and independent
-        confirmations from nodes cut off from ``m`` shrink that timer to the
-        minimum. Sent alone, so no queued broadcast spends a transmission on
-        a member that may not hear."""
+        suspicion: tell ``m`` directly, so that it refutes to us (or sends the
+        alive we missed), rather than hope our own probe reaches it before
+        confirmations from nodes cut off from it shrink the timer. Sent alone,
+        so no queued broadcast spends a transmission on a member that may not hear."""
         self._out.append(Send(m.addr, compound([encode(Suspect(m.incarnation, m.name,
                                                                self.name))])))
 
     def _on_dead(self, d: Dead, now: float, informer: Address | None = None) -> None:
+        self.merges.settle(d.node, now)  # its pending push-pull rows first
         if d.node == self.name:
             return self._accused(d.incarnation, informer)
         m = self._members.get(d.node)
@@ -359,6 +372,7 @@ class Membership:
             self._send(informer, [])  # carries the fresh refutation, newest first
 
     def _suspicion_expired(self, name: str, now: float) -> None:
+        self.merges.settle(name, now)  # its pending push-pull rows first
         self._suspicions.pop(name)
         m = self._members.get(name)
         if m is None or m.status is not Status.SUSPECT:
@@ -369,7 +383,7 @@ class Membership:
     def _set(self, member: Member, now: float, kind: EventKind | None) -> None:
         self._table.set(member, now)
         if kind is not None:
-            self._events.append(MemberEvent(kind, member))
+            self._events.append(MemberEvent(kind, member, self.merges.active))
 
     def _live_peers(self) -> list[str]:
         """Names of alive and suspect peers, sorted. Do not modify."""

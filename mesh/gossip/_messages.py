@@ -243,30 +243,50 @@ def decode_compound(
     return out
 
 
-def parse_state(
-    state: Any, known: dict[str, Member], limits: Config = DEFAULT
-) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
-    """Validate a push-pull table, all or nothing. Entries that say exactly what
-    we already believe (same name, incarnation and status) carry no news and
-    are skipped, which keeps a sync of a large, quiet cluster cheap. A table
-    of more than ``max_members`` rows is dropped whole (reason ``bounds``)."""
+def check_row(
+    row: Any, known: Mapping[str, Member], limits: Config = DEFAULT, me: str = ""
+) -> tuple[str, Address, int, Status, dict[str, Any]] | None:
+    """Validate one push-pull row. ``None`` if it says exactly what we already
+    believe (same name, incarnation and status) of a member other than ``me``:
+    no news, left unparsed. A row about ``me`` is always kept: at our own
+    incarnation with another address or metadata, it calls for a refutation.
+    Raises :class:`WireError` if it is malformed or beyond a bound."""
+    if type(row) is not list or len(row) != 6:
+        raise WireError("malformed", "push-pull entry must have 6 fields")
+    name, host, port, inc, status, meta = row
+    have = known.get(name) if type(name) is str and name != me else None
+    if have is not None and have[3] == inc and have[4] == status:
+        return None
+    # An entry has the fields of an Alive message; reuse its validation.
+    checked = from_list([ALIVE, inc, name, host, port, meta], limits)
+    if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known
+        raise WireError("malformed", "bad push-pull entry")
+    if type(status) is not int or status not in (0, 1, 2, 3):
+        raise WireError("malformed", "bad status in push-pull entry")
+    return (checked.node, checked.addr, checked.incarnation, Status(status), checked.meta)
+
+
+def check_table(state: Any, limits: Config = DEFAULT) -> list[Any]:
+    """The shape and size of a push-pull table (its rows are checked by
+    :func:`check_row`). A table of more than ``max_members`` rows is dropped
+    whole (reason ``bounds``)."""
     if type(state) is not list:
         raise WireError("malformed", "push-pull state must be an array")
     if len(state) > limits.max_members:
         raise WireError("bounds", f"push-pull table of {len(state)} > {limits.max_members} rows")
+    return state
+
+
+def parse_state(
+    state: Any, known: Mapping[str, Member], limits: Config = DEFAULT, me: str = ""
+) -> list[tuple[str, Address, int, Status, dict[str, Any]]]:
+    """Validate a whole push-pull table, all or nothing (:func:`check_table`,
+    then :func:`check_row` for each row). Entries that say exactly what we
+    already believe are skipped, which keeps a sync of a large, quiet cluster
+    cheap."""
     out = []
-    for row in state:
-        if type(row) is not list or len(row) != 6:
-            raise WireError("malformed", "push-pull entry must have 6 fields")
-        name, host, port, inc, status, meta = row
-        have = known.get(name) if type(name) is str else None
-        if have is not None and have[3] == inc and have[4] == status:
-            continue
-        # An entry has the fields of an Alive message; reuse its validation.
-        checked = from_list([ALIVE, inc, name, host, port, meta], limits)
-        if not isinstance(checked, Alive):  # pragma: no cover - ALIVE is known
-            raise WireError("malformed", "bad push-pull entry")
-        if type(status) is not int or status not in (0, 1, 2, 3):
-            raise WireError("malformed", "bad status in push-pull entry")
-        out.append((checked.node, checked.addr, checked.incarnation, Status(status), checked.meta))
+    for row in check_table(state, limits):
+        entry = check_row(row, known, limits, me)
+        if entry is not None:
+            out.append(entry)
     return out

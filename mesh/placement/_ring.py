@@ -30,7 +30,7 @@ never searches the ring.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from itertools import islice, repeat
 from operator import and_
 from typing import Any
@@ -43,7 +43,7 @@ from mesh.placement._hashing import (
     vnode_positions,
 )
 from mesh.placement._member import Member
-from mesh.placement._shares import owned_shares
+from mesh.placement._shares import owned_shares_steps, run_steps
 from mesh.placement._table import build_table
 
 __all__ = ["DEFAULT_PROBES", "DEFAULT_VNODES", "MAX_MEMBERS", "MAX_PROBES", "Placement"]
@@ -356,17 +356,19 @@ class Placement:
         is ``g`` owns ``integral_0^g k (1 - F(t))**(k-1) dt``, where ``F(t)`` is
         the fraction of the ring within clockwise distance ``t`` of a point.
         """
-        if self._shares is None:
-            self._shares = self._compute_shares()
-        return dict(self._shares)
+        return run_steps(self.shares_steps(len(self._points) + 1))
 
-    def _compute_shares(self) -> dict[str, float]:
-        pts = self._points
-        if not pts:
-            return {}
-        per = owned_shares([v >> _IDX_BITS for v in pts], [v & _IDX for v in pts],
-                           len(self._names), self._probes)
-        return dict(zip(self._names, per, strict=True))
+    def shares_steps(self, step: int) -> Generator[None, None, dict[str, float]]:
+        """:meth:`shares`, yielding after every ``step`` points of the work."""
+        if self._shares is None:
+            pts = self._points
+            positions = [v >> _IDX_BITS for v in pts]
+            yield
+            owners = [v & _IDX for v in pts]
+            per = (yield from owned_shares_steps(positions, owners, len(self._names),
+                                                 self._probes, step)) if pts else []
+            self._shares = dict(zip(self._names, per, strict=True)) if pts else {}
+        return dict(self._shares)
 
 
 _NON_NEGATIVE = (0).__le__
