@@ -88,6 +88,27 @@ async def connect_client(sim: Simulation, rt: SimRuntime, rng: Any, client_id: s
     return client
 
 
+async def start_client(w: Any, c: int, kind: str, client_id: str, secret: bytes,
+                       reconnect_timeout: float) -> tuple[Any, Any, Any]:
+    """Client ``c`` of workload ``w`` (which has ``sim``, ``client_hosts``,
+    ``t0`` and ``clients``): ``(client, runtime, rng)``. Its runtime runs on
+    its client host, its random stream is ``seed:kind:c``; it starts at
+    ``w.t0 + c * 0.5``, connects (:func:`connect_client`) and joins
+    ``w.clients``."""
+    import random
+
+    from sim.runtime import SimRuntime, node_rng
+
+    sim = w.sim
+    host = w.client_hosts[c]
+    rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
+    rng = random.Random(f"{sim.seed}:{kind}:{c}")
+    await rt.sleep(w.t0 + c * 0.5)
+    client = await connect_client(sim, rt, rng, client_id, secret, reconnect_timeout)
+    w.clients.append(client)
+    return client, rt, rng
+
+
 def _tasks(sim: Simulation) -> Workload:
     from sim.workloads.tasks import TasksWorkload
 

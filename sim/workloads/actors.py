@@ -35,7 +35,7 @@ from mesh.exec import ExecService
 from sim.executor import SimExecutor
 from sim.invariants import Invariant
 from sim.runner import SECRET
-from sim.runtime import SimRuntime, node_rng
+from sim.runtime import SimRuntime
 
 if TYPE_CHECKING:
     from mesh.client import Future
@@ -116,18 +116,13 @@ class ActorsWorkload:
 
     # --- the clients ----------------------------------------------------------------
     async def _client(self, c: int) -> None:
+        from sim.workloads import start_client
+
         sim = self.sim
-        host = self.client_hosts[c]
-        rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
-        rng = random.Random(f"{sim.seed}:actors:{c}")
         via = random.Random(f"{sim.seed}:actors:{c}:args")  # its own stream: the calls
         # and their timing draw from ``rng`` as they would without futures
-        await rt.sleep(self.t0 + c * 0.5)
-        from sim.workloads import connect_client
-
-        client = await connect_client(sim, rt, rng, f"sim{sim.seed}a{c}", SECRET,
-                                      self.round_timeout)
-        self.clients.append(client)
+        client, rt, rng = await start_client(self, c, "actors", f"sim{sim.seed}a{c}", SECRET,
+                                             self.round_timeout)
         name = f"counter{c}"
         try:
             first = await asyncio.wait_for(client.actor(Counter, name=name, replicas=REPLICAS),

@@ -48,7 +48,7 @@ from sim.faults import FaultSpec
 from sim.invariants import Invariant
 from sim.invariants.data import DataChecks, leftovers, sealed, torn, whole
 from sim.runner import SECRET
-from sim.runtime import SimRuntime, node_rng
+from sim.runtime import SimRuntime
 from sim.workloads.tasks import ROUND_SLACK, fault_settle, quiet_end
 
 if TYPE_CHECKING:
@@ -192,16 +192,11 @@ class DataWorkload:
 
     # --- the clients ----------------------------------------------------------------
     async def _client(self, c: int) -> None:
-        from sim.workloads import connect_client
+        from sim.workloads import start_client
 
         sim = self.sim
-        host = self.client_hosts[c]
-        rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
-        rng = random.Random(f"{sim.seed}:data:{c}")
-        await rt.sleep(self.t0 + c * 0.5)
-        client = await connect_client(sim, rt, rng, f"sim{sim.seed}v{c}", SECRET,
-                                      self.round_timeout)
-        self.clients.append(client)
+        client, rt, rng = await start_client(self, c, "data", f"sim{sim.seed}v{c}", SECRET,
+                                             self.round_timeout)
         r = 0
         while sim.loop.time() < self.work_end or r == 0:
             futs = self._round(client, rng, f"s{sim.seed}c{c}r{r}")

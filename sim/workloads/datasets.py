@@ -39,7 +39,7 @@ from mesh.exec import ExecService
 from sim.executor import SimExecutor
 from sim.invariants import Invariant
 from sim.runner import SECRET
-from sim.runtime import SimRuntime, node_rng
+from sim.runtime import SimRuntime
 
 if TYPE_CHECKING:
     from mesh.client import AsyncClient
@@ -115,16 +115,11 @@ class DatasetsWorkload:
 
     # --- the clients ----------------------------------------------------------------
     async def _client(self, c: int) -> None:
-        from sim.workloads import connect_client
+        from sim.workloads import start_client
 
         sim = self.sim
-        host = self.client_hosts[c]
-        rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
-        rng = random.Random(f"{sim.seed}:datasets:{c}")
-        await rt.sleep(self.t0 + c * 0.5)
-        client = await connect_client(sim, rt, rng, f"sim{sim.seed}d{c}", SECRET,
-                                      self.action_timeout)
-        self.clients.append(client)
+        client, rt, rng = await start_client(self, c, "datasets", f"sim{sim.seed}d{c}", SECRET,
+                                             self.action_timeout)
         r = 0
         while sim.loop.time() < self.work_end or r == 0:
             if not await self._round(client, rng, f"c{c}r{r}"):

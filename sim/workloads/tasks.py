@@ -54,7 +54,7 @@ from mesh.placement import Placement
 from sim.executor import SimExecutor, SimWorkerCrash
 from sim.invariants import Invariant
 from sim.runner import SECRET
-from sim.runtime import SimRuntime, node_rng
+from sim.runtime import SimRuntime
 
 if TYPE_CHECKING:
     from mesh.client import Future
@@ -178,16 +178,11 @@ class TasksWorkload:
 
     # --- the clients ----------------------------------------------------------------
     async def _client(self, c: int) -> None:
-        sim = self.sim
-        host = self.client_hosts[c]
-        rt = SimRuntime(sim.net, host, node_rng(sim.seed, host.name))
-        rng = random.Random(f"{sim.seed}:tasks:{c}")
-        await rt.sleep(self.t0 + c * 0.5)
-        from sim.workloads import connect_client
+        from sim.workloads import start_client
 
-        client = await connect_client(sim, rt, rng, f"sim{sim.seed}c{c}", SECRET,
-                                      self.round_timeout)
-        self.clients.append(client)
+        sim = self.sim
+        client, rt, rng = await start_client(self, c, "tasks", f"sim{sim.seed}c{c}", SECRET,
+                                             self.round_timeout)
         r = 0
         while self.sim.loop.time() < self.work_end or r == 0:
             futs = await self._round(client, rt, rng, c, r)
