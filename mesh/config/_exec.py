@@ -105,6 +105,13 @@ class ExecDefaults:
     """Messages of one incoming exec frame handled before yielding to the event
     loop, so a frame of thousands of tasks does not delay gossip acks."""
 
+    lazy_flush: float = 0.05
+    """Seconds a peer message nothing waits on (a release's fan-out to the
+    holders of a result) may wait for another frame to the same peer to ride
+    on. Under request/response load one rides on the next round trip's frame
+    instead of costing a frame (and a wake-up of the peer) of its own; the
+    price is that a released value is freed up to this much later."""
+
     frame_target: int = 1 << 20
     """Bytes of exec messages after which an outgoing batch is cut into
     another frame: large enough to amortise sealing, small enough to keep

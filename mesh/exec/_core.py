@@ -186,7 +186,12 @@ class ExecCore:
         t = self.table
         effects: list[Effect] = []
         if t.to_peers:
-            effects = [ToPeer(d, m) for d, m in t.to_peers.items()]
+            if t.lazy:
+                lazy = t.lazy
+                effects = [ToPeer(d, m, d not in lazy) for d, m in t.to_peers.items()]
+                t.lazy = set()
+            else:
+                effects = [ToPeer(d, m) for d, m in t.to_peers.items()]
             t.to_peers = {}
         if t.to_clients:
             effects += [ToClient(s, m) for s, m in t.to_clients.items()]

@@ -14,9 +14,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ToPeer:
-    """Send ``msgs`` (records of :mod:`mesh.protocol.messages`) to node ``dest``."""
+    """Send ``msgs`` (records of :mod:`mesh.protocol.messages`) to node ``dest``.
+
+    ``urgent`` False: nothing waits on these messages (a release's fan-out),
+    so the driver may hold them until the next frame to ``dest`` or
+    ``Config.lazy_flush``, keeping their order with what follows."""
     dest: str
     msgs: list
+    urgent: bool = True
 
 
 @dataclass(frozen=True, slots=True)

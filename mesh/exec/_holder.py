@@ -165,9 +165,10 @@ class Holder:
             if st.coord == t.name:
                 # Our store may reach a replica after sub's own release did, and
                 # name sub as a subscriber there: release it behind the store.
+                # Nothing waits on it: it rides on the next frame to n.
                 for n in st.targets:
                     if n != t.name:
-                        t.send(n, Unsubscribe(key, sub))
+                        t.send_later(n, Unsubscribe(key, sub))
             if not st.subs:
                 del t.results[key]
                 t.orphaned.pop(key, None)

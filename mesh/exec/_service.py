@@ -211,6 +211,11 @@ class ExecService:
                 box = self._sessions.get(eff.sid)
                 if box is None:
                     continue
+            if type(eff) is ToPeer and not eff.urgent:
+                if box.push_later(data.encode(box, eff.msgs)):
+                    box.later = self.node.runtime.call_later(  # type: ignore[union-attr]
+                        self.node.config.lazy_flush, box.flush_later)  # type: ignore[union-attr]
+                continue
             box.push(data.encode(box, eff.msgs))
         if core.has_ready():
             cap = self.executor.capacity(core.next_function())

@@ -78,6 +78,8 @@ class Table:
     fns: dict[bytes, bytes] = field(default_factory=dict)
     to_peers: dict[str, list] = field(default_factory=dict)
     to_clients: dict[int, list] = field(default_factory=dict)
+    lazy: set[str] = field(default_factory=set)
+    """Peers whose messages in ``to_peers`` are all :meth:`send_later` ones."""
     local: deque = field(default_factory=deque)
     """Messages to this node itself, handled before the core returns."""
     locators: dict[str, set[str]] = field(default_factory=dict)
@@ -102,6 +104,20 @@ class Table:
                 self.to_peers[dest] = [msg]
             else:
                 out.append(msg)
+                if self.lazy:
+                    self.lazy.discard(dest)
+
+    def send_later(self, dest: str, msg: object) -> None:
+        """Like :meth:`send`, for a message nothing waits on: it may ride on
+        the next frame to ``dest`` (:class:`~mesh.exec._effects.ToPeer`'s
+        ``urgent``)."""
+        if dest == self.name:
+            self.local.append(msg)
+        elif dest in self.to_peers:
+            self.to_peers[dest].append(msg)
+        else:
+            self.to_peers[dest] = [msg]
+            self.lazy.add(dest)
 
     def subscribers(self, subs: Iterable[str]) -> set[str]:
         """``subs`` without the nodes that left the view."""
