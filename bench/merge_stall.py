@@ -15,9 +15,11 @@ Prints one JSON line: per member count, ``turns`` (loop turns that merged),
 turn being the push-pull handler or one gossip timer callback with the
 member events it raises), ``max_gc_in_turn_ms``, ``merge_total_ms`` (wall
 clock from the request until the last row applied), ``unsliced_ms`` (CPU of
-the same merge in one turn) and ``reply_seal_ms`` (CPU to seal a table of N
-rows, what the answering node does for its own reply), each the worst of the
-rounds (the total: the best). A view change follows each merge; its ring is
+the same merge in one turn), ``reply_seal_ms`` (CPU to pack and seal a table
+of N rows, what the answering node does for its own reply, in all) and
+``reply_max_turn_ms`` (the longest loop turn of that: the table is packed in
+slices of ``Config.table_pack_slice`` rows), each the worst of the rounds (the
+total: the best). A view change follows each merge; its ring is
 built in slices by the exec layer (``python -m bench.ring_stall``).
 """
 
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import socket
 import time
 from typing import Any
 
 from bench.ring_stall import SliceClock
+from mesh._loop import settle_heap
 from mesh.config import DEFAULT, Config
 from mesh.exec import ExecService
 from mesh.node import Node
@@ -95,28 +99,46 @@ async def _merge(n: int, slice_rows: int) -> dict[str, Any]:
         driver._on_timer = timed  # type: ignore[method-assign]
         with clock:
             t0 = time.perf_counter()
-            status, _ = clock.call(lambda: driver.handle_push_pull({"state": table}))
+            status, _ = await _stepped(clock, driver.handle_push_pull({"state": table}))
             assert status == 200
             while node.membership.merges:
                 await asyncio.sleep(0)
             total = time.perf_counter() - t0
         assert len(node.membership.members()) == n + 1, "the table was not merged"
+        full_gc = time.thread_time()
+        gc.collect()  # the worst a cyclic-GC pass can cost this node's heap now
+        full_gc = time.thread_time() - full_gc
+        reply = SliceClock()
         seal = time.thread_time()
-        node.http_codec.seal({"state": node.membership.local_state()})
+        with reply:
+            await _stepped(reply, driver.seal_table({}, "state", node.membership.local_state()))
         seal = time.thread_time() - seal
         return {"turns": turns, "max_turn_cpu_ms": clock.worst * 1e3,
-                "max_gc_in_turn_ms": clock.worst_gc * 1e3, "merge_total_ms": total * 1e3,
-                "reply_seal_ms": seal * 1e3}
+                "max_gc_in_turn_ms": max(clock.worst_gc, reply.worst_gc) * 1e3,
+                "merge_total_ms": total * 1e3, "reply_seal_ms": seal * 1e3,
+                "reply_max_turn_ms": reply.worst * 1e3, "full_gc_ms": full_gc * 1e3}
     finally:
         await node.stop()
         await rt.close()
 
 
+async def _stepped(clock: SliceClock, coro: Any) -> Any:
+    """Run ``coro``, timing each of its loop turns (it yields only to the loop)."""
+    while True:
+        try:
+            clock.call(lambda: coro.send(None))
+        except StopIteration as stop:
+            return stop.value
+        await asyncio.sleep(0)
+
+
 def measure(n: int, rounds: int) -> dict[str, Any]:
+    settle_heap(DEFAULT.gc_threshold)  # the heap of a node that ``mesh join`` started
     got: dict[str, Any] = {}
     for _ in range(rounds):
         r = run(_merge(n, DEFAULT.push_pull_merge_slice))
-        for k in ("turns", "max_turn_cpu_ms", "max_gc_in_turn_ms", "reply_seal_ms"):
+        for k in ("turns", "max_turn_cpu_ms", "max_gc_in_turn_ms", "reply_seal_ms",
+                  "reply_max_turn_ms", "full_gc_ms"):
             got[k] = max(got.get(k, 0), r[k])
         got["merge_total_ms"] = min(got.get("merge_total_ms", 1e9), r["merge_total_ms"])
         whole = run(_merge(n, n))

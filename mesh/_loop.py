@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -23,3 +24,13 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on a fresh loop of :func:`new_event_loop`."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)
+
+
+def settle_heap(gc_threshold: int) -> None:
+    """Set a node process's cyclic GC up, once its imports are done: what
+    they made lives as long as the process, so it moves to the permanent
+    generation (never rescanned by a full pass), and a pass runs every
+    ``gc_threshold`` allocations (``Config.gc_threshold``)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from mesh.config import Config
 from mesh.errors import WireError
 from mesh.exec._ring import ShareBuilds
-from mesh.gossip import PUSH_PULL_PATH, GossipDriver, MemberEvent, Membership
+from mesh.gossip import PUSH_PULL_PATH, GossipDriver, Member, MemberEvent, Membership
 from mesh.metrics import Metrics, RateLimitedLog
 from mesh.placement import member_weight
 from mesh.runtime import Address, Channel, Runtime, Server
@@ -254,11 +254,12 @@ class Node:
             self._noise.warning(f"http:{exc.reason}", "dropped an HTTP body for %s: %s", path, exc)
             return (401 if exc.reason in AUTH_REASONS else 400), b""
         if path == MEMBERS_PATH:
-            return 200, self.http_codec.seal({"self": self.name, "members": self.members()})
+            return 200, await self.driver.seal_table({"self": self.name}, "members",
+                                                     self.membership.members(), Member.to_dict)
         if path == METRICS_PATH:
             return 200, self.http_codec.seal(self.metrics.snapshot())
         if path == PUSH_PULL_PATH:
-            return self.driver.handle_push_pull(request)
+            return await self.driver.handle_push_pull(request)
         if path == RING_PATH:
             return 200, self.http_codec.seal({"shares": await self.current_ring_shares()})
         if service is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -154,8 +153,7 @@ def cmd_join(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return fail(2, str(exc))
     setup_logging(args.log_level, args.name, args.log_format)
-    gc.freeze()  # what the imports made lives as long as the process: never rescanned
-    gc.set_threshold(config.gc_threshold, *gc.get_threshold()[1:])
+    _loop.settle_heap(config.gc_threshold)
     return _loop.run(_join(args, config, secret))
 
 

@@ -22,6 +22,7 @@ from mesh.metrics import Metrics, RateLimitedLog
 from mesh.runtime import Address, DatagramEndpoint, Runtime, TimerHandle, Unreachable
 from mesh.wire import AUTH_REASONS, Codec
 from mesh.wire._keys_peers import PeerKeys, parse_key_ids
+from mesh.wire._tables import pack_table
 
 log = logging.getLogger("mesh.gossip")
 
@@ -125,21 +126,32 @@ class GossipDriver:
         self._perform(self.membership.tick(self.runtime.now()))
         self._after_input()
 
-    def handle_push_pull(self, request: Any) -> tuple[int, bytes]:
-        """Serve a peer's push-pull: answer with our table, then merge theirs.
+    async def handle_push_pull(self, request: Any) -> tuple[int, bytes]:
+        """Serve a peer's push-pull: answer with our table (as it was before
+        theirs), and merge theirs.
 
         ``request`` is the body the node already opened (authenticated and
-        decoded), so a large table is checked and parsed once, not twice."""
+        decoded), so a large table is checked and parsed once, not twice. The
+        reply is packed in slices (:func:`mesh.wire._tables.pack_table`)."""
         try:
             if type(request) is not dict or "state" not in request:
                 raise WireError("malformed", "push-pull request needs a state")
-            reply = self._http_codec.seal({"state": self.membership.local_state()})
+            rows = self.membership.local_state()
             self.membership.merge_remote(request["state"], self.runtime.now())
         except WireError as exc:
             self._rejected("http", exc, None)
             return (401 if exc.reason in AUTH_REASONS else 400), b""
         self._after_input()
-        return 200, reply
+        return 200, await self.seal_table({}, "state", rows)
+
+    async def seal_table(self, head: dict[str, Any], key: str, rows: list[Any],
+                         each: Callable[[Any], Any] | None = None) -> bytes:
+        """``{**head, key: rows}`` sealed for HTTP, packed in slices."""
+        body = await pack_table(head, key, rows, self.config.table_pack_slice, self._turn, each)
+        return self._http_codec.seal_body(body)
+
+    async def _turn(self) -> None:
+        await self.runtime.sleep(0)
 
     # ----------------------------------------------------------------- output
     def _perform(self, effects: list[Send | PushPull]) -> None:
@@ -187,7 +199,7 @@ class GossipDriver:
 
     # ------------------------------------------------------------- push-pull
     async def _push_pull(self, addr: Address, join: bool) -> bool:
-        body = self._http_codec.seal({"join": join, "state": self.membership.local_state()})
+        body = await self.seal_table({"join": join}, "state", self.membership.local_state())
         try:
             raw = await self.runtime.request(
                 addr, PUSH_PULL_PATH, body, timeout=max(1.0, 4 * self.config.probe_timeout)
