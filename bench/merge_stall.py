@@ -97,6 +97,7 @@ async def _merge(n: int, slice_rows: int) -> dict[str, Any]:
             clock.call(on_timer)
 
         driver._on_timer = timed  # type: ignore[method-assign]
+        driver.on_bulk_join = gc.freeze  # as mesh join sets it
         with clock:
             t0 = time.perf_counter()
             status, _ = await _stepped(clock, driver.handle_push_pull({"state": table}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -101,6 +102,7 @@ async def _join(args: argparse.Namespace, config: Config, secret: list[bytes]) -
         services=build_services(args, config, spill.path), advertise=args.advertise,
         metrics=metrics, spill=spill,
     )
+    node.driver.on_bulk_join = gc.freeze  # a large new table is long-lived (Config)
     try:
         try:
             await node.start()

@@ -134,6 +134,16 @@ class ExecDefaults:
     gc_threshold: int = 20_000
     """Allocations between a node's GC passes (CPython's 700 costs a busy node ~15% CPU)."""
 
+    heap_freeze_joins: int = 1_000
+    """In a ``mesh join`` process, a push-pull merge that adds at least this
+    many members ends with ``gc.freeze()``: the new table lives as long as
+    the members do, and CPython's full collection (one unsliceable pass over
+    every tracked object) would otherwise rescan it, about 50 ms in one loop
+    turn after a 10,000-member merge (``full_gc_ms`` of ``python -m
+    bench.merge_stall``). The price: cyclic garbage alive at that moment is
+    never collected (a one-off, and small: the exec and gossip cores make
+    no cycles per message)."""
+
     pool_untimed_batch: int = 2
     """Tasks per batch of a function the pool has not timed yet: it may be
     slow, so one or two at a time until its first batch comes back."""

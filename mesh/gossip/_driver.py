@@ -58,6 +58,9 @@ class GossipDriver:
         # where the endpoint binds; the member address is what others reach
         self._bind = membership.addr if bind is None else bind
         self.on_event = on_event
+        self.on_bulk_join: Callable[[], None] | None = None
+        """Called after a push-pull merge that added at least
+        ``Config.heap_freeze_joins`` members (``mesh join``: ``gc.freeze``)."""
         self.joined = asyncio.Event()
         self._codec = codec
         self._http_codec = http_codec
@@ -174,8 +177,12 @@ class GossipDriver:
         for report in self.membership.merges.drain():  # one line per push-pull merge
             if report.error is not None:
                 self._rejected("http", report.error, report.src)
-            elif report.news and log.isEnabledFor(logging.INFO):
+                continue
+            if report.news and log.isEnabledFor(logging.INFO):
                 log.info("%s", report.describe())
+            bulk = self.on_bulk_join
+            if bulk is not None and report.changes.get("join", 0) >= self.config.heap_freeze_joins:
+                bulk()
         events = self.membership.drain_events()
         for event in events:  # what each member says it holds (authenticated gossip)
             held = parse_key_ids(event.member.meta.get("key_ids"))
