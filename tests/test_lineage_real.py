@@ -21,7 +21,11 @@ def counted(path: str, x: int) -> int:
 
 
 def wait_for_file(path: str) -> int:
+    """A task that returns once ``path`` exists (the test creates it)."""
+    deadline = time.monotonic() + 60
     while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
         time.sleep(0.02)
     return 1
 
