@@ -47,16 +47,23 @@ def test_an_urgent_message_to_the_same_peer_makes_the_batch_urgent() -> None:
 def test_an_outbox_holds_later_messages_until_the_next_push_in_order() -> None:
     async def main() -> None:
         box = Outbox()
-        assert box.push_later(["x1"]) is True
-        assert not box.wake.is_set()
-        box.later = object()  # armed
-        assert box.push_later(["x2"]) is False
+        armed: list = []
+
+        def arm(callback):  # type: ignore[no-untyped-def]
+            armed.append(callback)
+            return object()
+
+        box.push_later(["x1"], arm)
+        assert not box.wake.is_set() and armed == [box.flush_later]
+        box.push_later(["x2"], arm)
+        assert len(armed) == 1  # one timer at a time
         box.push(["s"])
         assert box.wake.is_set()
         assert box.take() == ["x1", "x2", "s"]
         box.flush_later()  # the timer fires after the frame went: nothing to send
         assert box.later is None and not box.wake.is_set()
-        box.push_later(["x3"])
+        box.push_later(["x3"], arm)
+        assert len(armed) == 2
         box.flush_later()
         assert box.wake.is_set() and box.take() == ["x3"]
 

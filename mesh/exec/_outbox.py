@@ -4,8 +4,10 @@ service keeps one per peer link and one per client session)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
+from mesh.runtime import Channel, ChannelClosed
 from mesh.store._channel import Outbound
 
 __all__ = ["Outbox"]
@@ -36,15 +38,16 @@ class Outbox:
             self.buf = msgs
         self.wake.set()
 
-    def push_later(self, msgs: list) -> bool:
+    def push_later(self, msgs: list, arm: Callable[[Callable[[], None]], Any]) -> None:
         """Buffer messages nothing waits on without waking the sender: they
-        go with the next frame, in order. True if the caller should arm
-        :attr:`later` (none is armed)."""
+        go with the next frame, in order, or when the timer that
+        ``arm(callback)`` sets fires (one armed at a time)."""
         if self.buf:
             self.buf.extend(msgs)
         else:
             self.buf = msgs
-        return self.later is None
+        if self.later is None:
+            self.later = arm(self.flush_later)
 
     def flush_later(self) -> None:
         """:attr:`later` fired: send what waits, if nothing took it yet."""
@@ -64,3 +67,14 @@ class Outbox:
     def take_control(self) -> list:
         ctl, self.ctl = self.ctl, []
         return ctl
+
+    async def watch(self, ch: Channel) -> None:
+        """Read our outgoing channel ``ch`` to this destination: a read
+        returns only when it ends; then mark the box broken and wake its
+        sender, which reconnects."""
+        try:
+            while True:
+                await ch.recv()
+        except ChannelClosed:
+            self.broken = True
+            self.wake.set()

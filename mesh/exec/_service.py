@@ -211,12 +211,10 @@ class ExecService:
                 box = self._sessions.get(eff.sid)
                 if box is None:
                     continue
-            if type(eff) is ToPeer and not eff.urgent:
-                if box.push_later(data.encode(box, eff.msgs)):
-                    box.later = self.node.runtime.call_later(  # type: ignore[union-attr]
-                        self.node.config.lazy_flush, box.flush_later)  # type: ignore[union-attr]
-                continue
-            box.push(data.encode(box, eff.msgs))
+            if type(eff) is ToPeer and not eff.urgent:  # rides on the next frame
+                box.push_later(data.encode(box, eff.msgs), self._flush_later)
+            else:
+                box.push(data.encode(box, eff.msgs))
         if core.has_ready():
             cap = self.executor.capacity(core.next_function())
             if cap > 0:
@@ -226,6 +224,9 @@ class ExecService:
                     self.executor.run(data.job_inputs(jobs))
                 for job in data.job_inputs(solo):
                     self.executor.run_solo(job)
+
+    def _flush_later(self, callback: Any) -> Any:
+        return self.node.runtime.call_later(self.node.config.lazy_flush, callback)  # type: ignore[union-attr]
 
     def _link(self, dest: str, create: bool = True) -> Outbox | None:
         """The outbox to peer ``dest`` (its sender started on demand); None
@@ -270,7 +271,7 @@ class ExecService:
                 continue
             delay = 0.05
             box.broken = False
-            watch = self._spawn(self._watch_link(ch, box))
+            watch = self._spawn(box.watch(ch))
             try:
                 await ch.send(FR.pack({"from": node.name}))
                 while True:
@@ -286,15 +287,6 @@ class ExecService:
                 await ch.close()
         if self._links.get(dest) is box:
             del self._links[dest]
-
-    async def _watch_link(self, ch: Channel, box: Outbox) -> None:
-        """A read on our outgoing channel returns only when it ends: then reconnect."""
-        try:
-            while True:
-                await ch.recv()
-        except ChannelClosed:
-            box.broken = True
-            box.wake.set()
 
     async def _serve_peer(self, channel: Channel) -> None:
         assert self.node is not None and self.core is not None
