@@ -348,3 +348,30 @@ def test_nodes_in_one_process_that_believe_the_same_share_one_member_record() ->
     for m in (a, b):
         m.receive(body(Alive(3, "c", c, {"zone": "z"})), c, 0.0)
     assert a.get("c") == b.get("c") and a.get("c") is b.get("c")
+
+
+def test_a_late_confirmation_leaves_the_suspect_a_probe_timeout_to_answer() -> None:
+    """Campaign seed 51 (gossip, at a67582d): a node's own suspicion ran for
+    23 s unheard (its broadcasts went to nodes a one-way partition cut off),
+    then a confirmation shrank the timer to a moment already past and the node
+    declared the suspect dead at once, 8 ms before the refutation its direct
+    tell would have drawn. A confirmation now leaves ``probe_timeout``."""
+    peers = (("b", B), ("c", ("10.0.0.3", 7946)), ("d", ("10.0.0.4", 7946)),
+             ("e", ("10.0.0.5", 7946)))
+    for answered in (True, False):
+        a = core()
+        for name, addr in peers:
+            a.receive(body(Alive(0, name, addr, {})), addr, 0.0)
+        a.receive(body(Suspect(0, "b", "a")), B, 1.0)  # our own failed probe
+        out = a.receive(body(Suspect(0, "b", "c")), ("10.0.0.3", 7946), 20.0)
+        assert _sent_to(out, B) == [Suspect(0, "b", "a")]  # told, alone
+        a.tick(20.0)
+        assert a.get("b").status is Status.SUSPECT, "declared dead before b could answer"
+        if answered:
+            a.receive(body(Alive(1, "b", B, {})), B, 20.1)
+            assert a.get("b").status is Status.ALIVE and a.get("b").incarnation == 1
+            a.tick(20.0 + a.config.probe_timeout)
+            assert a.get("b").status is not Status.DEAD
+        else:  # a crashed suspect is still declared dead a probe timeout later
+            a.tick(20.0 + a.config.probe_timeout)
+            assert a.get("b").status is Status.DEAD

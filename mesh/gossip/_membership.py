@@ -300,7 +300,9 @@ class Membership:
             self._set_straight(m, s.incarnation, informer)
             return
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
-            if self._suspicions.confirm(s.node, s.sender):
+            # A confirmation may shrink the timer to a moment already past; the
+            # suspect we tell below still gets a probe timeout to answer.
+            if self._suspicions.confirm(s.node, s.sender, now + self.config.probe_timeout):
                 self._broadcast(s)
                 self._tell_suspect(m)
             return
