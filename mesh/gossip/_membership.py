@@ -298,6 +298,9 @@ class Membership:
         m = self._members.get(s.node)
         if m is None or s.incarnation < m.incarnation or m.status.gone:
             self._set_straight(m, s.incarnation, informer)
+            if m is not None and m.status.gone and informer is not None \
+                    and s.incarnation <= m.incarnation:
+                self._tell_gone(m, informer)
             return
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
             # A confirmation may shrink the timer to a moment already past; the
@@ -359,6 +362,16 @@ class Membership:
         if informer is not None and m is not None and m.status is Status.ALIVE \
                 and incarnation < m.incarnation:
             self._send(informer, [encode(Alive(m.incarnation, m.name, m.addr, m.meta))])
+
+    def _tell_gone(self, m: Member, informer: Address) -> None:
+        """A peer relayed a suspicion of a member we hold dead (or left) at
+        that incarnation or later: it missed the death, every retransmission of
+        which may have gone while it was cut off or paused. Nobody confirms a
+        suspicion of a member the others hold dead, so it would wait out the
+        longest timeout (and find the crash only as its own probe comes round,
+        slowed by its health score). Send it the death directly."""
+        sender = m.name if m.status is Status.LEFT else self.name
+        self._send(informer, [encode(Dead(m.incarnation, m.name, sender))])
 
     def _refute(self, incarnation: int, informer: Address | None = None) -> None:
         """Raise our incarnation past an accusation and spread the news. The
