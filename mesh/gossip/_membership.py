@@ -297,10 +297,7 @@ class Membership:
             return self._accused(s.incarnation, informer)
         m = self._members.get(s.node)
         if m is None or s.incarnation < m.incarnation or m.status.gone:
-            self._set_straight(m, s.incarnation, informer)
-            if m is not None and m.status.gone and informer is not None \
-                    and s.incarnation <= m.incarnation:
-                self._tell_gone(m, informer)
+            self._spread.set_straight(m, s.incarnation, informer, self.name, gone_too=True)
             return
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
             # A confirmation may shrink the timer to a moment already past; the
@@ -336,7 +333,7 @@ class Membership:
             return self._accused(d.incarnation, informer)
         m = self._members.get(d.node)
         if m is None or d.incarnation < m.incarnation:
-            self._set_straight(m, d.incarnation, informer)
+            self._spread.set_straight(m, d.incarnation, informer, self.name)
             return
         status = Status.LEFT if d.sender == d.node else Status.DEAD
         if m.status.gone and (m.status >= status or d.incarnation < m.incarnation):
@@ -351,27 +348,7 @@ class Membership:
         if not self._leaving and incarnation >= self.local.incarnation:
             self._refute(incarnation, informer)
         elif not self._leaving:
-            self._set_straight(self.local, incarnation, informer)
-
-    def _set_straight(self, m: Member | None, incarnation: int,
-                      informer: Address | None) -> None:
-        """A peer told us of an accusation older than the alive we hold (of
-        another member or of us): it missed the refutation, and may count
-        stale accusations as confirmations of its own suspicion, or (a
-        buddy-system prober) let it run out. Send it the alive directly."""
-        if informer is not None and m is not None and m.status is Status.ALIVE \
-                and incarnation < m.incarnation:
-            self._send(informer, [encode(Alive(m.incarnation, m.name, m.addr, m.meta))])
-
-    def _tell_gone(self, m: Member, informer: Address) -> None:
-        """A peer relayed a suspicion of a member we hold dead (or left) at
-        that incarnation or later: it missed the death, every retransmission of
-        which may have gone while it was cut off or paused. Nobody confirms a
-        suspicion of a member the others hold dead, so it would wait out the
-        longest timeout (and find the crash only as its own probe comes round,
-        slowed by its health score). Send it the death directly."""
-        sender = m.name if m.status is Status.LEFT else self.name
-        self._send(informer, [encode(Dead(m.incarnation, m.name, sender))])
+            self._spread.set_straight(self.local, incarnation, informer, self.name)
 
     def _refute(self, incarnation: int, informer: Address | None = None) -> None:
         """Raise our incarnation past an accusation and spread the news. The
