@@ -43,8 +43,11 @@ class SimExecutor:
     def __init__(self, runtime: SimRuntime, rng: random.Random, *, workers: int = 2,
                  depth: int = 2, mean_duration: float = 0.05, crash_rate: float = 0.0,
                  spill: SpillDir | None = None,
-                 oob_threshold: int = DEFAULT.oob_threshold) -> None:
+                 oob_threshold: int = DEFAULT.oob_threshold,
+                 crash_log: dict[str, int] | None = None) -> None:
         self.workers = workers
+        self._crash_log = crash_log
+        """Random crashes (``crash_rate``) per task key, for the checkers."""
         self._runtime = runtime
         self._rng = rng
         self._depth = depth
@@ -105,6 +108,8 @@ class SimExecutor:
         tid, blob, akind, args, deps = job
         if self._rng.random() < self._crash_rate:
             outcome = (tid, P.CRASHED, b"")
+            if self._crash_log is not None:
+                self._crash_log[tid] = self._crash_log.get(tid, 0) + 1
         else:
             outcome = self._execute(tid, blob, akind, args, deps)
         if outcome[1] == P.CRASHED:

@@ -348,3 +348,53 @@ def test_nodes_in_one_process_that_believe_the_same_share_one_member_record() ->
     for m in (a, b):
         m.receive(body(Alive(3, "c", c, {"zone": "z"})), c, 0.0)
     assert a.get("c") == b.get("c") and a.get("c") is b.get("c")
+
+
+def test_a_late_confirmation_leaves_the_suspect_a_probe_timeout_to_answer() -> None:
+    """Campaign seed 51 (gossip, at a67582d): a node's own suspicion ran for
+    23 s unheard (its broadcasts went to nodes a one-way partition cut off),
+    then a confirmation shrank the timer to a moment already past and the node
+    declared the suspect dead at once, 8 ms before the refutation its direct
+    tell would have drawn. A confirmation now leaves ``probe_timeout``."""
+    peers = (("b", B), ("c", ("10.0.0.3", 7946)), ("d", ("10.0.0.4", 7946)),
+             ("e", ("10.0.0.5", 7946)))
+    for answered in (True, False):
+        a = core()
+        for name, addr in peers:
+            a.receive(body(Alive(0, name, addr, {})), addr, 0.0)
+        a.receive(body(Suspect(0, "b", "a")), B, 1.0)  # our own failed probe
+        out = a.receive(body(Suspect(0, "b", "c")), ("10.0.0.3", 7946), 20.0)
+        assert _sent_to(out, B) == [Suspect(0, "b", "a")]  # told, alone
+        a.tick(20.0)
+        assert a.get("b").status is Status.SUSPECT, "declared dead before b could answer"
+        if answered:
+            a.receive(body(Alive(1, "b", B, {})), B, 20.1)
+            assert a.get("b").status is Status.ALIVE and a.get("b").incarnation == 1
+            a.tick(20.0 + a.config.probe_timeout)
+            assert a.get("b").status is not Status.DEAD
+        else:  # a crashed suspect is still declared dead a probe timeout later
+            a.tick(20.0 + a.config.probe_timeout)
+            assert a.get("b").status is Status.DEAD
+
+
+def test_a_suspicion_of_a_member_we_hold_dead_is_answered_with_the_death() -> None:
+    """Data campaign seed 162 (at ce8fe21): a node cut off while a crash's
+    death spread missed every retransmission; nobody confirms a suspicion of
+    a member the others hold dead, so its own (its probes slowed by its health
+    score) took 60 s. Whoever relays such a suspicion is told the death."""
+    c_addr = ("10.0.0.3", 7946)
+    a = core()
+    for name, addr in (("b", B), ("c", c_addr)):
+        a.receive(body(Alive(0, name, addr, {})), addr, 0.0)
+    a.receive(body(Dead(0, "b", "c")), c_addr, 1.0)
+    assert a.get("b").status is Status.DEAD
+    out = a.receive(body(Suspect(0, "b", "c")), c_addr, 2.0)
+    assert Dead(0, "b", "a") in _sent_to(out, c_addr)
+    out = a.receive(body(Suspect(1, "b", "c")), c_addr, 3.0)  # b came back since
+    assert not [m for m in _sent_to(out, c_addr) if isinstance(m, Dead)]
+    # and the node that missed the death takes it at once
+    c = core("c", c_addr)
+    c.receive(body(Alive(0, "b", B, {})), B, 0.0)
+    c.receive(body(Suspect(0, "b", "c")), B, 2.0)
+    c.receive(body(Dead(0, "b", "a")), A, 2.1)
+    assert c.get("b").status is Status.DEAD

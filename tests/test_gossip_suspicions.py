@@ -53,3 +53,19 @@ def test_a_confirmation_brings_the_next_deadline_forward() -> None:
     assert sus.confirm("a", "y")
     assert sus.next_deadline() < before
     assert not sus.confirm("a", "y")  # the same confirmer twice counts once
+
+
+def test_a_confirmation_never_moves_the_deadline_before_its_floor_nor_later() -> None:
+    s = Suspicion(0.0, "a", k=2, min_timeout=4.0, max_timeout=24.0)
+    assert s.deadline == 24.0
+    assert s.confirm("b", not_before=20.5)  # the shrunk timer (11.4 s) is past
+    assert s.deadline == 20.5
+    t = Suspicion(0.0, "a", k=2, min_timeout=4.0, max_timeout=24.0)
+    assert t.confirm("b", not_before=5.0)
+    assert math.isclose(t.deadline, 24.0 - math.log(2) / math.log(3) * 20.0)
+    before = t.deadline
+    assert t.confirm("c", not_before=before + 1.0)  # a floor never postpones it
+    assert t.deadline == before
+    u = Suspicion(0.0, "a", k=2, min_timeout=4.0, max_timeout=24.0)
+    assert u.confirm("b") and u.confirm("c", not_before=5.0)
+    assert u.deadline == 5.0  # k confirmations: the minimum, or the floor if later

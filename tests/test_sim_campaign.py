@@ -38,3 +38,15 @@ def test_a_warm_node_that_restarts_joins_cold() -> None:
     result = Simulation(sc, 2).run()
     assert result.ok, [i.detail for i in result.invariants if i.status == "fail"]
     assert any(r.kind == "crash" and r.victims for r in result.faults)
+
+
+def test_a_task_the_simulated_workers_crash_three_times_is_rightly_killed() -> None:
+    """Campaign seed 377 (tasks): the executors' random 1% worker crashes hit
+    one flaky task's runs three times, and mesh rightly gave up on it with
+    KilledWorker; the checker takes that answer as right, and only then."""
+    from sim.campaign import scenario as campaign_scenario
+
+    sim = Simulation(campaign_scenario("tasks", 377), 377)
+    result = sim.run()
+    assert result.ok, [i.detail for i in result.invariants if i.status == "fail"]
+    assert sim.workload.random_crashes["flaky-sim377c1-14"] >= sim.config.max_task_crashes

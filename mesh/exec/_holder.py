@@ -87,7 +87,11 @@ class Holder:
         t = self.t
         key, kind, payload, targets = msg.key, msg.kind, msg.payload, msg.targets
         coord, confirmed = msg.coord, msg.confirmed
-        subs = t.subscribers(msg.subs)
+        # Every subscriber the coordinator names, even one that left our view:
+        # views differ after a partition, and dropping a live subscriber here
+        # lets another's release free the only copy it still needs. One that
+        # really left is dropped by the next recheck (recheck_subscribers).
+        subs = set(msg.subs)
         task = t.tasks.get(key)
         extra = t.orphan_wants.pop(key, set()) - t.gone
         if task is not None:

@@ -169,8 +169,11 @@ class ViewChanges:
         self.forget_dead_subscribers(key, st.subs, dead)
         oldp, newp = base.compare(new, key, st.replicas)
         if oldp != newp:
-            self.hand_over(oldp, newp, alive, Store(key, st.kind, st.payload, list(newp),
-                                                    sorted(st.subs), me, True, st.replicas))
+            if st.coord == me and not st.confirmed:
+                self.retarget(key, st, newp)
+            else:
+                self.hand_over(oldp, newp, alive, Store(key, st.kind, st.payload, list(newp),
+                                                        sorted(st.subs), me, True, st.replicas))
             if me not in newp and (st.coord != me or st.confirmed):
                 del t.results[key]
                 return
@@ -179,6 +182,21 @@ class ViewChanges:
         elif not st.confirmed and newp and newp[0] == me:
             st.confirmed = True  # its coordinator died: we hold a copy, so do others
             self.running.on_confirmed(key, st)
+
+    def retarget(self, key: str, st: Stored, newp: tuple[str, ...]) -> None:
+        """The holders of a result we coordinate changed before it was
+        confirmed: the new list becomes its targets, and the future resolves
+        only once they acknowledge it. (Confirming against the old targets
+        would count a dead one as done while its successor holds nothing.)"""
+        t, me = self.t, self.t.name
+        st.targets = list(newp)
+        tset = set(newp)
+        st.notified |= {s for s in st.subs if s in tset and tset <= {me, s}}
+        subs = sorted(st.subs)
+        for n in newp:
+            if n != me and n not in st.acks:
+                t.send(n, Store(key, st.kind, st.payload, list(newp), subs, me, False,
+                                st.replicas))
 
     # ------------------------------------------------------------------- tick
     def tick(self, now: float) -> None:

@@ -18,6 +18,13 @@ Protocol, per SWIM (Das et al. 2002) with Lifeguard (Dadgar et al. 2018):
   so the suspect learns of it at once and can refute.
 * Periodically exchange the whole table with one peer (push-pull), which the
   driver carries over HTTP; joining is a push-pull with a seed.
+
+Beyond SWIM and memberlist, each rule found by the simulator's campaigns
+(``docs/sim.md``): a peer that relays an accusation older than what we hold
+is answered directly, with the newer alive, or with the death of a member we
+hold dead; a suspicion heard from others, or newly confirmed, is told to the
+suspect directly; and a confirmation never leaves the suspect less than
+``probe_timeout`` to answer.
 """
 
 from mesh.gossip._driver import PUSH_PULL_PATH, GossipDriver

@@ -22,7 +22,7 @@ from mesh.config import Config
 from mesh.gossip._broadcast import BroadcastQueue
 from mesh.gossip._events import PushPull, Send
 from mesh.gossip._messages import COMPOUND_HEADER_MAX, Alive, Dead, Suspect, compound, encode
-from mesh.gossip._state import Address
+from mesh.gossip._state import Address, Member, Status
 from mesh.gossip._table import MemberTable
 from mesh.wire import OVERHEAD
 
@@ -72,3 +72,22 @@ class Dissemination:
     def broadcast(self, msg: Alive | Suspect | Dead) -> None:
         """Queue news about ``msg.node`` (replacing older news about it)."""
         self.broadcasts.push(msg.node, encode(msg))
+
+    def set_straight(self, m: Member | None, incarnation: int, informer: Address | None,
+                     me: str, gone_too: bool = False) -> None:
+        """A peer relayed an accusation older than what we hold about ``m``
+        (another member or us): send it what we hold, directly. The newer
+        alive: it missed the refutation, and may count stale accusations as
+        confirmations of its own suspicion, or (a buddy-system prober) let it
+        run out. With ``gone_too`` (a suspicion), the death of a member we
+        hold dead or left at that incarnation or later: it missed the death
+        (cut off or paused while it spread), and nobody confirms a suspicion
+        of a member the others hold dead, so it would wait out the longest
+        timeout, finding the crash only when its own probe comes round."""
+        if informer is None or m is None:
+            return
+        if m.status is Status.ALIVE and incarnation < m.incarnation:
+            self.send(informer, [encode(Alive(m.incarnation, m.name, m.addr, m.meta))])
+        elif gone_too and m.status.gone and incarnation <= m.incarnation:
+            sender = m.name if m.status is Status.LEFT else me
+            self.send(informer, [encode(Dead(m.incarnation, m.name, sender))])

@@ -297,10 +297,12 @@ class Membership:
             return self._accused(s.incarnation, informer)
         m = self._members.get(s.node)
         if m is None or s.incarnation < m.incarnation or m.status.gone:
-            self._set_straight(m, s.incarnation, informer)
+            self._spread.set_straight(m, s.incarnation, informer, self.name, gone_too=True)
             return
         if m.status is Status.SUSPECT and s.incarnation == m.incarnation:
-            if self._suspicions.confirm(s.node, s.sender):
+            # A confirmation may shrink the timer to a moment already past; the
+            # suspect we tell below still gets a probe timeout to answer.
+            if self._suspicions.confirm(s.node, s.sender, now + self.config.probe_timeout):
                 self._broadcast(s)
                 self._tell_suspect(m)
             return
@@ -331,7 +333,7 @@ class Membership:
             return self._accused(d.incarnation, informer)
         m = self._members.get(d.node)
         if m is None or d.incarnation < m.incarnation:
-            self._set_straight(m, d.incarnation, informer)
+            self._spread.set_straight(m, d.incarnation, informer, self.name)
             return
         status = Status.LEFT if d.sender == d.node else Status.DEAD
         if m.status.gone and (m.status >= status or d.incarnation < m.incarnation):
@@ -346,17 +348,7 @@ class Membership:
         if not self._leaving and incarnation >= self.local.incarnation:
             self._refute(incarnation, informer)
         elif not self._leaving:
-            self._set_straight(self.local, incarnation, informer)
-
-    def _set_straight(self, m: Member | None, incarnation: int,
-                      informer: Address | None) -> None:
-        """A peer told us of an accusation older than the alive we hold (of
-        another member or of us): it missed the refutation, and may count
-        stale accusations as confirmations of its own suspicion, or (a
-        buddy-system prober) let it run out. Send it the alive directly."""
-        if informer is not None and m is not None and m.status is Status.ALIVE \
-                and incarnation < m.incarnation:
-            self._send(informer, [encode(Alive(m.incarnation, m.name, m.addr, m.meta))])
+            self._spread.set_straight(self.local, incarnation, informer, self.name)
 
     def _refute(self, incarnation: int, informer: Address | None = None) -> None:
         """Raise our incarnation past an accusation and spread the news. The

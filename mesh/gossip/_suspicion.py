@@ -42,13 +42,15 @@ class Suspicion:
         raw = self.max_timeout - frac * (self.max_timeout - self.min_timeout)
         return max(self.min_timeout, raw)
 
-    def confirm(self, sender: str) -> bool:
+    def confirm(self, sender: str, not_before: float = -math.inf) -> bool:
         """Count ``sender``'s suspicion. Returns True if it was new (a new,
-        independent confirmation), which shortens the deadline."""
+        independent confirmation), which shortens the deadline, though not
+        below ``not_before``: the owner tells the suspect at each
+        confirmation, and its answer needs a round trip to come back."""
         if self.confirmations >= self.k or sender in self._confirmers:
             return False
         self._confirmers.add(sender)
-        self.deadline = self.start + self.timeout()
+        self.deadline = min(self.deadline, max(self.start + self.timeout(), not_before))
         return True
 
 
@@ -87,10 +89,10 @@ class Suspicions:
         """Close the suspicion about ``name``, if any."""
         return self._by_name.pop(name, None)
 
-    def confirm(self, name: str, sender: str) -> bool:
+    def confirm(self, name: str, sender: str, not_before: float = -math.inf) -> bool:
         """:meth:`Suspicion.confirm` on the suspicion about ``name``."""
         s = self._by_name.get(name)
-        if s is None or not s.confirm(sender):
+        if s is None or not s.confirm(sender, not_before):
             return False
         self._push(name, s)  # its deadline moved earlier
         return True
