@@ -212,10 +212,13 @@ class Host:
             h.running = None
         copy = h.copy
         limit = self.x.max_payload
+        big = self.x.t.locality_bytes
         for key, kind, payload in results:
             cs = h.inflight.get(key)
             if cs is None:
                 continue
+            if kind == P.OK_PICKLE and len(payload) >= big:  # kept in the store, by key
+                kind, payload = self.x.values.store(key, payload) or (kind, payload)
             if len(payload) > limit:
                 kind, payload = P.FAILED, (
                     f"the result of actor call {key!r} is {len(payload)} bytes, more than "
@@ -362,7 +365,7 @@ class Host:
                 for entry in sorted(cs.entries):
                     self.x.send(entry, ActorReply(c.key, kind, payload))
             for entry, key in b.opens:
-                self.x.send(entry, ActorReply(key, *P.dumps_value(None)))
+                self.x.send(entry, ActorReply(key, *self.x.here()))
             for entry, key, kind, payload in b.replies:
                 self.x.send(entry, ActorReply(key, kind, payload))
 
@@ -378,7 +381,7 @@ class Host:
         if not h.up:
             h.opens.append((entry, key))
         else:
-            self._reply_after(h, entry, key, *P.dumps_value(None))
+            self._reply_after(h, entry, key, *self.x.here())
 
     # --------------------------------------------------------------- replicas
     def on_state(self, msg: ActorState) -> None:
