@@ -106,6 +106,11 @@ class Direct:
             with self.core.cond:
                 self.hosts[actor] = (host, addr)
 
+    def forget(self, actor: str) -> None:
+        """``actor`` was closed: route nothing to it any more."""
+        with self.core.cond:
+            self.hosts.pop(actor, None)
+
     def hint(self, actor: str) -> tuple[str, str] | None:
         return self.hosts.get(actor)
 

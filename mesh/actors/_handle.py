@@ -165,6 +165,7 @@ class ActorHandle:
         """End the actor and drop its state (calls still queued fail with
         ``ActorLost``). Returns None; on an ``AsyncClient``, an awaitable."""
         fut = send(self._core, close_msg(self._core, self._actor))
+        self._core.direct.forget(self._actor)
         return fut if self._async else fut.result()
 
     def __reduce__(self) -> Any:
