@@ -14,7 +14,8 @@ host of its view, as the client's own node would.
   calls as they come, so a volatile handle changes route only when none of
   its calls is unresolved. Calls whose values are futures go through the
   client's own node, whose session holds those keys.
-* **A route that breaks** (its node died, a partition, a refused connect):
+* **A route that breaks** (its node died, a partition, a refused connect,
+  ``Config.actor_route_timeout`` of silence while calls wait on it):
   its unresolved calls go to the client's own node, in the order made, as
   every call did before routes; the client asks where the actor is now
   (``ActorFind``) and later calls go to the new host once it answers. The
@@ -161,7 +162,7 @@ class Direct:
         except ValueError:
             return None
         r = self.routes[node] = Route(node, address, self.core)
-        self._soon(lambda: self._spawn(r, self._open(r)))
+        self._soon(lambda: (self._spawn(r, self._open(r)), self._spawn(r, self._deadline(r))))
         return r
 
     def add(self, handle: Any, key: str, msg: Any, deps: list[Future], busy: bool) -> Future:
@@ -221,7 +222,8 @@ class Direct:
         core = self.core
         rt = core._runtime
         try:
-            ch = await rt.connect(r.addr, CLIENT_PATH, core.connect_timeout)
+            ch = await rt.connect(r.addr, CLIENT_PATH,
+                                  min(core.connect_timeout, DEFAULT.actor_route_timeout))
             await ch.send(pack({"client": core.client_id}))
             welcome = unpack(await ch.recv())
         except (Unreachable, ChannelClosed, WireError) as exc:
@@ -239,6 +241,13 @@ class Direct:
         r.kick.set()
         for coro in (self._writer(r, ch), self._reader(r, ch), self._keepalive(r, ch)):
             self._spawn(r, coro)
+
+    async def _deadline(self, r: Route) -> None:
+        """A node that does not let us in within the route timeout (paused,
+        cut off): its calls go through the client's own node."""
+        await self.core._runtime.sleep(DEFAULT.actor_route_timeout)
+        if r.channel is None:
+            self._fail(r, "its node did not let us in")
 
     async def _writer(self, r: Route, ch: Channel) -> None:
         assert r.kick is not None
@@ -319,10 +328,11 @@ class Direct:
 
     async def _keepalive(self, r: Route, ch: Channel) -> None:
         rt = self.core._runtime
+        timeout = DEFAULT.actor_route_timeout
         while True:
-            await rt.sleep(DEFAULT.client_keepalive_interval)
+            await rt.sleep(timeout / 3)
             with self.core.cond:
-                action = r.proto.keepalive(rt.now(), True, DEFAULT.client_keepalive_timeout)
+                action = r.proto.keepalive(rt.now(), True, timeout)
             if action == "reconnect":
                 self._fail(r, "its node did not answer")
                 return
