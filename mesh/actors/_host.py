@@ -212,13 +212,11 @@ class Host:
             h.running = None
         copy = h.copy
         limit = self.x.max_payload
-        big = self.x.t.locality_bytes
         for key, kind, payload in results:
             cs = h.inflight.get(key)
             if cs is None:
                 continue
-            if kind == P.OK_PICKLE and len(payload) >= big:  # kept in the store, by key
-                kind, payload = self.x.values.store(key, payload) or (kind, payload)
+            kind, payload = self.x.values.result(key, kind, payload)  # large: in the store
             if len(payload) > limit:
                 kind, payload = P.FAILED, (
                     f"the result of actor call {key!r} is {len(payload)} bytes, more than "
@@ -312,9 +310,8 @@ class Host:
 
     def resend(self) -> None:
         """The whole copy again to targets that did not acknowledge (a lost
-        delta, or a replica that restarted), and to the actor's targets in
-        the current view (one that replaces a dead target, whose first copy
-        was lost)."""
+        delta, a replica that restarted), and to the actor's targets in the
+        current view (one that replaces a dead target: its first copy was lost)."""
         for h in self.hosted.values():
             if h.unconfirmed and h.up:
                 head = h.unconfirmed[0]

@@ -180,6 +180,13 @@ class Values:
         self.exec.running.check_confirmed(key, st)
         t.metrics.inc("actor_results_published")
 
+    def result(self, key: str, kind: int, payload: bytes) -> tuple[int, bytes]:
+        """A call's outcome as it is answered: a whole pickle of at least
+        ``locality_bytes`` is kept in the store (:meth:`store`), ``REMOTE``."""
+        if kind == P.OK_PICKLE and len(payload) >= self.t.locality_bytes:
+            return self.store(key, payload) or (kind, payload)
+        return kind, payload
+
     def store(self, key: str, payload: bytes) -> tuple[int, bytes] | None:
         """Keep call ``key``'s large result (a whole pickle) in the store on
         the key's nodes, coordinated here as a task's result; its answer
