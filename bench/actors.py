@@ -9,7 +9,10 @@
 * ``mesh_durable_rtt_ms_p50`` / ``mesh_volatile_rtt_ms_p50`` -- one call at a
   time, median in milliseconds of 500 calls to an actor hosted by the
   client's node and 500 to one hosted by the other node (their medians:
-  ``..._rtt_ms_p50_entry_hosts`` and ``..._rtt_ms_p50_other_hosts``).
+  ``..._rtt_ms_p50_entry_hosts`` and ``..._rtt_ms_p50_other_hosts``). Calls
+  go straight to the host (mesh.actors._direct); the other node's 500 are
+  measured in blocks of 50 alternating with blocks of 50 sent through the
+  client's node, which relays them (``..._rtt_ms_p50_other_hosts_relayed``).
 * ``dask_calls_per_s`` / ``dask_rtt_ms_p50`` -- the same with a Dask actor
   (``client.submit(Counter, actor=True)``) on ``LocalCluster(n_workers=2,
   threads_per_worker=1)``; ``ray_calls_per_s`` / ``ray_rtt_ms_p50`` with a Ray
@@ -143,7 +146,12 @@ def bench_mesh(calls: int, rtts: int) -> dict[str, float]:
                 samples: list[float] = []
                 for where, b in sorted(_placed(client, durable).items()):
                     client.gather([b.incr() for _ in range(200)])  # warm up
-                    times = _times(lambda b=b: b.incr().result(), rtts)
+                    if where == "entry":
+                        times = _times(lambda b=b: b.incr().result(), rtts)
+                    else:
+                        times, relayed = _direct_and_relayed(client, b, rtts)
+                        out[f"mesh_{kind}_rtt_ms_p50_other_hosts_relayed"] = \
+                            statistics.median(relayed) * 1000
                     out[f"mesh_{kind}_rtt_ms_p50_{where}_hosts"] = statistics.median(times) * 1000
                     samples += times
                     b.close()
@@ -151,6 +159,27 @@ def bench_mesh(calls: int, rtts: int) -> dict[str, float]:
         return out
     finally:
         _stop(procs)
+
+
+def _direct_and_relayed(client: Any, b: Any, n: int) -> tuple[list[float], list[float]]:
+    """``n`` round trips to actor ``b`` (hosted by the other node) straight
+    to its host, and ``n`` through the client's node, which relays them (the
+    route to the host refused), in alternating blocks of 50 so both see the
+    same load."""
+    direct = client._core.direct
+    host = client.who_has(b)[b.key][0]
+    straight: list[float] = []
+    relayed: list[float] = []
+    while len(straight) < n:
+        k = min(50, n - len(straight))
+        for out, refuse in ((straight, False), (relayed, True)):
+            with client._core.cond:
+                (direct.refused.add if refuse else direct.refused.discard)(host)
+            b.incr().result()  # the first call of a block may still take the old way
+            out += _times(lambda: b.incr().result(), k)
+    with client._core.cond:
+        direct.refused.discard(host)
+    return straight, relayed
 
 
 def bench_failover() -> float:

@@ -38,7 +38,7 @@ from mesh.addresses import format_address, parse_address
 from mesh.config import DEFAULT
 from mesh.errors import MeshUnavailable, WireError
 from mesh.protocol.framing import CLIENT_PATH, encode_frames, pack
-from mesh.protocol.messages import Ping, ProtocolViolation, decode_client_reply, encode
+from mesh.protocol.messages import Members, Ping, ProtocolViolation, decode_client_reply, encode
 from mesh.runtime import Address, Channel, ChannelClosed, Runtime, Unreachable
 from mesh.store._channel import CONTROL_FRAME, is_chunk_frame
 from mesh.store._fetch import values_inbound
@@ -88,6 +88,10 @@ class ClientCore:
         self._values: Any = None
         self.scatter = Scatterer(self)
         """Values this client sends (``Client.scatter``, large arguments)."""
+        from mesh.actors._direct import Direct
+
+        self.direct = Direct(self)
+        """Routes of actor calls straight to their hosts (:mod:`mesh.actors._direct`)."""
 
     @property
     def addresses(self) -> list[Address]:
@@ -122,6 +126,7 @@ class ClientCore:
 
     async def close(self) -> None:
         self._closed = True
+        await self.direct.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -154,6 +159,7 @@ class ClientCore:
                 with self.cond:
                     self.proto.connected(welcome if isinstance(welcome, dict) else {}, addr,
                                          rt.now())
+                    self.direct.reclaim()  # calls on a live actor route stay there
                 self._control.extend(self.scatter.connected(welcome))
                 assert self.loop is not None
                 self._tasks.append(self.loop.create_task(self._reader(ch)))
@@ -292,11 +298,18 @@ class ClientCore:
         self._control.append(raw)
         self._wake()
 
-    def _on_messages(self, msgs: list) -> None:
+    def _on_messages(self, msgs: list, proto: ClientProtocol | None = None) -> None:
+        """Records from the node (``proto``: an actor route's session,
+        :mod:`mesh.actors._direct`, rather than the client's own)."""
         callbacks: list[Callable[[], None]] = []
         afuts: list[asyncio.Future[None]] = []
+        route = proto is not None
+        if proto is None:
+            proto = self.proto
+            if any(type(m) is Members for m in msgs):
+                self.direct.view_changed()  # actors may have moved
         with self.cond:
-            finished = self.proto.received(msgs, self._runtime.now())
+            finished = proto.received(msgs, self._runtime.now())
             if self.proto.scattered:
                 finished += self.scatter.answered()
             for st in finished:
@@ -315,7 +328,7 @@ class ClientCore:
                 cb()
             except Exception:  # a user callback's bug must not stop result delivery
                 log.exception("future callback failed")
-        if self.proto.credit and (self.proto.unsent or self.proto.fetches):
+        if not route and self.proto.credit and (self.proto.unsent or self.proto.fetches):
             self._wake()
 
     # ----------------------------------------------------- release / cancel

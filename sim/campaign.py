@@ -3,7 +3,7 @@
 ``python -m sim.campaign --workload W --seeds N [--start S] [--jobs J] [--json]``
 
 Each seed runs the workload on a cluster (40 nodes for ``gossip``, 10 for
-``tasks``, 8 for ``datasets``, 6 for ``data``) with every fault kind rolling
+``tasks``, 8 for ``datasets``, 6 for ``data`` and ``actors``) with every fault kind rolling
 at once: 8% loss, duplication and reordering, crashes, restarts, a two-way
 and a one-way partition, pauses, a slow node, clock skew, a swizzle-clog and
 a flapping link. Even seeds run in liveness mode, odd ones in safety mode.
@@ -35,7 +35,8 @@ EVERY_FAULT: dict[str, int] = {
     "skew": 1, "swizzle": 1, "flap": 1,
 }
 NETWORK = {"loss": 0.08, "duplicate": 0.02, "reorder": 0.05}
-SIZES = {"gossip": (40, 120.0), "tasks": (10, 90.0), "datasets": (8, 90.0), "data": (6, 90.0)}
+SIZES = {"gossip": (40, 120.0), "tasks": (10, 90.0), "datasets": (8, 90.0), "data": (6, 90.0),
+         "actors": (6, 90.0)}
 
 
 def scenario(workload: str, seed: int, nodes: int | None = None,
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=100, help="how many seeds (default 100)")
     p.add_argument("--start", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--nodes", type=int,
-                   help="cluster size (default 40 gossip, 10 tasks, 8 datasets, 6 data)")
+                   help="cluster size (default 40 gossip, 10 tasks, 8 datasets, 6 data, "
+                        "6 actors)")
     p.add_argument("--duration", type=float, help="simulated seconds per seed")
     p.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON document")

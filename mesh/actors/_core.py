@@ -85,6 +85,9 @@ class ActorCore:
         self.pulled: set[str] = set()
         """Actors whose pull found no copy anywhere."""
         self._ring = table.ring
+        self.address = ""
+        """Where clients reach this node (its member address): told with the
+        answers of actor opens and finds, so calls come here straight."""
 
     # ----------------------------------------------------------- the context
     @property
@@ -109,6 +112,10 @@ class ActorCore:
         if n == ring.replicas:
             return ring.pref(actor)
         return tuple(ring._placement.preference_list(actor, n))
+
+    def here(self) -> tuple[int, bytes]:
+        """The answer of an open: this node hosts the actor, at this address."""
+        return P.dumps_value({"host": self.name, "address": self.address})
 
     def host_of(self, actor: str) -> str | None:
         pref = self.t.ring.pref(actor)
@@ -182,7 +189,8 @@ class ActorCore:
             self.host.open_done(h, entry, msg.key)
         elif type(msg) is ActorFind:
             nodes = [self.name, *self.targets(h.copy)]
-            info = {"durable": h.copy.durable, "nodes": nodes, "replicas": h.copy.replicas}
+            info = {"durable": h.copy.durable, "nodes": nodes, "replicas": h.copy.replicas,
+                    "host": self.name, "address": self.address}
             self.send(entry, ActorReply(msg.key, *P.dumps_value(info)))
         else:
             _copies.close(self, h, entry, msg.key)

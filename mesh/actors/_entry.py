@@ -68,6 +68,8 @@ class Entry:
         host = pref[rel.tries % len(pref)]
         if host != rel.host:
             rel.host, rel.asked = host, self.x.now
+        if host != self.x.name:
+            self.x.metrics.inc("actor_relays")  # a hop a call straight to its host saves
         self.x.send(host, ActorRelay(self.x.name, rel.raw))
 
     def on_reply(self, msg: ActorReply) -> None:
@@ -78,6 +80,8 @@ class Entry:
         sessions = self.x.t.sessions
         for sid in sorted(rel.sids):
             if sid in sessions:
+                if msg.kind == P.REMOTE:  # a large result, kept in the store
+                    self.x.values.hold(sid, msg.key)
                 self.x.t.to_client(sid, Done(msg.key, msg.kind, msg.payload))
 
     def view_changed(self) -> None:

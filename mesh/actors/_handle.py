@@ -84,7 +84,7 @@ class ActorHandle:
     methods; each call returns a :class:`~mesh.Future`."""
 
     __slots__ = ("_actor", "_async", "_caller", "_core", "_done", "_durable", "_heap", "_lock",
-                 "_seq")
+                 "_open", "_seq", "_via")
 
     def __init__(self, core: ClientCore, actor: str, durable: bool,
                  is_async: bool = False) -> None:
@@ -97,6 +97,10 @@ class ActorHandle:
         self._heap: list[int] = []
         self._done: set[int] = set()
         self._lock = threading.Lock()
+        self._open = 0
+        """Calls made and not resolved."""
+        self._via: Any = None
+        """The route of the last call (:mod:`mesh.actors._direct`; None: the client's node)."""
 
     @property
     def key(self) -> str:
@@ -122,6 +126,8 @@ class ActorHandle:
         return call
 
     def _call(self, method: str, args: tuple, kwargs: dict) -> Future:
+        # large arguments travel as scattered values (futures), as a task's do
+        args, kwargs = next(self._core.scatter.large_args([(args, kwargs)]))
         akind, payload, deps = P.dumps_args(args, kwargs)
         for f in deps:
             if f._core is not self._core:
@@ -131,7 +137,7 @@ class ActorHandle:
             raise ValueError(
                 f"{method}(): the arguments are {len(payload)} bytes pickled, more than half "
                 f"the frame limit ({self._core.max_body}); pass large data as a future "
-                "(client.submit, client.scatter) instead")
+                "(client.submit, client.scatter) or as separate arguments instead")
         with self._lock:
             self._seq += 1
             seq = self._seq
@@ -140,28 +146,33 @@ class ActorHandle:
                 self._done.discard(heapq.heappop(heap))
             low = heap[0] if heap else seq
             heapq.heappush(heap, seq)
+            busy = self._open > 0
+            self._open += 1
         key = f"{self._actor}/{self._caller}/{seq}"
         msg = ActorCall(key, self._actor, self._caller, seq, low, method, akind, payload,
                         self._durable, [f.key for f in deps])
-        fut = self._core.add([(key, msg, deps)])[0]  # deps: held while the call waits
+        # straight to the host when known; deps: held while the call waits
+        fut = self._core.direct.add(self, key, msg, deps, busy)
         fut.add_done_callback(lambda _f: self._resolved(seq))
         return fut
 
     def _resolved(self, seq: int) -> None:
         with self._lock:
             self._done.add(seq)
+            self._open -= 1
 
     def close(self) -> Any:
         """End the actor and drop its state (calls still queued fail with
         ``ActorLost``). Returns None; on an ``AsyncClient``, an awaitable."""
         fut = send(self._core, close_msg(self._core, self._actor))
+        self._core.direct.forget(self._actor)
         return fut if self._async else fut.result()
 
     def __reduce__(self) -> Any:
         from mesh.addresses import format_address
 
         addrs = [format_address(a) for a in self._core.addresses]
-        return (_rebuild, (self._actor, self._durable, addrs))
+        return (_rebuild, (self._actor, self._durable, addrs, self._core.direct.hint(self._actor)))
 
 
 def find_actor(core: ClientCore, name: str) -> tuple[str, Future]:
@@ -192,8 +203,10 @@ def where(core: ClientCore, items: Any) -> list[tuple[str, Future]]:
     return out
 
 
-def _rebuild(actor: str, durable: bool, addresses: list[str]) -> ActorHandle:
-    """A handle unpickled in another process: call through its own client."""
+def _rebuild(actor: str, durable: bool, addresses: list[str],
+             host: tuple[str, str] | None = None) -> ActorHandle:
+    """A handle unpickled in another process: call through its own client
+    (straight to ``host``, ``(name, address)``, while it hosts the actor)."""
     key = tuple(addresses)
     with _clients_lock:
         client = _clients.get(key)
@@ -201,6 +214,8 @@ def _rebuild(actor: str, durable: bool, addresses: list[str]) -> ActorHandle:
             if CLIENT_FACTORY is None:
                 raise RuntimeError("import mesh before unpickling an actor handle")
             client = _clients[key] = CLIENT_FACTORY(addresses)
+    if host is not None and client._core.direct.hint(actor) is None:
+        client._core.direct.learn(actor, {"host": host[0], "address": host[1]})
     return ActorHandle(client._core, actor, durable)
 
 
@@ -213,14 +228,24 @@ def make(client: Any, cls: type, args: tuple, kwargs: dict, name: str | None, du
     core = client._core
     actor, msg = open_msg(core, cls, args, kwargs, name, durable, replicas)
     handle = ActorHandle(core, actor, durable, client._async)
-    return _then(client, send(core, msg), lambda _v: handle)
+
+    def made(where: Any) -> ActorHandle:
+        core.direct.learn(actor, where)  # its host: calls go there straight
+        return handle
+
+    return _then(client, send(core, msg), made)
 
 
 def get(client: Any, name: str) -> Any:
     """``client.get_actor(name)``."""
-    actor, fut = find_actor(client._core, name)
-    return _then(client, fut, lambda info: ActorHandle(client._core, actor,
-                                                       bool(info["durable"]), client._async))
+    core = client._core
+    actor, fut = find_actor(core, name)
+
+    def found(info: dict) -> ActorHandle:
+        core.direct.learn(actor, info)
+        return ActorHandle(core, actor, bool(info["durable"]), client._async)
+
+    return _then(client, fut, found)
 
 
 def who_has(client: Any, handles: Any) -> Any:

@@ -216,6 +216,7 @@ class Host:
             cs = h.inflight.get(key)
             if cs is None:
                 continue
+            kind, payload = self.x.values.result(key, kind, payload)  # large: in the store
             if len(payload) > limit:
                 kind, payload = P.FAILED, (
                     f"the result of actor call {key!r} is {len(payload)} bytes, more than "
@@ -309,9 +310,8 @@ class Host:
 
     def resend(self) -> None:
         """The whole copy again to targets that did not acknowledge (a lost
-        delta, or a replica that restarted), and to the actor's targets in
-        the current view (one that replaces a dead target, whose first copy
-        was lost)."""
+        delta, a replica that restarted), and to the actor's targets in the
+        current view (one that replaces a dead target: its first copy was lost)."""
         for h in self.hosted.values():
             if h.unconfirmed and h.up:
                 head = h.unconfirmed[0]
@@ -362,7 +362,7 @@ class Host:
                 for entry in sorted(cs.entries):
                     self.x.send(entry, ActorReply(c.key, kind, payload))
             for entry, key in b.opens:
-                self.x.send(entry, ActorReply(key, *P.dumps_value(None)))
+                self.x.send(entry, ActorReply(key, *self.x.here()))
             for entry, key, kind, payload in b.replies:
                 self.x.send(entry, ActorReply(key, kind, payload))
 
@@ -378,7 +378,7 @@ class Host:
         if not h.up:
             h.opens.append((entry, key))
         else:
-            self._reply_after(h, entry, key, *P.dumps_value(None))
+            self._reply_after(h, entry, key, *self.x.here())
 
     # --------------------------------------------------------------- replicas
     def on_state(self, msg: ActorState) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mesh.actors._core import CLIENT_RECORDS, ActorCore
 from mesh.actors._procs import ActorProcesses, ActorWorkers
 from mesh.actors._records import WorkerEvent
+from mesh.addresses import format_address
 from mesh.exec import ExecService
 from mesh.runtime import Channel
 
@@ -56,6 +57,9 @@ class ActorService:
                                      resend=cfg.actor_resend, max_payload=cfg.max_http_body // 2,
                                      max_crashes=cfg.max_task_crashes, exec_core=ex.core)
         core.wake = self._soon
+        core.address = format_address(node.addr)
+        if ex.data is not None:
+            core.values.land = ex.data.landed  # large call results stay in the store
         core.now = node.runtime.now()
         peer = {cls: self._peer(fn) for cls, fn in core.peer_handlers().items()}
         ex.core.add_handlers(dict.fromkeys(CLIENT_RECORDS, self._client), peer)

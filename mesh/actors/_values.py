@@ -21,11 +21,20 @@ A component of :class:`mesh.actors._core.ActorCore`, over the exec core's
   the session holds it until it releases the key, as for a task.
 * **Who holds a key** (:class:`KeyFind`): relayed to the first node of the
   key's list, which answers with the alive nodes its copy was stored on.
+* **Large results (host, entry).** A call's result of at least
+  ``Config.locality_bytes`` becomes a value in the store under the call's
+  key, on the key's R nodes, as a task's result (:meth:`Values.store`); the
+  call is answered ``REMOTE`` (and so recorded, and replicated, small). An
+  entry that passes a ``REMOTE`` answer to a session holds the key for it
+  and subscribes to it without fetching (:meth:`Values.hold`); the client
+  fetches it when the value is wanted (``Fetch``), as a task's.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgpack
 
 from mesh.actors._records import CallState
 from mesh.exec._records import Stored
@@ -58,6 +67,9 @@ class Values:
         """When each awaited key was last said to be missing (``Need``)."""
         if exec_core is not None:
             self.t.listeners.append(self.arrived)
+        self.land: Any = None
+        """Keeps a value in this node's store (the data plane's ``landed``);
+        None (the simulator's inline workers): large results fail instead."""
 
     # ---------------------------------------------------------- host side
     def fetch(self, actor: str, cs: CallState) -> None:
@@ -167,6 +179,54 @@ class Values:
                 t.send(n, Store(key, msg.kind, msg.payload, targets, [me], me, False, r))
         self.exec.running.check_confirmed(key, st)
         t.metrics.inc("actor_results_published")
+
+    def result(self, key: str, kind: int, payload: bytes) -> tuple[int, bytes]:
+        """A call's outcome as it is answered: a whole pickle of at least
+        ``locality_bytes`` is kept in the store (:meth:`store`), ``REMOTE``."""
+        if kind == P.OK_PICKLE and len(payload) >= self.t.locality_bytes:
+            return self.store(key, payload) or (kind, payload)
+        return kind, payload
+
+    def store(self, key: str, payload: bytes) -> tuple[int, bytes] | None:
+        """Keep call ``key``'s large result (a whole pickle) in the store on
+        the key's nodes, coordinated here as a task's result; its answer
+        ``REMOTE``, or None if this node keeps no values."""
+        if self.land is None or self.exec is None:
+            return None
+        from mesh.store import Value, wrap_pickled
+
+        t = self.t
+        if key in t.results:  # run again (a crash before a quiet point): the same key
+            return P.REMOTE, msgpack.packb([len(payload)])
+        value = self.land(key, Value.of(*wrap_pickled(payload)))
+        me = t.name
+        r = t.replicas
+        targets = list(t.ring.pref(key, r))
+        st = Stored(P.OK_VALUE, value, set(), targets, me, replicas=r)
+        st.acks.add(me)
+        t.results[key] = st
+        t.orphan_if_unsubscribed(key, st.subs)  # kept for a grace until an entry holds it
+        for n in targets:
+            if n != me:
+                t.send(n, Store(key, P.OK_VALUE, value, targets, [], me, False, r))
+        self.exec.running.check_confirmed(key, st)
+        t.metrics.inc("actor_results_stored")
+        return P.REMOTE, msgpack.packb([len(payload)])
+
+    def hold(self, sid: int, key: str) -> None:
+        """Session ``sid`` is told call ``key`` is done and kept on the mesh:
+        it holds the key (its release frees the value), and this node
+        subscribes, locating the value without fetching it."""
+        t = self.t
+        sess = t.sessions.get(sid)
+        if sess is None or self.exec is None or key in sess.keys:
+            return
+        sess.keys.add(key)
+        t.held.setdefault(key, set()).add(sid)
+        if key not in t.pending:
+            t.pending[key] = None
+            t.locating.add(key)
+            self.exec.subscriber.request(key, None)
 
     def key_find(self, entry: str, msg: KeyFind) -> None:
         """Which alive nodes hold ``msg.actor``'s result (as its copy here says)."""

@@ -48,6 +48,12 @@ class ExecDefaults:
     actor_batch: int = 256  # calls per worker round trip and state replication (docs/actors.md)
     actor_grace: float = 3.0  # s a host keeps calls for an actor whose state may be on its way
     actor_resend: float = 1.0  # s an entry node waits for an actor call's answer, then relays again
+    actor_route_timeout: float = 3.0
+    """Seconds a client's session straight to an actor's host may stay silent
+    (no connect, no answer to its pings, sent every third of it) while calls
+    wait on it, before they go through the client's own node, which relays
+    them (mesh.actors._direct). Three entry resends: a live node answers a
+    ping at once, however long the actor's method runs."""
 
     # --- execution timers and limits -----------------------------------------
     exec_tick: float = 5.0
