@@ -32,6 +32,7 @@ from typing import Any
 
 from mesh.data._actions import identity as _identity
 from mesh.data._actions import pair
+from mesh.data._fuse import count_items, counting
 from mesh.data._plan import Part, Plan
 
 __all__ = ["Combiner", "partition_of", "plan_combine", "plan_repartition", "plan_sort"]
@@ -145,9 +146,12 @@ def _good_pair(item: Any) -> bool:
     return True
 
 
-def split_combined(items: Iterable[Any], c: Combiner, n: int) -> list[bytes]:
-    """Map side of a combining shuffle: combine by key, then split by key."""
-    acc = combine(items, c)
+def split_combined(items: Iterable[Any], c: Combiner, n: int, count: int | None = None
+                   ) -> list[bytes]:
+    """Map side of a combining shuffle: combine by key, then split by key.
+    With ``count`` (:func:`mesh.data._fuse.counting` proved it equal), the
+    items are ``str`` keys whose pairs ``(item, count)`` combine by ``+``."""
+    acc = combine(items, c) if count is None else count_items(items, count)
     if n == 1:
         return _pickle_blocks([list(acc.items())])
     blocks: list[list[Any]] = [[] for _ in range(n)]
@@ -180,8 +184,9 @@ def merge_combined(c: Combiner, j: int, outputs: list[list[bytes]]) -> Iterator[
 
 
 def plan_combine(plan: Plan, parent: Any, c: Combiner, n: int, name: str) -> list[Part]:
-    maps = plan.submit(plan.parts(parent), split_combined, "map", name,
-                       tail_args=lambda i: (c, n))
+    fused = [counting(p, c.create, c.merge_value) for p in plan.parts(parent)]
+    maps = plan.submit([p for p, _ in fused], split_combined, "map", name,
+                       tail_args=lambda i: (c, n, fused[i][1]))
     return [Part(merge_combined, (c, j, maps)) for j in range(n)]
 
 
