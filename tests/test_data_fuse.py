@@ -145,3 +145,43 @@ def test_an_error_in_the_chain_is_the_same_on_both_paths(fn, tmp_path: Path) -> 
         errors.append((type(info.value), str(info.value), info.value.__notes__))
     assert errors[0] == errors[1]
     assert "partition 0" in errors[0][2][0]
+
+
+class RecordingClient:
+    """Enough of a client for an action to plan: it records what is submitted."""
+
+    class _Core:
+        client_id = "rec"
+
+    def __init__(self) -> None:
+        self._core = self._Core()
+        self.calls: list[tuple] = []
+
+    def submit(self, fn, *args, key: str):
+        self.calls.append((fn, args, key))
+        return key
+
+    def gather(self, futs):
+        raise RuntimeError("planned only")
+
+
+@pytest.mark.parametrize("build, count", [
+    (lambda lines: lines.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add),
+     1),
+    (lambda lines: lines.flat_map(str.split).count_by_value(), 1),
+    (lambda lines: lines.map(lambda line: (line, 2)).reduce_by_key(operator.add, 3), 2),
+    (lambda lines: lines.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(max), None),
+    (lambda lines: lines.flat_map(lambda s: s.split()).count_by_value(), None),
+])
+def test_the_api_plans_the_seeds_word_count_as_a_count(build, count, tmp_path: Path) -> None:
+    from mesh.data import read_text
+
+    (tmp_path / "t.txt").write_text("a b\nc\n" * 10)
+    client = RecordingClient()
+    with pytest.raises(RuntimeError, match="planned only"):
+        build(read_text(client, str(tmp_path / "t.txt"), blocksize=16)).collect()
+    maps = [args for fn, args, key in client.calls if key.startswith("data-map")]
+    assert len(maps) == 4  # one per 16-byte block
+    for _source, _args, ops, tail, tail_args, _label in maps:
+        assert tail is S.split_combined and tail_args[2] == count
+        assert (count is None) == (bool(ops) and ops[-1][0] == "map")  # the pair is gone
