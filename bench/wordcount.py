@@ -1,7 +1,8 @@
 """The seed's word count and a heavy shuffle: mesh datasets against a
 process pool, dask.bag and one process.
 
-``python -m bench.wordcount [--mb 100]`` prints two JSON lines.
+``python -m bench.wordcount [--mb 100] [--skip-shuffle]`` prints two JSON
+lines (``--skip-shuffle``: line 1 only).
 
 Line 1, word count over ``--mb`` MB of text whose words follow a Zipf law
 (vocabulary 100,000, seeded; generated once into ``--cache``):
@@ -130,6 +131,22 @@ def key_stats(items: Any) -> list[tuple[int, int]]:
     return [(n, total)]
 
 
+def shuffle_mesh(client: Any, args: argparse.Namespace, per: int) -> list[tuple[int, int]]:
+    shuffled = (client.from_sequence(range(args.maps), npartitions=args.maps)
+                .flat_map(lambda i: pairs(i, per, args.keys))
+                .reduce_by_key(operator.add, npartitions=16))
+    return shuffled.map_partitions(key_stats).collect()
+
+
+def shuffle_dask(dc: Any, args: argparse.Namespace, per: int) -> list[tuple[int, int]]:
+    import dask.bag as db
+
+    bag = db.from_sequence(range(args.maps), npartitions=args.maps).map(
+        pairs, per, args.keys).flatten()
+    return bag.foldby(operator.itemgetter(0), lambda acc, kv: acc + kv[1], 0, operator.add,
+                      0).compute(scheduler=dc.get)
+
+
 def cpu_seconds() -> float:
     """CPU seconds used so far by this process, its reaped children and every
     live descendant (mesh nodes and their workers, dask's workers): on a
@@ -170,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--maps", type=int, default=64,
                         help="map partitions of the shuffle (each map's combined output "
                              "must stay under 4 MiB)")
+    parser.add_argument("--skip-shuffle", action="store_true",
+                        help="print only the word count line")
     parser.add_argument("--cache", type=Path,
                         default=Path(tempfile.gettempdir()) / "mesh-bench-cache")
     args = parser.parse_args(argv)
@@ -186,11 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     with local_mesh(2) as addrs, Client(addrs) as client:
         client.from_sequence(range(4), npartitions=2).sum()  # workers import mesh.data
         t_mesh, by_mesh = timed(lambda: mesh_count(client, path), "mesh")
-        shuffled = (client.from_sequence(range(args.maps), npartitions=args.maps)
-                    .flat_map(lambda i: pairs(i, per, args.keys))
-                    .reduce_by_key(operator.add, npartitions=16))
-        t_shuffle_mesh, mesh_shuffle = timed(
-            lambda: shuffled.map_partitions(key_stats).collect(), "shuffle_mesh")
+        if not args.skip_shuffle:
+            t_shuffle_mesh, mesh_shuffle = timed(lambda: shuffle_mesh(client, args, per),
+                                                 "shuffle_mesh")
     logging.getLogger("distributed").setLevel(logging.ERROR)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, DaskClient(cluster) as dc:
@@ -198,13 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
         db.from_sequence([1, 2], npartitions=2).sum().compute(scheduler=dc.get)
         t_dask, by_dask = timed(lambda: dask_count(dc, path), "dask_bag")
-        bag = db.from_sequence(range(args.maps), npartitions=args.maps).map(
-            pairs, per, args.keys).flatten()
-        t_shuffle_dask, dask_shuffle = timed(lambda: bag.foldby(
-            operator.itemgetter(0), lambda acc, kv: acc + kv[1], 0, operator.add, 0
-        ).compute(scheduler=dc.get), "shuffle_dask")
-    mesh_keys = sum(n for n, _ in mesh_shuffle)
-    mesh_pairs = sum(t for _, t in mesh_shuffle)
+        if not args.skip_shuffle:
+            t_shuffle_dask, dask_shuffle = timed(lambda: shuffle_dask(dc, args, per),
+                                                 "shuffle_dask")
     print(json.dumps({
         "mb": round(mb, 1),
         "mesh_mb_per_s": round(mb / t_mesh, 1),
@@ -216,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         "words": sum(ref.values()),
         "distinct": len(ref),
     }))
+    if args.skip_shuffle:
+        return 0
+    mesh_keys = sum(n for n, _ in mesh_shuffle)
+    mesh_pairs = sum(t for _, t in mesh_shuffle)
     print(json.dumps({
         "pairs": per * args.maps, "keys": args.keys, "maps": args.maps, "partitions": 16,
         "shuffle_mesh_s": round(t_shuffle_mesh, 2),

@@ -109,6 +109,36 @@ def test_shuffles_match_python(client: Client, data: list, other: list, n: int,
     assert ds.repartition(m or 3).npartitions == (m or 3)
 
 
+texts = st.lists(st.lists(st.sampled_from(["a", "b", "é", "ab", " ", "\t", "\x1c", "\u3000"]),
+                          max_size=12).map("".join), max_size=30)
+
+
+@SETTINGS
+@given(lines=texts, n=nparts, m=st.one_of(st.none(), nparts))
+def test_counting_word_counts_match_python_and_the_general_path(
+        client: Client, lines: list[str], n: int, m: int | None) -> None:
+    """``flat_map(str.split).map(lambda w: (w, C)).reduce_by_key(operator.add)``
+    and ``count_by_value`` count in C on the map side (``mesh/data/_fuse.py``):
+    the same items, in the same order, as the general path (an identity
+    ``map`` after the pair turns the fast path off) and as Python."""
+    words = client.from_sequence(lines, npartitions=n).flat_map(str.split)
+    counts = collections.Counter(w for line in lines for w in line.split())
+
+    def general(pairs):
+        return pairs.map(tuple).reduce_by_key(operator.add, m).collect()
+
+    fast = words.map(lambda w: (w, 1)).reduce_by_key(operator.add, m).collect()
+    assert fast == general(words.map(lambda w: (w, 1)))
+    assert sorted(fast) == sorted(counts.items())
+    assert sorted(words.count_by_value().collect()) == sorted(counts.items())
+    threes = words.map(lambda w: (w, 3)).reduce_by_key(operator.add, m).collect()
+    assert threes == general(words.map(lambda w: (w, 3)))
+    mixed = words.map(lambda w: (w, 1)).union(words.map(lambda w: (w, 0.5)))
+    got = mixed.reduce_by_key(operator.add, m).collect()
+    assert got == general(mixed)
+    assert sorted(got) == sorted((w, c + c * 0.5) for w, c in counts.items())
+
+
 @SETTINGS
 @given(data=ints, n=nparts, reverse=st.booleans(), k=st.integers(0, 10),
        by_abs=st.booleans())

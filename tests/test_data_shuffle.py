@@ -48,7 +48,7 @@ def test_a_combining_split_sends_each_key_once_per_map_task() -> None:
     items = [("hot", 1)] * 50_000 + [(f"k{i}", 1) for i in range(1000)]
     c = S.Combiner(A.identity, operator.add, operator.add, "reduce_by_key")
     blocks = [pickle.loads(b) for b in S.split_combined(iter(items), c, 4)]
-    pairs = [kv for b in blocks for kv in b]
+    pairs = [kv for keys, values, _ in blocks for kv in zip(keys, values, strict=True)]
     assert len(pairs) == 1001 and dict(pairs)["hot"] == 50_000
     group = S.Combiner(A.singleton, A.append, A.extend, "group_by_key")
     merged = dict(S.merge_combined(group, 0, [S.split_combined(iter(items[:10]), group, 1)]))
@@ -71,3 +71,26 @@ def test_bad_items_are_named_and_the_users_errors_pass_through(create, merge) ->
 
     with pytest.raises(TypeError, match="the user's own"):
         S.combine(raising(), c)
+
+
+values = st.one_of(st.integers(-3, 3), st.floats(-2, 2), st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.dictionaries(st.sampled_from("abcdefg"), values)),
+                max_size=6))
+def test_merging_counted_and_general_blocks_equals_the_general_loop(
+        blocks: list[tuple[bool, dict]]) -> None:
+    """A counted block (exact ints, merged in C) among general ones: the same
+    values, of the same types, keys in the same order as adding pair by pair."""
+    outputs, expected = [], {}
+    for counted, d in blocks:
+        if counted:
+            d = {k: int(v) for k, v in d.items()}
+        outputs.append([pickle.dumps((list(d), list(d.values()), counted))])
+        for k, v in d.items():
+            expected[k] = expected[k] + v if k in expected else v
+    c = S.Combiner(A.identity, operator.add, operator.add, "reduce_by_key")
+    got = list(S.merge_combined(c, 0, outputs))
+    assert got == list(expected.items())
+    assert [type(v) for _, v in got] == [type(v) for v in expected.values()]

@@ -23,6 +23,7 @@ which Python salts per process for ``str`` and ``bytes``.
 from __future__ import annotations
 
 import bisect
+import itertools
 import operator
 import pickle
 import random
@@ -32,11 +33,13 @@ from typing import Any
 
 from mesh.data._actions import identity as _identity
 from mesh.data._actions import pair
+from mesh.data._fuse import count_items, counting
 from mesh.data._plan import Part, Plan
 
 __all__ = ["Combiner", "partition_of", "plan_combine", "plan_repartition", "plan_sort"]
 
 _MISSING = object()
+_ZEROS = itertools.repeat(0)
 _SAMPLE_PER_PARTITION = 20
 """Keys each partition contributes to ``sort_by``'s range boundaries."""
 
@@ -145,43 +148,58 @@ def _good_pair(item: Any) -> bool:
     return True
 
 
-def split_combined(items: Iterable[Any], c: Combiner, n: int) -> list[bytes]:
-    """Map side of a combining shuffle: combine by key, then split by key."""
-    acc = combine(items, c)
+def split_combined(items: Iterable[Any], c: Combiner, n: int, count: int | None = None
+                   ) -> list[bytes]:
+    """Map side of a combining shuffle: combine by key, then split by key.
+    With ``count`` (:func:`mesh.data._fuse.counting` proved it equal), the
+    items are ``str`` keys whose pairs ``(item, count)`` combine by ``+``.
+    A block is ``(keys, values, ints)``: two lists (cheaper to pickle than a
+    list of pairs), and whether every value is known to be an exact ``int``
+    (a counted block), which lets the reduce side merge it in C."""
+    acc = combine(items, c) if count is None else count_items(items, count)
+    ints = count is not None
     if n == 1:
-        return _pickle_blocks([list(acc.items())])
-    blocks: list[list[Any]] = [[] for _ in range(n)]
+        return _pickle_blocks([(list(acc), list(acc.values()), ints)])
+    keys: list[list[Any]] = [[] for _ in range(n)]
+    values: list[list[Any]] = [[] for _ in range(n)]
     crc, seed = zlib.crc32, _STR_SEED
-    for kv in acc.items():
-        k = kv[0]
+    for k, v in acc.items():
         j = crc(k.encode("utf-8", "surrogatepass"), seed) % n if type(k) is str else (
             partition_of(k, n))
-        blocks[j].append(kv)
-    return _pickle_blocks(blocks)
+        keys[j].append(k)
+        values[j].append(v)
+    return _pickle_blocks([(keys[j], values[j], ints) for j in range(n)])
 
 
 def merge_combined(c: Combiner, j: int, outputs: list[list[bytes]]) -> Iterator[Any]:
-    """Reduce side: block ``j`` of every map output, merged by key."""
+    """Reduce side: block ``j`` of every map output, merged by key in map
+    order. A block of exact ``int`` values merged by ``operator.add`` goes
+    through C loops: ``acc.get(k, 0) + v`` is ``old + v`` for a key already
+    there and ``v`` itself (an ``int``) for a new one, as the general loop
+    gives, keys in the same order."""
     acc: dict[Any, Any] = {}
     get, merge = acc.get, c.merge_combiners
     for out in outputs:
-        block = pickle.loads(out[j])
+        keys, values, ints = pickle.loads(out[j])
         if not acc:
-            acc.update(block)  # the first block's keys are distinct
+            acc.update(zip(keys, values, strict=True))  # the first block's keys are distinct
+        elif merge is operator.add and ints:
+            acc.update(zip(keys, map(operator.add, map(get, keys, _ZEROS), values), strict=True))
         elif merge is operator.add:
-            for k, v in block:
+            for k, v in zip(keys, values, strict=True):
                 old = get(k, _MISSING)
                 acc[k] = v if old is _MISSING else old + v
         else:
-            for k, v in block:
+            for k, v in zip(keys, values, strict=True):
                 old = get(k, _MISSING)
                 acc[k] = v if old is _MISSING else merge(old, v)
     return iter(acc.items())
 
 
 def plan_combine(plan: Plan, parent: Any, c: Combiner, n: int, name: str) -> list[Part]:
-    maps = plan.submit(plan.parts(parent), split_combined, "map", name,
-                       tail_args=lambda i: (c, n))
+    fused = [counting(p, c.create, c.merge_value) for p in plan.parts(parent)]
+    maps = plan.submit([p for p, _ in fused], split_combined, "map", name,
+                       tail_args=lambda i: (c, n, fused[i][1]))
     return [Part(merge_combined, (c, j, maps)) for j in range(n)]
 
 
