@@ -6,6 +6,8 @@ blocking work inline."""
 from __future__ import annotations
 
 import asyncio
+import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ class _Runtime:
         return self.t
 
     def token_bytes(self, n: int) -> bytes:
-        return bytes(range(n))
+        return os.urandom(n)
 
     async def run_blocking(self, fn: Any, *args: Any) -> Any:
         return fn(*args)
@@ -63,7 +65,7 @@ class _Net:
 
     async def offer(self, src: str, msg: Any) -> None:
         out = self.outs.setdefault(src, Outbound())
-        raw = await self.offers[src].offer(msg, out)
+        raw = self.offers[src].offer(msg, out)
         await self.inbound.on_offer(src, raw)
 
     async def pump(self, src: str, limit: int | None = None) -> None:
@@ -141,6 +143,7 @@ def test_a_dead_source_is_resumed_from_another_replica_keeping_the_chunks_receiv
     async def main() -> None:
         net = _Net()
         arr, value = _value()
+        value = replace(value, ident=b"i" * 16)  # replicas offer the ident it came with
         nchunks = -(-value.nbytes // CHUNK)
         await net.offer("a", _store("k", value))
         await net.offer("b", _store("k", value))
@@ -188,7 +191,7 @@ def test_an_offer_larger_than_this_side_can_hold_closes_the_channel() -> None:
         net = _Net()
         net.inbound.max_value = 1 << 20
         _, value = _value()
-        raw = await net.offers["a"].offer(_store("k", value), Outbound())
+        raw = net.offers["a"].offer(_store("k", value), Outbound())
         try:
             await net.inbound.on_offer("a", raw)
         except ProtocolViolation as exc:
