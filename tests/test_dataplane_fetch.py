@@ -200,3 +200,38 @@ def test_an_offer_larger_than_this_side_can_hold_closes_the_channel() -> None:
             raise AssertionError("a 2.4 MB offer passed a 1 MiB bound")
         assert not net.inbound.fetches
     asyncio.run(main())
+
+
+def test_an_altered_chunk_decrypted_in_place_leaves_nothing_and_ends_the_channel() -> None:
+    """The chunk due next is decrypted straight into the sink; one that does
+    not authenticate raises (its channel ends), the receiver does not count
+    it, and what the failed decryption wrote is zeroed."""
+    from mesh.errors import WireError
+
+    async def main() -> None:
+        net = _Net()
+        _, value = _value()
+        await net.offer("a", _store("k", value))
+        await net.pump("a", limit=2)
+        fetch = net.inbound.fetches["k"]
+        due = fetch.receiver.next_seq
+        out = net.outs["a"]
+        for raw in net.control["a"]:
+            out.control(raw)
+        net.control["a"] = []
+        chunk = out.next_chunk()
+        assert chunk is not None and chunk.seq == due
+        frame = bytearray(net.tx.seal_chunk(chunk.tid.to_bytes(8, "big"), chunk.seq,
+                                            chunk.parts))
+        frame[-1] ^= 1  # the tag no longer matches
+        into = fetch.receiver.place(chunk.tid, chunk.seq, chunk.nbytes)
+        assert into is not None  # it would land in place
+        try:
+            await net.inbound.on_chunk("a", net.rx.open(bytes(frame)))
+        except WireError as exc:
+            assert exc.reason == "binding"
+        else:
+            raise AssertionError("an altered chunk was taken")
+        assert fetch.receiver.next_seq == due and not net.delivered
+        assert not any(into)
+    asyncio.run(main())
