@@ -6,7 +6,8 @@ what this machine does with the same bytes over a bare loopback socket.
     {"mb", "node_to_node": {"mb_per_s", "sender_ms_per_mb", "receiver_ms_per_mb",
                             "sender_faults_per_mb", "receiver_faults_per_mb"},
      "to_client": {"mb_per_s", "node_ms_per_mb", "client_ms_per_mb", "client_faults_per_mb"},
-     "loopback": {"mb_per_s", "ms_per_mb"}}
+     "loopback": {"mb_per_s", "ms_per_mb"},
+     "landing": {"file_ms_per_mb", "memory_ms_per_mb"}}
 
 A local mesh of 2 nodes (``--replicas 1``) makes one ``--mb`` (256) MiB
 array on one node; a task restricted to the other node (``workers=``) takes
@@ -18,17 +19,23 @@ the size of the value). On a shared,
 loaded machine they move less than wall-clock rates do. ``loopback`` sends
 the same number of bytes through a socket pair between two threads, 4 MiB
 at a time into a preallocated buffer: the floor of a kernel copy each way,
-with no encryption, hashing or framing.
+with no encryption, hashing or framing. ``landing`` is the other floor of a
+receiver: writing the same MiB into a new file of the spill directory's file
+system (``file_ms_per_mb``, as a receiving node's sink does) and first
+touching as much fresh memory (``memory_ms_per_mb``, what a receiver that
+keeps the value in memory pays), in this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
 import resource
 import socket
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -71,6 +78,33 @@ def own_cpu() -> float:
 
 def _own_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def landing(mb: int, where: str) -> dict[str, float]:
+    """The floor of receiving a value on this machine: CPU ms per MiB to put
+    ``mb`` MiB into a new file in ``where`` (reserved, mapped, then written 4
+    MiB at a time, as a receiving node's sink does, minus the network and the
+    decryption), and to first touch as much fresh anonymous memory (what any
+    receiver that keeps the value in memory pays)."""
+    chunk = bytes(4 * MIB)
+    fd, path = tempfile.mkstemp(dir=where, prefix="mesh-landing-")
+    try:
+        c0 = own_cpu()
+        os.posix_fallocate(fd, 0, mb * MIB)
+        with mmap.mmap(fd, mb * MIB) as m:
+            for at in range(0, mb * MIB, len(chunk)):
+                m[at:at + len(chunk)] = chunk
+        file_cpu = own_cpu() - c0
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    c0 = own_cpu()
+    with mmap.mmap(-1, mb * MIB) as m:
+        for at in range(0, mb * MIB, mmap.PAGESIZE):
+            m[at] = 1
+    anon_cpu = own_cpu() - c0
+    return {"file_ms_per_mb": round(1000 * file_cpu / mb, 2),
+            "memory_ms_per_mb": round(1000 * anon_cpu / mb, 2)}
 
 
 def loopback(mb: int) -> dict[str, float]:
@@ -139,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                          "client_ms_per_mb": round(1000 * client_cpu / mb, 2),
                          "client_faults_per_mb": round(client_faults / mb)}
     print(json.dumps({"mb": mb, "node_to_node": n2n, "to_client": to_client,
-                      "loopback": loopback(mb)}))
+                      "loopback": loopback(mb),
+                      "landing": landing(mb, tempfile.gettempdir())}))
     return 0
 
 
