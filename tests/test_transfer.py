@@ -330,3 +330,25 @@ def test_an_array_moves_once_from_dumps_through_a_transfer_into_a_spill_file(tmp
     assert np.array_equal(out, arr) and not out.flags.writeable
     assert isinstance(got.buffers[0].obj, mmap.mmap)
     assert np.shares_memory(out, np.frombuffer(got.buffers[0], dtype=np.float64))
+
+
+def test_a_file_sink_that_cannot_reserve_its_blocks_writes_without_a_map(tmp_path, monkeypatch):
+    """Where ``posix_fallocate`` fails (a file system without it, a full
+    disk) the sink maps nothing, so no write through a map can fault on a
+    missing block: chunks go through ``pwrite``, which reports a full disk."""
+    import errno
+
+    from mesh.store import _chunks
+
+    def refuse(fd, offset, size):
+        raise OSError(errno.EOPNOTSUPP, "no fallocate here")
+    monkeypatch.setattr(_chunks.os, "posix_fallocate", refuse)
+    v = value(10_000)
+    r = Receiver(window=4, stall_after=1.0,
+                 make_sink=lambda sizes: FileSink(FileSpillDir(str(tmp_path)), "v", sizes))
+    s = Sender(1, v, chunk_size=1000, window=4)
+    for eff in r.handle(s.offer(), 0.0):
+        s.handle(eff)
+    assert r.place(1, 0, 1000) is None and r.place(1, 1, 1000) is None
+    effects = pump(s, r, first=False)
+    assert any(isinstance(e, Complete) and e.value.same_bytes(v) for e in effects)
