@@ -5,7 +5,8 @@ A value is serialized with pickle protocol 5 (:func:`mesh.store.dumps`): a
 small header and the object's own buffers (a numpy array's memory, large
 ``bytes``), never joined. Its key is content-addressed (``hash=True``, as
 Dask's ``tokenize``): the type's name and the SHA-256 of the value's bytes,
-the same digest the transfer offers, so hashing costs one pass. It travels
+which is also the ident the transfer offers; with ``hash=False`` nothing is
+hashed and the ident is a random token. It travels
 to the entry node as a transfer: an offer of a
 :class:`~mesh.protocol.messages.Scatter`, then chunks of
 ``Config.transfer_chunk`` bytes, each a tuple of memoryview slices of the
@@ -18,6 +19,7 @@ batches of small messages, so a task's message waits behind at most one.
 from __future__ import annotations
 
 import itertools
+import secrets
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,7 +73,9 @@ class Upload:
 
     key: str
     value: Value
-    digest: bytes
+    ident: bytes
+    """The transfer's ident (:mod:`mesh.store._transfer`): the content
+    digest with ``hash=True``, else a random token."""
     replicas: int
     state: KeyState | None = None
 
@@ -84,12 +88,12 @@ def prepare(obj: Any, *, key: str | None, hash: bool, client_id: str,
     """Serialize ``obj`` without copying its buffers and name it."""
     header, buffers = dumps(obj)
     value = Value.of(header, buffers)
+    if key is not None or not hash:  # nothing to hash: the ident is a token
+        if key is None:
+            key = f"{type(obj).__name__}-{client_id}-s{next(_unique)}"
+        return Upload(key, value, secrets.token_bytes(16), replicas)
     digest = value_digest(value)
-    if key is None:
-        name = type(obj).__name__
-        key = (f"{name}-{digest[:16].hex()}" if hash
-               else f"{name}-{client_id}-s{next(_unique)}")
-    return Upload(key, value, digest, replicas)
+    return Upload(f"{type(obj).__name__}-{digest[:16].hex()}", value, digest, replicas)
 
 
 SMALL = frozenset({int, float, bool, type(None), complex})
@@ -145,9 +149,9 @@ class Uploads:
     def _offer(self, up: Upload) -> list:
         self._tid += 1
         sender = Sender(self._tid, up.value, chunk_size=self.chunk, window=self.window,
-                        digest=up.digest)
+                        ident=up.ident)
         self.out.add(sender)
-        entry = [up.key, sender.tid, list(up.value.sizes), up.digest, self.chunk]
+        entry = [up.key, sender.tid, list(up.value.sizes), up.ident, self.chunk]
         return [OFFER, encode(Scatter(up.key, b"", up.replicas)), [entry]]
 
     def reconnected(self) -> list:

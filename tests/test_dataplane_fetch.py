@@ -6,6 +6,8 @@ blocking work inline."""
 from __future__ import annotations
 
 import asyncio
+import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ class _Runtime:
         return self.t
 
     def token_bytes(self, n: int) -> bytes:
-        return bytes(range(n))
+        return os.urandom(n)
 
     async def run_blocking(self, fn: Any, *args: Any) -> Any:
         return fn(*args)
@@ -63,7 +65,7 @@ class _Net:
 
     async def offer(self, src: str, msg: Any) -> None:
         out = self.outs.setdefault(src, Outbound())
-        raw = await self.offers[src].offer(msg, out)
+        raw = self.offers[src].offer(msg, out)
         await self.inbound.on_offer(src, raw)
 
     async def pump(self, src: str, limit: int | None = None) -> None:
@@ -141,6 +143,7 @@ def test_a_dead_source_is_resumed_from_another_replica_keeping_the_chunks_receiv
     async def main() -> None:
         net = _Net()
         arr, value = _value()
+        value = replace(value, ident=b"i" * 16)  # replicas offer the ident it came with
         nchunks = -(-value.nbytes // CHUNK)
         await net.offer("a", _store("k", value))
         await net.offer("b", _store("k", value))
@@ -188,7 +191,7 @@ def test_an_offer_larger_than_this_side_can_hold_closes_the_channel() -> None:
         net = _Net()
         net.inbound.max_value = 1 << 20
         _, value = _value()
-        raw = await net.offers["a"].offer(_store("k", value), Outbound())
+        raw = net.offers["a"].offer(_store("k", value), Outbound())
         try:
             await net.inbound.on_offer("a", raw)
         except ProtocolViolation as exc:
@@ -196,4 +199,39 @@ def test_an_offer_larger_than_this_side_can_hold_closes_the_channel() -> None:
         else:
             raise AssertionError("a 2.4 MB offer passed a 1 MiB bound")
         assert not net.inbound.fetches
+    asyncio.run(main())
+
+
+def test_an_altered_chunk_decrypted_in_place_leaves_nothing_and_ends_the_channel() -> None:
+    """The chunk due next is decrypted straight into the sink; one that does
+    not authenticate raises (its channel ends), the receiver does not count
+    it, and what the failed decryption wrote is zeroed."""
+    from mesh.errors import WireError
+
+    async def main() -> None:
+        net = _Net()
+        _, value = _value()
+        await net.offer("a", _store("k", value))
+        await net.pump("a", limit=2)
+        fetch = net.inbound.fetches["k"]
+        due = fetch.receiver.next_seq
+        out = net.outs["a"]
+        for raw in net.control["a"]:
+            out.control(raw)
+        net.control["a"] = []
+        chunk = out.next_chunk()
+        assert chunk is not None and chunk.seq == due
+        frame = bytearray(net.tx.seal_chunk(chunk.tid.to_bytes(8, "big"), chunk.seq,
+                                            chunk.parts))
+        frame[-1] ^= 1  # the tag no longer matches
+        into = fetch.receiver.place(chunk.tid, chunk.seq, chunk.nbytes)
+        assert into is not None  # it would land in place
+        try:
+            await net.inbound.on_chunk("a", net.rx.open(bytes(frame)))
+        except WireError as exc:
+            assert exc.reason == "binding"
+        else:
+            raise AssertionError("an altered chunk was taken")
+        assert fetch.receiver.next_seq == due and not net.delivered
+        assert not any(into)
     asyncio.run(main())

@@ -130,6 +130,7 @@ def test_only_large_arguments_are_found_worth_scattering() -> None:
 
 def test_a_source_that_offers_again_after_its_channel_broke_is_taken_up_after_a_stall() -> None:
     import asyncio
+    from dataclasses import replace
 
     from mesh.store._channel import Outbound
     from tests.test_dataplane_fetch import _Net, _store, _value
@@ -137,6 +138,7 @@ def test_a_source_that_offers_again_after_its_channel_broke_is_taken_up_after_a_
     async def main() -> None:
         net = _Net()
         arr, value = _value()
+        value = replace(value, ident=b"i" * 16)  # named when it was made
         await net.offer("a", _store("k", value))
         await net.pump("a", limit=3)
         net.outs["a"] = Outbound()  # the link broke: its senders went with it

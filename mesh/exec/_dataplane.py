@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mesh.exec._executor import Outcome
@@ -35,6 +36,7 @@ from mesh.store._channel import (
     CANCEL,
     CONTROL_FRAME,
     CREDIT,
+    IDENT_BYTES,
     OFFER,
     Offers,
     carries_value,
@@ -163,6 +165,8 @@ class DataPlane:
                 payload, kind = Value.of(header, buffers), P.OK_VALUE
             if kind == P.OK_VALUE:
                 assert type(payload) is Value
+                if not payload.ident:  # named once: every offer of it says the same
+                    payload = replace(payload, ident=self.node.runtime.token_bytes(IDENT_BYTES))
                 self.values.pop(tid, None)  # a run's own value replaces a stale one
                 error = self.store.adopt(tid, payload)
                 if error is not None:
@@ -208,17 +212,14 @@ class DataPlane:
     # ---------------------------------------------------------- channels
     def encode(self, box: Outbox, msgs: list) -> list:
         """The wire form of ``msgs`` for ``box``; those carrying Values are
-        offered instead (the offer follows once its digests are known)."""
+        offered instead (a control message; its senders join the box)."""
         out = []
         for m in msgs:
             if carries_value(m):
-                self.spawn(self._offer(box, m))
+                box.push_control(self.offers.offer(m, box.out))
             else:
                 out.append(encode(m))
         return out
-
-    async def _offer(self, box: Outbox, msg: Any) -> None:
-        box.push_control(await self.offers.offer(msg, box.out))
 
     def _to_peer(self, dest: str, raw: list) -> None:
         box = self.links(dest)

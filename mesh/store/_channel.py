@@ -6,18 +6,19 @@ The exec core's messages carry ``bytes | Value`` payloads (:class:`Store`,
 On the wire, a message that carries Values is sent as an *offer*, a small
 message of its own in the channel's ordinary frames::
 
-    ["vo", inner, [[vkey, tid, sizes, digest, chunk_size], ...]]
+    ["vo", inner, [[vkey, tid, sizes, ident, chunk_size], ...]]
 
 ``inner`` is the message's own wire form with each Value replaced by
 ``b""``; ``vkey`` names the value (the message's key, or a dependency's key
-in a :class:`Grant`). The receiver answers each value with credit or a
-cancel, on its own channel back (``["vc", tid, next_seq, limit, rewind]``,
-``["vx", tid]``), and the sender sends chunks as *chunk frames*
-(:meth:`mesh.wire.ChannelCipher.seal_chunk`: sealed with the channel's
-keys, the stream id is the tid, the index the chunk's sequence number) between the batches of small
-messages: a small message waits behind at most one chunk
-(:func:`drain`). The inner message reaches the core only once every value it
-carries arrived whole and matched its digest
+in a :class:`Grant`); ``ident`` is the value's identity (16 bytes: the one it
+arrived with, or a token this node chose; :mod:`mesh.store._transfer`).
+The receiver answers each value with credit or a cancel, on its own channel
+back (``["vc", tid, next_seq, limit, rewind]``, ``["vx", tid]``), and the
+sender sends chunks as *chunk frames* (:meth:`mesh.wire.ChannelCipher.seal_chunk`:
+sealed with the channel's keys, the stream id is the tid, the index the
+chunk's sequence number) between the batches of small messages: a small
+message waits behind at most one chunk (:func:`drain`). The inner message
+reaches the core only once every value it carries arrived whole
 (:class:`~mesh.store.Receiver`): a partly received value is never used.
 
 The receiving side, one fetch per key per node, is :mod:`mesh.store._fetch`.
@@ -33,7 +34,6 @@ from typing import Any
 import msgpack
 
 from mesh.protocol.messages import Done, Grant, ProtocolViolation, Result, Scatter, Store, encode
-from mesh.store._chunks import value_digest
 from mesh.store._interleave import Interleaver
 from mesh.store._transfer import Cancel, Chunk, Credit, Sender
 from mesh.store._values import Value
@@ -143,38 +143,47 @@ class Outbound:
         self.interleaver = Interleaver(1)
 
 
+IDENT_BYTES = 16
+
+
 class Offers:
-    """Makes offers: allocates transfer ids and remembers each value's digest
-    (one SHA-256 pass per value and node, off the event loop)."""
+    """Makes offers: allocates transfer ids and gives each value its ident,
+    at no cost per byte: ``value.ident`` (the exec layer names each result
+    when it is made, and a value that arrived keeps the ident it came with),
+    else a token (``runtime.token_bytes``) kept per key and spill file, so
+    every offer of one file names it alike (a file name is never reused for
+    other bytes while the node lives), else a new token."""
 
     def __init__(self, runtime: Any, *, chunk: int, window: int) -> None:
         self.runtime = runtime
         self.chunk = chunk
         self.window = window
         self._next = int.from_bytes(runtime.token_bytes(4), "big") << 20
-        self._digests: dict[tuple[str, str], bytes] = {}
+        self._idents: dict[tuple[str, str], bytes] = {}
 
-    async def digest(self, vkey: str, value: Value) -> bytes:
+    def ident(self, vkey: str, value: Value) -> bytes:
+        if value.ident:
+            return value.ident
         if value.source is None:
-            return await self.runtime.run_blocking(value_digest, value)
-        got = self._digests.get((vkey, value.source))
+            return self.runtime.token_bytes(IDENT_BYTES)
+        got = self._idents.get((vkey, value.source))
         if got is None:
-            got = await self.runtime.run_blocking(value_digest, value)
-            if len(self._digests) >= 4096:
-                self._digests.pop(next(iter(self._digests)))
-            self._digests[vkey, value.source] = got
+            got = self.runtime.token_bytes(IDENT_BYTES)
+            if len(self._idents) >= 4096:
+                self._idents.pop(next(iter(self._idents)))
+            self._idents[vkey, value.source] = got
         return got
 
-    async def offer(self, msg: Any, out: Outbound) -> list:
+    def offer(self, msg: Any, out: Outbound) -> list:
         """The offer message for ``msg``; its senders join ``out``."""
         entries = []
         for vkey, value in values_of(msg):
-            digest = await self.digest(vkey, value)
+            ident = self.ident(vkey, value)
             self._next += 1
             sender = Sender(self._next, value, chunk_size=self.chunk, window=self.window,
-                            digest=digest)
+                            ident=ident)
             out.add(sender)
-            entries.append([vkey, sender.tid, list(value.sizes), digest, self.chunk])
+            entries.append([vkey, sender.tid, list(value.sizes), ident, self.chunk])
         stripped = fill(msg, {vkey: b"" for vkey, _ in values_of(msg)})
         return [OFFER, encode(stripped), entries]
 

@@ -7,7 +7,7 @@ received, a second offer of the same key (another replica, another message)
 only joins: its message waits for the same value, its source is kept as an
 alternate. When the source dies (a view change), stalls, or sends bytes that
 do not match, the receiver takes up an alternate, keeping the chunks it has
-when the alternate offers the same digest (another replica) and starting
+when the alternate offers the same ident (another replica) and starting
 again when it does not (a value computed again). A value this node already
 holds is not fetched again: the offer is cancelled and the message delivered.
 """
@@ -114,7 +114,7 @@ class Inbound:
             if not (type(e) is list and len(e) == 5 and type(e[0]) is str
                     and type(e[1]) is int and int_list(e[2]) and e[2]
                     and type(e[3]) is bytes and type(e[4]) is int and e[4] > 0):
-                raise ProtocolViolation("an offered value must be [key, tid, sizes, digest, "
+                raise ProtocolViolation("an offered value must be [key, tid, sizes, ident, "
                                         "chunk size]")
             if sum(e[2]) > self.max_value:
                 raise ProtocolViolation(f"an offered value of {sum(e[2])} bytes, more than "
@@ -179,7 +179,8 @@ class Inbound:
     # ------------------------------------------------------------- chunks
     async def on_chunk(self, src: str, frame: SealedChunk) -> None:
         """A chunk frame from ``src``, as its bound channel received it
-        (opened, placed and hashed off the loop). Raises
+        (opened off the loop, into its place in the sink when it is the
+        chunk due next and lands in one piece). Raises
         :class:`~mesh.errors.WireError` for a frame that does not open: its
         channel must end."""
         tid = int.from_bytes(frame.stream, "big")
@@ -187,6 +188,11 @@ class Inbound:
         live = fetch is not None and fetch.receiver.offer is not None
 
         def absorb(receiver: Receiver | None, now: float) -> list:
+            into = (None if receiver is None
+                    else receiver.place(tid, frame.index, frame.data_len))
+            if into is not None:  # the chunk due next: decrypted where it belongs
+                frame.open_into(into)
+                return receiver.handle(Chunk(tid, frame.index, (into,), placed=True), now)
             data = frame.open()  # a stale chunk too: authenticated, then dropped
             if receiver is None:
                 return []

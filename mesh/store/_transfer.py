@@ -4,12 +4,19 @@ A :class:`Sender` cuts a value (header + buffers, never joined) into chunks
 of ``chunk_size`` stream bytes; chunk ``seq`` covers stream bytes
 ``[seq * chunk_size, (seq + 1) * chunk_size)``. A :class:`Receiver` writes
 each chunk into a preallocated :class:`~mesh.store._chunks.Sink` and hands
-the value over only when every byte arrived and the digest of the whole
-matches the one offered: a partly received value is never used.
+the value over only when every chunk arrived, in order and of its length: a
+partly received value is never used.
+
+Integrity is the channel's: every chunk travels sealed (AES-256-GCM under the
+connection's key, its stream and index in the additional data), so a chunk
+that reaches a receiver is the sender's, at its place. The offer's ``ident``
+names the value, not its bytes: it costs nothing per byte, and two offers
+with the same ident (replicas of one value, which pass the ident on with it)
+hold the same bytes, so a resumed transfer keeps its prefix.
 
 Messages (carried by the driver over the peers' authenticated channel)::
 
-    sender -> receiver   Offer(tid, sizes, digest, chunk_size), Chunk(tid, seq, parts)
+    sender -> receiver   Offer(tid, sizes, ident, chunk_size), Chunk(tid, seq, parts)
     receiver -> sender   Credit(tid, next_seq, limit, rewind), Cancel(tid)
 
 Flow control: ``Credit`` acknowledges every chunk below ``next_seq`` and
@@ -19,20 +26,20 @@ allows chunks below ``limit``; the sender also never has more than its own
 ``rewind=True``, which moves the sender back to ``next_seq``.
 
 Resuming: a receiver takes a new ``Offer`` (a new ``tid``, from the same or
-another source) at any time. With the same sizes, digest and chunk size it
-keeps the chunks it has and asks the new source to start at ``next_seq``;
-otherwise (the value was computed again and differs) it starts from 0. The
+another source) at any time. With the same sizes and ident (and a chunk
+size that divides what arrived) it keeps the chunks it has and asks the new
+source to start at ``next_seq``; otherwise (a value computed again, with an
+ident of its own) it starts from 0. The
 old source gets a ``Cancel``; chunks of an old ``tid`` are ignored.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from mesh.store._chunks import DIGEST, MemorySink, Segments, Sink, size_prefix, value_digest
+from mesh.store._chunks import MemorySink, Segments, Sink, value_digest
 from mesh.store._values import Buffer, Value
 
 # ------------------------------------------------------------------ messages
@@ -42,7 +49,7 @@ from mesh.store._values import Buffer, Value
 class Offer:
     tid: int
     sizes: tuple[int, ...]
-    digest: bytes
+    ident: bytes
     chunk_size: int
 
 
@@ -51,6 +58,9 @@ class Chunk:
     tid: int
     seq: int
     parts: tuple[Buffer, ...]
+    placed: bool = False
+    """The parts are already where the sink keeps them (decrypted into the
+    view :meth:`Receiver.place` gave): nothing to write."""
 
     @property
     def nbytes(self) -> int:
@@ -75,7 +85,7 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True)
 class Complete:
-    """The whole value arrived and matched its digest (from offer ``tid``)."""
+    """The whole value arrived (from offer ``tid``); ``value.ident`` is the offer's."""
 
     tid: int
     value: Value
@@ -83,7 +93,7 @@ class Complete:
 
 @dataclass(frozen=True, slots=True)
 class Corrupt:
-    """Source ``tid`` sent bytes that do not match what it offered; what it
+    """Source ``tid`` sent a chunk that does not fit what it offered; what it
     sent is thrown away. The driver asks another source (a new offer)."""
 
     tid: int
@@ -110,18 +120,19 @@ CANCELLED = "cancelled"
 
 
 class Sender:
-    """Sends one value to one receiver. ``digest`` is the value's
-    :func:`value_digest` (a store computes it once per value)."""
+    """Sends one value to one receiver. ``ident`` names the value (see the
+    module docstring); without one it is ``value.ident``, else the value's
+    :func:`value_digest` (a pass over its bytes: nodes give a token instead)."""
 
     def __init__(self, tid: int, value: Value, *, chunk_size: int, window: int,
-                 digest: bytes | None = None) -> None:
+                 ident: bytes | None = None) -> None:
         if chunk_size < 1 or window < 1:
             raise ValueError("chunk_size and window must be at least 1")
         self.tid = tid
         self.value = value
         self.chunk_size = chunk_size
         self.window = window
-        self.digest = value_digest(value) if digest is None else digest
+        self.ident = ident or value.ident or value_digest(value)
         self.segments = Segments(value.sizes)
         self._segs = value.segments()
         self.nchunks = chunk_count(self.segments.total, chunk_size)
@@ -133,7 +144,7 @@ class Sender:
         self.limit = 0
 
     def offer(self) -> Offer:
-        return Offer(self.tid, self.value.sizes, self.digest, self.chunk_size)
+        return Offer(self.tid, self.value.sizes, self.ident, self.chunk_size)
 
     @property
     def in_flight(self) -> int:
@@ -185,7 +196,7 @@ _SENDER_TABLE: dict[tuple[str, type], Callable[[Sender, object], None]] = {
 # ------------------------------------------------------------------ receiver
 
 WAITING = "waiting"
-"""No usable offer yet (or the last source's bytes did not match)."""
+"""No usable offer yet (or the last source sent a chunk that did not fit)."""
 RECEIVING = "receiving"
 COMPLETE = "complete"
 
@@ -212,7 +223,6 @@ class Receiver:
         self.value: Value | None = None
         self.stale = 0
         """Chunks ignored: an old source's, duplicates, or past a gap."""
-        self._hash = hashlib.new(DIGEST)
         self._rewound_at = -1
         self._progress = 0.0
 
@@ -234,8 +244,6 @@ class Receiver:
             self.sink.discard()
         self.sink = self.make_sink(offer.sizes)
         self.next_seq = 0
-        self._hash = hashlib.new(DIGEST)
-        self._hash.update(size_prefix(offer.sizes))
 
     def _on_offer(self, offer: Offer, now: float, out: list[ReceiverEffect]) -> None:
         old = self.offer
@@ -246,7 +254,7 @@ class Receiver:
         if old is not None and self.state == RECEIVING:
             out.append(Cancel(old.tid))
         same = (old is not None and self.sink is not None and old.sizes == offer.sizes
-                and old.digest == offer.digest
+                and old.ident == offer.ident
                 and (self.next_seq * old.chunk_size) % offer.chunk_size == 0)
         if same:
             assert old is not None
@@ -279,9 +287,8 @@ class Receiver:
         if chunk.nbytes != expected:
             self._corrupt(f"chunk {chunk.seq} is {chunk.nbytes} bytes, not {expected}", out)
             return
-        self.sink.write(start, chunk.parts)
-        for part in chunk.parts:
-            self._hash.update(part)
+        if not chunk.placed:
+            self.sink.write(start, chunk.parts)
         self.next_seq += 1
         self._progress = now
         self._maybe_complete(out)
@@ -293,10 +300,7 @@ class Receiver:
         assert offer is not None and self.sink is not None
         if self.next_seq < self.nchunks:
             return
-        if self._hash.digest() != offer.digest:
-            self._corrupt("the bytes do not match the offered digest", out)
-            return
-        self.value = self.sink.value()
+        self.value = replace(self.sink.value(), ident=offer.ident)
         self.sink = None
         self.state = COMPLETE
         out.append(Credit(offer.tid, self.nchunks, self.nchunks))
@@ -311,6 +315,20 @@ class Receiver:
         self.sink = None
         self.next_seq = 0
         self.state = WAITING
+
+    def place(self, tid: int, seq: int, nbytes: int) -> memoryview | None:
+        """Where chunk ``seq`` of offer ``tid`` goes, if it is the chunk due
+        next, of its length, and lands in one piece: a writable view of the
+        sink to decrypt it into (then :meth:`handle` it with ``placed=True``).
+        None otherwise: the chunk is opened elsewhere and handled as usual."""
+        offer = self.offer
+        if (self.state != RECEIVING or offer is None or self.sink is None or tid != offer.tid
+                or seq != self.next_seq):
+            return None
+        start = seq * offer.chunk_size
+        if nbytes != min(offer.chunk_size, sum(offer.sizes) - start):
+            return None
+        return self.sink.place(start, nbytes)
 
     def tick(self, now: float) -> list[ReceiverEffect]:
         """Report a stall, and ask the source again to send from ``next_seq``

@@ -22,6 +22,12 @@ class Value:
     """The name of a complete file in the node's spill directory that holds
     exactly these bytes in the spill-file layout (its buffers are then views of
     a map of it), or None when the value lives only in memory."""
+    ident: bytes = b""
+    """The value's identity on the wire (:mod:`mesh.store._transfer`): two
+    sources that offer one ident hold the same bytes, so a transfer resumed
+    from the other keeps what it received. Set on a value that arrived by
+    transfer (the ident it was offered with, so every replica offers the
+    same); empty otherwise, and then the sender chooses one."""
 
     @classmethod
     def of(cls, header: bytes, buffers: Sequence[Buffer | bytes | bytearray] = ()) -> Value:
