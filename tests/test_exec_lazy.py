@@ -59,12 +59,25 @@ def test_an_outbox_holds_later_messages_until_the_next_push_in_order() -> None:
         assert len(armed) == 1  # one timer at a time
         box.push(["s"])
         assert box.wake.is_set()
-        assert box.take() == ["x1", "x2", "s"]
+        assert box.take_runs() == [(False, ["x1", "x2", "s"])]
         box.flush_later()  # the timer fires after the frame went: nothing to send
         assert box.later is None and not box.wake.is_set()
         box.push_later(["x3"], arm)
         assert len(armed) == 2
         box.flush_later()
-        assert box.wake.is_set() and box.take() == ["x3"]
+        assert box.wake.is_set() and box.take_runs() == [(False, ["x3"])]
+
+    asyncio.run(main())
+
+
+def test_an_offer_neither_overtakes_nor_is_overtaken_by_core_messages() -> None:
+    async def main() -> None:
+        box = Outbox()
+        box.push_later(["unsubscribe k"], lambda cb: object())
+        box.push_control(["offer of k"])
+        box.push(["ack j"])
+        box.push_control(["credit"])
+        assert box.take_runs() == [(False, ["unsubscribe k"]), (True, [["offer of k"]]),
+                                   (False, ["ack j"]), (True, [["credit"]])]
 
     asyncio.run(main())

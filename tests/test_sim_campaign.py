@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sim.campaign import EVERY_FAULT, main, scenario
 from sim.runner import Simulation
 from sim.scenario import Scenario
@@ -40,13 +42,20 @@ def test_a_warm_node_that_restarts_joins_cold() -> None:
     assert any(r.kind == "crash" and r.victims for r in result.faults)
 
 
-def test_a_task_the_simulated_workers_crash_three_times_is_rightly_killed() -> None:
-    """Campaign seed 377 (tasks): the executors' random 1% worker crashes hit
-    one flaky task's runs three times, and mesh rightly gave up on it with
-    KilledWorker; the checker takes that answer as right, and only then."""
+def test_a_task_the_simulated_workers_crash_three_times_is_rightly_killed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Campaign seed 377 (tasks) found it: the executors' random worker
+    crashes hit one task's runs three times, and mesh rightly gave up on it
+    with KilledWorker; the checker takes that answer as right, and only then.
+    Here crashes are five times as frequent, and one task of this seed meets
+    it (deterministic: same seed, same trace)."""
     from sim.campaign import scenario as campaign_scenario
+    from sim.workloads.tasks import TasksWorkload
 
+    monkeypatch.setattr(TasksWorkload, "crash_rate", 0.05)
     sim = Simulation(campaign_scenario("tasks", 377), 377)
     result = sim.run()
     assert result.ok, [i.detail for i in result.invariants if i.status == "fail"]
-    assert sim.workload.random_crashes["flaky-sim377c1-14"] >= sim.config.max_task_crashes
+    killed = [k for k, n in sim.workload.random_crashes.items()
+              if n >= sim.config.max_task_crashes]
+    assert killed

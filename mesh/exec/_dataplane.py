@@ -213,9 +213,12 @@ class DataPlane:
     def encode(self, box: Outbox, msgs: list) -> list:
         """The wire form of ``msgs`` for ``box``; those carrying Values are
         offered instead (a control message; its senders join the box)."""
-        out = []
+        out: list = []
         for m in msgs:
             if carries_value(m):
+                if out:  # the messages before the offer go before it
+                    box.push(out)
+                    out = []
                 box.push_control(self.offers.offer(m, box.out))
             else:
                 out.append(encode(m))

@@ -1,5 +1,11 @@
 """A destination's buffered messages and the task that sends them (the exec
-service keeps one per peer link and one per client session)."""
+service keeps one per peer link and one per client session).
+
+Core messages and transfer control messages (offers, credits, cancels) wait
+in one queue, in the order they were pushed, as runs of one kind: a value's
+offer never overtakes a message pushed before it (an ``Unsubscribe`` of its
+key, say), nor is it overtaken by one pushed after it.
+"""
 
 from __future__ import annotations
 
@@ -16,57 +22,57 @@ __all__ = ["Outbox"]
 class Outbox:
     """Messages for one destination and the task that sends them."""
 
-    __slots__ = ("broken", "buf", "ctl", "later", "out", "task", "wake")
+    __slots__ = ("broken", "later", "out", "runs", "task", "wake")
 
     def __init__(self) -> None:
-        self.buf: list = []
+        self.runs: list[tuple[bool, list]] = []
+        """``(control, items)`` in the order pushed: core messages
+        (``control`` False) or transfer control messages."""
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.broken = False
-        self.ctl: list = []
-        """Transfer control messages (offers, credits, cancels)."""
         self.out = Outbound()
         """Values being sent to this destination, chunk by chunk."""
         self.later: Any = None
         """The timer that sends messages pushed with :meth:`push_later` if
         nothing else is sent first."""
 
-    def push(self, msgs: list) -> None:
-        if self.buf:
-            self.buf.extend(msgs)
+    def _add(self, control: bool, items: list) -> None:
+        runs = self.runs
+        if runs and runs[-1][0] is control:
+            runs[-1][1].extend(items)
         else:
-            self.buf = msgs
+            runs.append((control, list(items)))
+
+    def push(self, msgs: list) -> None:
+        if msgs:
+            self._add(False, msgs)
         self.wake.set()
 
     def push_later(self, msgs: list, arm: Callable[[Callable[[], None]], Any]) -> None:
         """Buffer messages nothing waits on without waking the sender: they
         go with the next frame, in order, or when the timer that
         ``arm(callback)`` sets fires (one armed at a time)."""
-        if self.buf:
-            self.buf.extend(msgs)
-        else:
-            self.buf = msgs
+        if msgs:
+            self._add(False, msgs)
         if self.later is None:
             self.later = arm(self.flush_later)
 
     def flush_later(self) -> None:
         """:attr:`later` fired: send what waits, if nothing took it yet."""
         self.later = None
-        if self.buf:
+        if self.runs:
             self.wake.set()
 
-    def take(self) -> list:
-        msgs, self.buf = self.buf, []
-        self.wake.clear()
-        return msgs
-
     def push_control(self, msg: list) -> None:
-        self.ctl.append(msg)
+        self._add(True, [msg])
         self.wake.set()
 
-    def take_control(self) -> list:
-        ctl, self.ctl = self.ctl, []
-        return ctl
+    def take_runs(self) -> list[tuple[bool, list]]:
+        """Everything waiting, in order (see :attr:`runs`)."""
+        runs, self.runs = self.runs, []
+        self.wake.clear()
+        return runs
 
     async def watch(self, ch: Channel) -> None:
         """Read our outgoing channel ``ch`` to this destination: a read

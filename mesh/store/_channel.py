@@ -192,24 +192,25 @@ async def drain(box: Any, ch: Any, encode_frames: Callable[..., list[bytes]],
                 limit: int, target: int, on_sent: Callable[[int], None]) -> None:
     """Send what ``box`` (an :class:`~mesh.exec._outbox.Outbox`) holds on
     ``ch`` (a :class:`~mesh.wire._transport.BoundChannel`, which seals):
-    every waiting control and core message, then one chunk, until nothing
-    is left. Control messages go in frames of their own (``["V", ...]``).
+    every waiting core and control message in the order they were pushed,
+    then one chunk, until nothing is left. Control messages go in frames of
+    their own (``["V", ...]``).
     ``on_sent`` gets each frame's size."""
     out: Outbound = box.out
     while True:
-        ctl = box.take_control()
-        for i in range(0, len(ctl), 256):
-            body = msgpack.packb([CONTROL_FRAME, *ctl[i:i + 256]], use_bin_type=True)
-            await ch.send(body)
-            on_sent(len(body) + CHANNEL_OVERHEAD)
-        msgs = box.take()
-        if msgs:
-            for body in encode_frames(msgs, limit, target):
-                await ch.send(body)
-                on_sent(len(body) + CHANNEL_OVERHEAD)
+        for control, items in box.take_runs():  # in the order they were pushed
+            if control:
+                for i in range(0, len(items), 256):
+                    body = msgpack.packb([CONTROL_FRAME, *items[i:i + 256]], use_bin_type=True)
+                    await ch.send(body)
+                    on_sent(len(body) + CHANNEL_OVERHEAD)
+            else:
+                for body in encode_frames(items, limit, target):
+                    await ch.send(body)
+                    on_sent(len(body) + CHANNEL_OVERHEAD)
         chunk = out.next_chunk()
         if chunk is None:
-            if not box.buf and not box.ctl:
+            if not box.runs:
                 return
             continue
         on_sent(await ch.send_chunk(_stream(chunk.tid), chunk.seq, chunk.parts))

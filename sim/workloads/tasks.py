@@ -124,6 +124,9 @@ class _Expect:
 class TasksWorkload:
     name = "tasks"
 
+    crash_rate = 0.01
+    """Chance that a simulated worker crashes running a job."""
+
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
         _ATTEMPTS.clear()
@@ -163,7 +166,7 @@ class TasksWorkload:
     def services(self, i: int, runtime: SimRuntime, life: int) -> list[Any]:
         name = self.sim.hosts[i].name
         ex = SimExecutor(runtime, random.Random(f"{self.sim.seed}:{name}:{life}:exec"),
-                         crash_rate=0.01, crash_log=self.random_crashes)
+                         crash_rate=self.crash_rate, crash_log=self.random_crashes)
         svc = ExecService(ex, window=64)
         self.services_of[i] = svc
         return [svc]
